@@ -1,0 +1,209 @@
+"""One watched folder at run time: its filter, observer, rules, and the checks that keep it honest.
+
+A folder is "watching", or "unavailable" when its mount is gone (path missing, stale handle,
+suddenly empty where it had files). An unavailable folder pauses quietly (one message) instead of
+flooding errors, and resumes by itself with a rescan when it comes back. A dead observer is
+restarted and followed by a rescan, since events were lost while it was down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from runwatchd.config import FolderConfig
+from runwatchd.rules import RuleResolver
+from runwatchd.watch import (
+    FileFilter,
+    FolderWatcher,
+    choose_observer,
+    count_dirs,
+    fs_type,
+    inotify_watch_limit,
+    scan_tree,
+)
+
+log = logging.getLogger(__name__)
+
+MOUNT_CHECK_INTERVAL = 5.0
+# NFS clients cache attributes for up to 60 s (acregmax): a shorter settle time can see a file
+# as unchanged while the server already has more bytes.
+NFS_ATTR_CACHE = 60.0
+
+
+class Folder:
+    """A configured folder and everything that watches it."""
+
+    def __init__(
+        self,
+        config: FolderConfig,
+        *,
+        on_candidate: Callable[[Path, "Folder", bool], None],
+        on_dir: Callable[["Folder", Path], None],
+        is_own_output: Callable[[Path], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.root = config.path
+        self.settings = config.settings
+        self.resolver = RuleResolver(self.root, config.rule)
+        exclude = [config.rule.output_path(self.root)] if config.rule else []
+        self.filter = FileFilter(self.root, self.settings.include, self.settings.ignore,
+                                 exclude_dirs=exclude)
+        self.kind = "none"
+        self.state = "idle"
+        self._on_candidate = on_candidate
+        self._on_dir = on_dir
+        self._is_own_output = is_own_output
+        self._clock = clock
+        self._watcher: FolderWatcher | None = None
+        self._watching_wanted = False
+        self._next_rescan = clock() + self.settings.rescan_interval
+        self._rescan_soon = False
+        self._next_mount_check = clock() + MOUNT_CHECK_INTERVAL
+        self._had_files = False
+
+    # -- filtering -----------------------------------------------------------------------------
+
+    def contains(self, path: Path) -> bool:
+        if self.config.recursive:
+            return self.root in path.parents
+        return path.parent == self.root
+
+    def wants(self, path: Path) -> bool:
+        if not self.contains(path) or not self.filter.wants(path) or self._is_own_output(path):
+            return False
+        rule = self.resolver.rule_for(path)
+        if rule is not None:
+            # Outputs of a rules file's rule live under its own output_dir: never feed them back.
+            out = rule.output_path(self.root)
+            if out in path.parents:
+                return False
+        return True
+
+    def scan(self, top: Path | None = None) -> Iterator[tuple[Path, os.stat_result]]:
+        if not self._available():
+            return
+        for path, st in scan_tree(top or self.root, self.config.recursive, self.filter):
+            self._had_files = True
+            if self.wants(path):
+                yield path, st
+
+    # -- watching ------------------------------------------------------------------------------
+
+    def start_watching(self) -> None:
+        self._watching_wanted = True
+        if not self._available():
+            self._set_unavailable("the folder does not exist (yet)")
+            return
+        self.kind = self._choose_kind()
+        self._watcher = FolderWatcher(
+            self.root, recursive=self.config.recursive, kind=self.kind,
+            poll_interval=self.settings.poll_interval, on_path=self._event,
+            on_overflow=self.rescan_soon, on_dir=self._dir_event,
+        )
+        self._watcher.start()
+        self.state = "watching"
+        log.info("watching %s (%s, settle %.1f s)", self.root, self.kind,
+                 self.settings.settle_seconds)
+
+    def stop_watching(self) -> None:
+        self._watching_wanted = False
+        self._stop_watcher()
+        self.state = "idle"
+
+    def _stop_watcher(self) -> None:
+        if self._watcher is not None:
+            try:
+                self._watcher.stop()
+                self._watcher.join(5.0)
+            except Exception:  # noqa: BLE001 - a watcher on a vanished mount may fail to stop
+                log.debug("stopping the observer of %s failed", self.root, exc_info=True)
+            self._watcher = None
+
+    def _choose_kind(self) -> str:
+        kind = choose_observer(self.root, self.settings.observer)
+        fstype = fs_type(self.root)
+        if fstype.startswith("nfs") and self.settings.settle_seconds < NFS_ATTR_CACHE:
+            log.warning("%s is on NFS: settle_seconds %.1f is shorter than the attribute cache "
+                        "(up to %.0f s); raise it or mount with actimeo=1",
+                        self.root, self.settings.settle_seconds, NFS_ATTR_CACHE)
+        if kind == "inotify" and self.config.recursive:
+            limit = inotify_watch_limit()
+            if limit is not None:
+                dirs = count_dirs(self.root, True, limit)
+                if dirs >= limit:
+                    log.warning("%s has %d+ directories, more than the inotify watch limit (%d); "
+                                "polling it instead. Raise the limit with: sudo sysctl "
+                                "fs.inotify.max_user_watches=%d", self.root, dirs, limit,
+                                max(limit * 2, 524288))
+                    kind = "polling"
+        return kind
+
+    def _event(self, path: Path, closed: bool) -> None:
+        if self.state == "watching" and self.wants(path):
+            log.debug("detected %s", path)
+            self._on_candidate(path, self, closed)
+
+    def _dir_event(self, path: Path) -> None:
+        if self.state == "watching" and self.filter.wants_dir(path):
+            self._on_dir(self, path)
+
+    def rescan_soon(self) -> None:
+        self._rescan_soon = True
+
+    # -- periodic checks -----------------------------------------------------------------------
+
+    def tick(self, now: float, rescan: Callable[[], None]) -> None:
+        """Called by the main loop: mount checks, observer health, periodic reconcile scan."""
+        if not self._watching_wanted:
+            if self._rescan_soon:
+                self._rescan_soon = False
+                rescan()
+            return
+        if now >= self._next_mount_check:
+            self._next_mount_check = now + MOUNT_CHECK_INTERVAL
+            if self.state == "watching" and not self._available():
+                self._stop_watcher()
+                self._set_unavailable("the folder or its mount disappeared")
+                return
+            if self.state == "unavailable" and self._available():
+                log.warning("%s is back; resuming with a rescan", self.root)
+                self.start_watching()
+                self._rescan_soon = True
+        if self.state != "watching":
+            return
+        if self._watcher is not None and not self._watcher.is_alive():
+            log.error("the observer of %s died; restarting it and rescanning", self.root)
+            self._stop_watcher()
+            self.start_watching()
+            self._rescan_soon = True
+        if self._rescan_soon or now >= self._next_rescan:
+            self._rescan_soon = False
+            self._next_rescan = now + self.settings.rescan_interval
+            rescan()
+
+    def healthy(self) -> bool:
+        if self.state != "watching":
+            return True  # paused for a missing mount is a known, reported state, not a hang
+        return self._watcher is not None and self._watcher.is_alive()
+
+    def _available(self) -> bool:
+        try:
+            if not self.root.is_dir():
+                return False
+            if self._had_files:
+                # A NAS mount point left behind by an unmount is an empty directory.
+                with os.scandir(self.root) as it:
+                    return next(it, None) is not None
+            return True
+        except OSError:  # ESTALE and friends
+            return False
+
+    def _set_unavailable(self, why: str) -> None:
+        if self.state != "unavailable":
+            log.warning("%s: %s; pausing this folder until it is back", self.root, why)
+        self.state = "unavailable"

@@ -1,0 +1,407 @@
+"""Generation rules: which Runway endpoint a file goes to, and with which request.
+
+A rule comes from a folder's `[folder.rule]` table in the config, or from the nearest
+`runwatchd.rules.toml` between the file and its watched folder (nearest wins, re-read when it
+changes). Everything that can be checked without the network is checked here, before a
+generation POST can spend credits: the endpoint, the request's required fields and their
+types, and whether the file's media kind fits the endpoint's input field.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import stat
+import threading
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runwatchd import errors, media
+
+log = logging.getLogger(__name__)
+
+RULES_FILENAME = "runwatchd.rules.toml"
+DEFAULT_OUTPUT_DIR = "outputs"
+PROMPT_SUFFIX = ".prompt.txt"
+PROMPT_MAX = 1000
+RULE_KEYS = ("endpoint", "input_field", "name", "output_dir", "request")
+# Fields whose type Runway fixes for every model; everything else is left to the API to judge.
+FIELD_TYPES = {
+    "model": "string", "promptText": "string", "ratio": "string",
+    "duration": "integer", "seed": "integer",
+}
+_PLACEHOLDER = re.compile(r"\{(stem|name|folder)\}")
+_PROMPT_READ_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One generation rule; `request` uses Runway's own field names and is sent as-is."""
+
+    endpoint: str
+    output_dir: str = DEFAULT_OUTPUT_DIR
+    input_field: str | None = None
+    request: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    source: str = ""
+    name: str | None = None
+    # Directory a relative output_dir is taken from: the rules file's directory, or None for
+    # a config rule (then the watched folder's root is used).
+    base_dir: Path | None = None
+
+    def output_path(self, base: Path) -> Path:
+        """The output directory: absolute as given, else relative to base_dir (or `base`)."""
+        out = Path(self.output_dir).expanduser()
+        return out if out.is_absolute() else (self.base_dir or base) / out
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A request field that can take the file's runway:// URI."""
+
+    kinds: frozenset[str]
+    typed: bool = False  # {"type": <media kind>, "uri": ...} instead of a bare URI
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """What runwatchd knows about one generation endpoint."""
+
+    inputs: Mapping[str, InputSpec]  # the first one is the default input field
+    required: tuple[str, ...]  # includes the input fields; the one the file fills is dropped
+    takes_prompt: bool
+
+    @property
+    def default_input(self) -> str | None:
+        return next(iter(self.inputs), None)
+
+
+_IMAGE, _VIDEO, _AUDIO = frozenset({"image"}), frozenset({"video"}), frozenset({"audio"})
+ENDPOINTS: dict[str, EndpointSpec] = {
+    "image_to_video": EndpointSpec({"promptImage": InputSpec(_IMAGE)}, ("model", "promptImage"), True),
+    "text_to_video": EndpointSpec({}, ("model", "promptText"), True),
+    "video_to_video": EndpointSpec({"videoUri": InputSpec(_VIDEO)}, ("model", "promptText", "videoUri"), True),
+    "text_to_image": EndpointSpec({}, ("model", "promptText"), True),
+    "character_performance": EndpointSpec(
+        {"character": InputSpec(_IMAGE | _VIDEO, typed=True), "reference": InputSpec(_VIDEO, typed=True)},
+        ("model", "character", "reference"), False),
+    "video_upscale": EndpointSpec({"videoUri": InputSpec(_VIDEO)}, ("model", "videoUri"), False),
+    "image_upscale": EndpointSpec({"imageUri": InputSpec(_IMAGE)}, ("model", "imageUri"), False),
+    "sound_effect": EndpointSpec({}, ("model", "promptText"), True),
+    "text_to_speech": EndpointSpec({}, ("model", "promptText", "voice"), True),
+    "speech_to_speech": EndpointSpec(
+        {"media": InputSpec(_AUDIO | _VIDEO, typed=True)}, ("model", "media", "voice"), False),
+    "voice_isolation": EndpointSpec({"audioUri": InputSpec(_AUDIO)}, ("model", "audioUri"), False),
+    "voice_dubbing": EndpointSpec({"audioUri": InputSpec(_AUDIO)}, ("model", "audioUri", "targetLang"), False),
+}
+
+
+def describe(value: object) -> str:
+    """A TOML-ish rendering of a value for a problem message."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return f"a date/time ({value.isoformat()})"
+    return repr(value)
+
+
+def check_type(value: object, kind: str) -> str | None:
+    """Why `value` is not of TOML `kind` (string, integer, number, boolean, table, strings)."""
+    got = describe(value)
+    if kind == "integer":
+        if isinstance(value, bool):
+            return f"expected an integer, got {got} (a bool is not an int)"
+        return None if isinstance(value, int) else f"expected an integer, got {got}"
+    if kind == "number":
+        if isinstance(value, bool):
+            return f"expected a number, got {got} (a bool is not a number)"
+        if not isinstance(value, (int, float)):
+            return f"expected a number, got {got}"
+        return None if math.isfinite(value) else f"expected a finite number, got {got}"
+    if kind == "strings":
+        if not isinstance(value, list):
+            return f"expected an array of strings, got {got}"
+        bad = [i for i, item in enumerate(value) if not isinstance(item, str)]
+        return f"expected an array of strings, got {describe(value[bad[0]])} at [{bad[0]}]" if bad else None
+    expected = {"string": (str, "a string"), "boolean": (bool, "true or false"), "table": (dict, "a table")}
+    typ, words = expected[kind]
+    return None if isinstance(value, typ) else f"expected {words}, got {got}"
+
+
+def _json_problems(value: object, keypath: str) -> list[str]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _json_problems(v, f"{keypath}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _json_problems(v, f"{keypath}[{i}]")]
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return [f"{keypath}: {describe(value)} cannot be sent as JSON; quote it as a string"]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{keypath}: {value} cannot be sent as JSON"]
+    return []
+
+
+def input_field_of(rule: Rule) -> str | None:
+    """The request field that receives the file's URI: the rule's override or the default."""
+    return rule.input_field or ENDPOINTS[rule.endpoint].default_input
+
+
+def parse_rule(table: object, source: str, keypath: str) -> tuple[Rule | None, list[str]]:
+    """Validate a rule table; returns (rule, []) or (None, every problem with its key path)."""
+    problems: list[str] = []
+
+    def at(key: str) -> str:
+        return f"{keypath}.{key}" if keypath else key
+
+    if not isinstance(table, dict):
+        return None, [f"{keypath or 'rule'}: expected a table, got {describe(table)}"]
+    problems += [f"{at(k)}: unknown key (known: {', '.join(RULE_KEYS)})" for k in table if k not in RULE_KEYS]
+    known = ", ".join(sorted(ENDPOINTS))
+    endpoint = table.get("endpoint")
+    if endpoint is None:
+        problems.append(f"{at('endpoint')}: required (known: {known})")
+    elif (why := check_type(endpoint, "string")) is not None:
+        problems.append(f"{at('endpoint')}: {why}")
+    elif endpoint not in ENDPOINTS:
+        problems.append(f"{at('endpoint')}: unknown endpoint {endpoint!r} (known: {known})")
+    strings = {k: table[k] for k in ("output_dir", "input_field", "name") if k in table}
+    for key, value in strings.items():
+        if (why := check_type(value, "string")) is not None:
+            problems.append(f"{at(key)}: {why}")
+        elif not value.strip():
+            problems.append(f"{at(key)}: must not be empty")
+    output_dir = strings.get("output_dir", DEFAULT_OUTPUT_DIR)
+    if isinstance(output_dir, str) and output_dir.strip() and os.path.normpath(output_dir) == ".":
+        problems.append(f"{at('output_dir')}: must not be the watched folder itself "
+                        "(outputs would be picked up as new files)")
+    request = table.get("request", {})
+    if (why := check_type(request, "table")) is not None:
+        problems.append(f"{at('request')}: {why}")
+    elif endpoint in ENDPOINTS:
+        input_field = strings.get("input_field")
+        problems += _request_problems(endpoint, input_field if isinstance(input_field, str) else None,
+                                      request, at)
+    if problems:
+        return None, problems
+    rule_source = f"{source}: {keypath}" if keypath else source
+    return Rule(endpoint, output_dir, strings.get("input_field"), request, rule_source,
+                strings.get("name")), []
+
+
+def _request_problems(endpoint: str, input_field: str | None, request: dict, at: Any) -> list[str]:
+    spec = ENDPOINTS[endpoint]
+    problems = _json_problems(request, at("request"))
+    target = input_field or spec.default_input
+    if target is None:
+        problems.append(f"{at('input_field')}: endpoint {endpoint} takes no media input; set input_field "
+                        "to the request field that should get each file's runway:// URI")
+    elif target in request:
+        problems.append(f"{at('request.' + target)}: filled with each file's runway:// URI; "
+                        "remove it from the request")
+    for name in spec.required:
+        if name != target and name not in request:
+            problems.append(f"{at('request.' + name)}: required by {endpoint}")
+    for name, value in request.items():
+        inp = spec.inputs.get(name)
+        kind = FIELD_TYPES.get(name) or ("table" if inp and inp.typed else "string" if inp else None)
+        if kind and name != target and (why := check_type(value, kind)) is not None:
+            problems.append(f"{at('request.' + name)}: {why}")
+        elif inp and inp.typed and name != target and not isinstance(value.get("uri"), str):
+            problems.append(f"{at('request.' + name)}: expected a table with type and uri")
+    prompt = request.get("promptText")
+    if isinstance(prompt, str) and not 1 <= len(prompt) <= PROMPT_MAX:
+        problems.append(f"{at('request.promptText')}: must be 1-{PROMPT_MAX} characters, got {len(prompt)}")
+    return problems
+
+
+def _expand(value: Any, values: Mapping[str, str]) -> Any:
+    # Only the three known placeholders are replaced: str.format_map would crash on a lone "{"
+    # or "{}" in a prompt, and prompts are free text.
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], value)
+    if isinstance(value, dict):
+        return {k: _expand(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, values) for v in value]
+    return value
+
+
+def prompt_file_for(path: Path) -> Path | None:
+    """The prompt file beside `path` (shot.jpg.prompt.txt, else shot.prompt.txt), if any."""
+    for candidate in (path.with_name(path.name + PROMPT_SUFFIX), path.with_name(path.stem + PROMPT_SUFFIX)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_prompt(path: Path) -> str | None:
+    """The stripped UTF-8 prompt beside `path`, None if there is no prompt file."""
+    prompt_file = prompt_file_for(path)
+    if prompt_file is None:
+        return None
+    try:
+        with open(prompt_file, "rb") as fh:
+            raw = fh.read(_PROMPT_READ_LIMIT)
+    except OSError as e:
+        raise errors.InvalidFile(f"{prompt_file.name}: cannot read ({e.strerror})") from e
+    try:
+        text = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError as e:
+        raise errors.InvalidFile(f"{prompt_file.name}: not UTF-8 text (byte {e.start})") from e
+    if not text:
+        raise errors.InvalidFile(f"{prompt_file.name}: the prompt file is empty")
+    return text
+
+
+def build_request(rule: Rule, media_path: Path, runway_uri: str, folder_root: Path) -> dict[str, Any]:
+    """The JSON body for POST /v1/<endpoint>; raises InvalidFile if this file cannot fit the rule."""
+    spec = ENDPOINTS[rule.endpoint]
+    try:
+        shown = str(media_path.relative_to(folder_root))
+    except ValueError:
+        shown = media_path.name
+    kind = media.media_kind(media_path)
+    target = input_field_of(rule)
+    if target is None:
+        raise errors.InvalidFile(f"{shown}: endpoint {rule.endpoint} takes no media input and the rule "
+                                 "sets no input_field")
+    inp = spec.inputs.get(target)
+    accepted = inp.kinds if inp else frozenset().union(*(i.kinds for i in spec.inputs.values()))
+    if kind is None or (accepted and kind not in accepted):
+        wanted = " or ".join(sorted(accepted)) or "media"
+        got = kind or f"'{media_path.suffix}'"
+        raise errors.InvalidFile(f"{shown}: {rule.endpoint} ({target}) takes {wanted} files, not {got}")
+    values = {"stem": media_path.stem, "name": media_path.name, "folder": media_path.parent.name}
+    body: dict[str, Any] = _expand(copy.deepcopy(dict(rule.request)), values)
+    prompt = read_prompt(media_path)
+    if prompt is not None and (spec.takes_prompt or "promptText" in body):
+        body["promptText"] = prompt
+    body[target] = {"type": kind, "uri": runway_uri} if inp and inp.typed else runway_uri
+    text = body.get("promptText")
+    if text is not None and not (isinstance(text, str) and 1 <= len(text) <= PROMPT_MAX):
+        length = len(text) if isinstance(text, str) else 0
+        raise errors.InvalidFile(f"{shown}: promptText is {length} characters for this file; "
+                                 f"Runway takes 1-{PROMPT_MAX}")
+    return body
+
+
+def rule_fingerprint(rule: Rule) -> str:
+    """A stable sha256 of what gets billed: endpoint, input field and request."""
+    doc = {"endpoint": rule.endpoint, "input_field": input_field_of(rule), "request": rule.request}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _version(st: os.stat_result) -> tuple[int, ...]:
+    # ctime and inode too: an editor that saves by rename within one mtime tick keeps the size.
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def _toml_problem(e: tomllib.TOMLDecodeError, text: str) -> str:
+    msg = str(e)
+    if (m := re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", msg, re.S)) is not None:
+        return f"line {m.group(2)}, column {m.group(3)}: {m.group(1)}"
+    if (m := re.fullmatch(r"(.*) \(at end of document\)", msg, re.S)) is not None:
+        lines = text.split("\n")
+        return f"line {len(lines)}, column {len(lines[-1]) + 1}: {m.group(1)} (at end of document)"
+    return msg
+
+
+def parse_toml_text(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """(data, None) or (None, "line L, column C: message") for TOML bytes."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, f"not UTF-8 text (byte {e.start})"
+    try:
+        return tomllib.loads(text), None
+    except tomllib.TOMLDecodeError as e:
+        return None, _toml_problem(e, text)
+
+
+def load_rules_file(path: Path) -> tuple[Rule | None, list[str], tuple[int, ...] | None]:
+    """(rule, problems, version) for one rules file; the version is taken from the open file."""
+    try:
+        with open(path, "rb") as fh:
+            version = _version(os.fstat(fh.fileno()))
+            raw = fh.read()
+    except OSError as e:
+        return None, [f"cannot read ({e.strerror})"], None
+    data, problem = parse_toml_text(raw)
+    if data is None:
+        return None, [problem or "invalid TOML"], version
+    rule, problems = parse_rule(data, str(path), "")
+    if rule is not None:
+        rule = Rule(rule.endpoint, rule.output_dir, rule.input_field, rule.request, str(path),
+                    rule.name or path.parent.name, path.parent)
+    return rule, problems, version
+
+
+class RuleResolver:
+    """The rule for a file under `root`: nearest valid rules file, else the config's rule.
+
+    Thread-safe. Each call stats one rules-file path per directory level; a file is parsed
+    again only when its (mtime, ctime, size, inode) changed. An invalid rules file is logged
+    once per version and skipped, so the next one up (or the config rule) applies.
+    """
+
+    def __init__(self, root: Path, config_rule: Rule | None) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.config_rule = config_rule
+        self._lock = threading.Lock()
+        self._cache: dict[Path, tuple[tuple[int, ...] | None, Rule | None, list[str]]] = {}
+
+    def rule_for(self, media_path: Path) -> Rule | None:
+        """The rule that applies to `media_path` now."""
+        directory = Path(os.path.abspath(media_path)).parent
+        try:
+            rel = directory.relative_to(self.root)
+        except ValueError:
+            return self.config_rule
+        dirs = [self.root]
+        for part in rel.parts:
+            dirs.append(dirs[-1] / part)
+        with self._lock:
+            for d in reversed(dirs):
+                rule = self._rule_in(d / RULES_FILENAME)
+                if rule is not None:
+                    return rule
+        return self.config_rule
+
+    def _rule_in(self, path: Path) -> Rule | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._cache.pop(path, None)
+            return None
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == _version(st):
+            return cached[1]
+        if not stat.S_ISREG(st.st_mode):
+            rule, problems, version = None, ["not a regular file"], _version(st)
+        else:
+            rule, problems, version = load_rules_file(path)
+        self._cache[path] = (version or _version(st), rule, problems)
+        if problems:
+            log.warning("ignoring rules file %s: %s", path, "; ".join(problems))
+        elif cached is not None:
+            log.info("rules file %s changed: %s -> %s", path, rule and rule.endpoint, rule and rule.output_dir)
+        return rule
+
+    def problems(self) -> dict[str, list[str]]:
+        """Problems of the invalid rules files seen on the last lookups, by path."""
+        with self._lock:
+            return {str(p): list(v[2]) for p, v in self._cache.items() if v[2]}

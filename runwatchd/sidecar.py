@@ -1,0 +1,220 @@
+"""The `<file>.runway.json` sidecar: build, write atomically, read, validate, match and expiry.
+
+Shape (design.md; keys may be added, never removed):
+    {"schema": 1, "runway_uri": "runway://...", "uploaded_at": "2026-11-24T10:00:00Z",
+     "expires_at": "2026-11-25T10:00:00Z",
+     "file": {"name": "shot.jpg", "size": 123456, "mtime_ns": 0, "sha256": "..."},
+     "task": {"id", "endpoint", "rule", "status", "outputs", "failure", "failure_code"}}  # optional
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from runwatchd import fsutil
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".runway.json"
+SCHEMA = 1
+URI_LIFETIME = timedelta(hours=24)
+MAX_SIDECAR_BYTES = 1024 * 1024
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_TASK_DEFAULTS: dict[str, Any] = {
+    "id": None,
+    "endpoint": None,
+    "rule": None,
+    "status": None,
+    "outputs": [],
+    "failure": None,
+    "failure_code": None,
+}
+
+
+def sidecar_path(media: Path) -> Path:
+    """shot.jpg -> shot.jpg.runway.json, in the same directory."""
+    return media.with_name(media.name + SUFFIX)
+
+
+def is_sidecar(path: Path) -> bool:
+    """True for a path named like a sidecar."""
+    return path.name.lower().endswith(SUFFIX)
+
+
+def format_time(moment: datetime) -> str:
+    """An aware datetime as "2026-11-24T10:00:00Z" (UTC, whole seconds)."""
+    if moment.tzinfo is None:
+        raise ValueError("sidecar times must be timezone-aware")
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    """Parse a sidecar time; naive values are taken as UTC. Raises ValueError."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def build_sidecar(
+    media: Path,
+    *,
+    runway_uri: str,
+    uploaded_at: datetime,
+    size: int,
+    mtime_ns: int,
+    sha256: str,
+    task: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The sidecar for `media`; expires_at is uploaded_at (cut to the second) plus 24 h."""
+    uploaded = uploaded_at.astimezone(UTC).replace(microsecond=0)
+    data: dict[str, Any] = {
+        "schema": SCHEMA,
+        "runway_uri": runway_uri,
+        "uploaded_at": format_time(uploaded),
+        "expires_at": format_time(uploaded + URI_LIFETIME),
+        "file": {"name": media.name, "size": size, "mtime_ns": mtime_ns, "sha256": sha256},
+    }
+    if task is not None:
+        data["task"] = {**_TASK_DEFAULTS, **task}
+    for key, value in (extra or {}).items():
+        if key in data:
+            raise ValueError(f"extra sidecar key {key!r} would overwrite a standard key")
+        data[key] = value
+    return data
+
+
+def write_sidecar(media: Path, data: dict[str, Any]) -> Path:
+    """Write `data` as `media`'s sidecar atomically (UTF-8, indent 2, trailing newline)."""
+    problems = validate_sidecar(data)
+    if problems:
+        raise ValueError(f"refusing to write an invalid sidecar for {media.name}: {problems[0]}")
+    path = sidecar_path(media)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    fsutil.atomic_write_bytes(path, text.encode("utf-8"))
+    return path
+
+
+def read_sidecar(media: Path) -> dict[str, Any] | None:
+    """`media`'s sidecar, or None when absent. A corrupt or invalid sidecar also gives None,
+    with a warning: it means "process the file again"."""
+    path = sidecar_path(media)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SIDECAR_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        log.warning("%s: cannot read sidecar (%s); the file will be processed again",
+                    path, e.strerror or e)
+        return None
+    if len(raw) > MAX_SIDECAR_BYTES:
+        log.warning("%s: sidecar is larger than %d bytes; the file will be processed again",
+                    path, MAX_SIDECAR_BYTES)
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        log.warning("%s: sidecar is not valid JSON (%s); the file will be processed again",
+                    path, str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return None
+    problems = validate_sidecar(data)
+    if problems:
+        log.warning("%s: invalid sidecar (%s); the file will be processed again",
+                    path, "; ".join(problems))
+        return None
+    assert isinstance(data, dict)
+    return data
+
+
+def validate_sidecar(data: object) -> list[str]:
+    """Every problem with `data` as a sidecar, [] if it is valid."""
+    if not isinstance(data, dict):
+        return [f"expected a JSON object, got {type(data).__name__}"]
+    problems: list[str] = []
+    schema = data.get("schema")
+    if not _is_int(schema) or schema < 1:
+        problems.append(f"schema: expected an integer >= 1, got {schema!r}")
+    uri = data.get("runway_uri")
+    if not isinstance(uri, str) or not uri:
+        problems.append(f"runway_uri: expected a non-empty string, got {uri!r}")
+    for key in ("uploaded_at", "expires_at"):
+        problems.extend(_time_problems(key, data.get(key)))
+    problems.extend(_file_problems(data.get("file")))
+    if "task" in data:
+        problems.extend(_task_problems(data["task"]))
+    return problems
+
+
+def sidecar_matches(data: dict[str, Any], st: os.stat_result, name: str) -> bool:
+    """True if the sidecar describes this file: same name, size and mtime_ns."""
+    info = data.get("file")
+    if not isinstance(info, dict):
+        return False
+    return (
+        info.get("name") == name
+        and info.get("size") == st.st_size
+        and info.get("mtime_ns") == st.st_mtime_ns
+    )
+
+
+def uri_expired(data: dict[str, Any], now: datetime,
+                margin: timedelta = timedelta(minutes=30)) -> bool:
+    """True if the URI expires within `margin` of `now` (or its expiry cannot be read)."""
+    try:
+        expires = parse_time(data["expires_at"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return now + margin >= expires
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _time_problems(key: str, value: object) -> list[str]:
+    if not isinstance(value, str):
+        return [f"{key}: expected a time like 2026-11-24T10:00:00Z, got {value!r}"]
+    try:
+        parse_time(value)
+    except ValueError:
+        return [f"{key}: expected a time like 2026-11-24T10:00:00Z, got {value!r}"]
+    return []
+
+
+def _file_problems(info: object) -> list[str]:
+    if not isinstance(info, dict):
+        return [f"file: expected an object, got {info!r}"]
+    problems = []
+    if not isinstance(info.get("name"), str) or not info.get("name"):
+        problems.append(f"file.name: expected a non-empty string, got {info.get('name')!r}")
+    for key in ("size", "mtime_ns"):
+        if not _is_int(info.get(key)) or info[key] < 0:
+            problems.append(f"file.{key}: expected an integer >= 0, got {info.get(key)!r}")
+    sha = info.get("sha256")
+    if not isinstance(sha, str) or not _SHA256_RE.fullmatch(sha):
+        problems.append(f"file.sha256: expected 64 lowercase hex digits, got {sha!r}")
+    return problems
+
+
+def _task_problems(task: object) -> list[str]:
+    if not isinstance(task, dict):
+        return [f"task: expected an object, got {task!r}"]
+    problems = []
+    for key in ("id", "endpoint", "rule", "status", "failure", "failure_code"):
+        value = task.get(key)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"task.{key}: expected a string or null, got {value!r}")
+    outputs = task.get("outputs", [])
+    if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+        problems.append(f"task.outputs: expected a list of strings, got {outputs!r}")
+    return problems
