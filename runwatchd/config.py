@@ -1,0 +1,490 @@
+"""Configuration: one TOML file -> frozen dataclasses, with every problem reported at once.
+
+Precedence, highest first: command line > environment > TOML > defaults.
+
+    setting      command line  environment           TOML                      default
+    config file  -c PATH       RUNWATCHD_CONFIG      -                         ./runwatchd.toml,
+                                                                               ~/.config/runwatchd/config.toml,
+                                                                               /etc/runwatchd/config.toml
+    folders      --watch DIR   -                     [[folder]] path           -
+    API secret   -             RUNWAYML_API_SECRET   [runway] api_secret_file  $CREDENTIALS_DIRECTORY/
+                                                                               runway_api_secret
+    base URL     -             RUNWAYML_BASE_URL     [runway] base_url         https://api.dev.runwayml.com
+    state dir    -             STATE_DIRECTORY *     [runway] state_dir        ~/.local/state/runwatchd
+    * systemd's StateDirectory= is the default for a service, so the TOML key wins over it.
+
+Every key is documented in `starter_config()`. Unknown keys are errors (a typo must never be
+silently ignored), types are strict (a bool is not a number), relative paths are relative to
+the config file, and a folder that does not exist yet is fine (a NAS may mount later).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from runwatchd import errors, rules
+from runwatchd.rules import Rule, check_type, describe
+
+__all__ = [
+    "Config", "DaemonConfig", "FolderConfig", "FolderSettings", "Rule", "RunwayConfig", "config_for_dirs",
+    "explain", "find_config", "load_config", "parse_config", "resolve_base_url", "resolve_secret",
+    "resolve_state_dir", "starter_config", "write_starter",
+]
+
+DEFAULT_BASE_URL = "https://api.dev.runwayml.com"  # same value as client.DEFAULT_BASE_URL
+DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.webp", "*.mp4", "*.mov", "*.webm",
+                   "*.mp3", "*.wav", "*.flac", "*.m4a", "*.aac")
+OBSERVERS = ("auto", "inotify", "polling")
+LOG_FORMATS = ("text", "json")
+SECRET_ENV, BASE_URL_ENV, CONFIG_ENV = "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL", "RUNWATCHD_CONFIG"
+CREDENTIAL_NAME = "runway_api_secret"
+SYSTEM_CONFIG = Path("/etc/runwatchd/config.toml")
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    settle_seconds: float = 2.0
+    observer: str = "auto"
+    poll_interval: float = 10.0
+    rescan_interval: float = 900.0  # 0 turns the periodic reconcile scan off
+    include: tuple[str, ...] = DEFAULT_INCLUDE
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    path: Path
+    recursive: bool
+    settings: FolderSettings
+    rule: Rule | None
+
+
+@dataclass(frozen=True)
+class RunwayConfig:
+    base_url: str | None = None
+    api_secret_file: Path | None = None
+    concurrency: int = 4
+    state_dir: Path | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    metrics: str | None = None
+    grace_seconds: float = 30.0
+    log_format: str = "text"
+
+
+@dataclass(frozen=True)
+class Config:
+    runway: RunwayConfig
+    defaults: FolderSettings
+    folders: tuple[FolderConfig, ...]
+    daemon: DaemonConfig
+    source: Path | None
+
+
+Check = Callable[[Any], str | None]
+
+
+def _at_least(low: float) -> Check:
+    return lambda v: None if v >= low else f"must be >= {low:g}, got {v!r}"
+
+
+def _above(low: float) -> Check:
+    return lambda v: None if v > low else f"must be > {low:g}, got {v!r}"
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    return lambda v: None if v in choices else (
+        f"expected one of {', '.join(map(repr, choices))}, got {v!r}")
+
+
+def _url(v: str) -> str | None:
+    return None if re.fullmatch(r"https?://[^\s/]+(/\S*)?", v) else f"expected an http(s) URL, got {v!r}"
+
+
+def _host_port(v: str) -> str | None:
+    host, _, port = v.rpartition(":")
+    if host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535:
+        return None
+    return f"expected host:port such as '127.0.0.1:9100', got {v!r}"
+
+
+# key: (TOML kind, extra check). Every [defaults] key may also be set per folder.
+_SETTINGS: dict[str, tuple[str, Check | None]] = {
+    "settle_seconds": ("number", _at_least(0)),
+    "observer": ("string", _one_of(OBSERVERS)),
+    "poll_interval": ("number", _above(0)),
+    "rescan_interval": ("number", _at_least(0)),
+    "include": ("strings", lambda v: None if v else "must list at least one pattern"),
+    "ignore": ("strings", None),
+}
+_RUNWAY: dict[str, tuple[str, Check | None]] = {
+    "base_url": ("string", _url),
+    "api_secret_file": ("string", None),
+    "concurrency": ("integer", lambda v: None if 1 <= v <= 64 else f"must be between 1 and 64, got {v}"),
+    "state_dir": ("string", None),
+    "timeout": ("number", _above(0)),
+}
+_DAEMON: dict[str, tuple[str, Check | None]] = {
+    "metrics": ("string", _host_port),
+    "grace_seconds": ("number", _at_least(0)),
+    "log_format": ("string", _one_of(LOG_FORMATS)),
+}
+_FOLDER_KEYS = ("path", "recursive", "rule", *_SETTINGS)
+_TOP_KEYS = ("runway", "defaults", "daemon", "folder")
+
+
+class _Reader:
+    """Collects problems instead of raising, so one run of check-config lists all of them."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.problems: list[str] = []
+        self.base_dir = base_dir
+
+    def table(self, value: object, keypath: str, known: tuple[str, ...]) -> dict[str, Any]:
+        if (why := check_type(value, "table")) is not None:
+            self.problems.append(f"{keypath}: {why}")
+            return {}
+        assert isinstance(value, dict)
+        for key in value:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+                self.problems.append(f"{keypath + '.' if keypath else ''}{key}: unknown key{hint}")
+        return value
+
+    def values(self, table: dict[str, Any], keypath: str,
+               spec: dict[str, tuple[str, Check | None]]) -> dict[str, Any]:
+        """The valid values of `table` for the keys in `spec`, converted (floats, tuples, paths)."""
+        out: dict[str, Any] = {}
+        for key, (kind, check) in spec.items():
+            if key not in table:
+                continue
+            value = table[key]
+            why = check_type(value, kind)
+            if why is None and check is not None:
+                why = check(value)
+            if why is not None:
+                self.problems.append(f"{keypath}.{key}: {why}")
+            elif kind == "number":
+                out[key] = float(value)
+            elif kind == "strings":
+                out[key] = tuple(value)
+            elif key.endswith(("_file", "_dir")):
+                out[key] = self.path(value)
+            else:
+                out[key] = value
+        return out
+
+    def path(self, text: str) -> Path:
+        return Path(os.path.normpath(self.base_dir / Path(text).expanduser()))
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file; ConfigError lists every problem with its key path."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise errors.ConfigError([f"cannot read ({e.strerror})"], str(path)) from e
+    data, problem = rules.parse_toml_text(raw)
+    if data is None:
+        raise errors.ConfigError([problem or "invalid TOML"], str(path))
+    cfg = parse_config(data, str(path), base_dir=Path(os.path.abspath(path)).parent)
+    return dataclasses.replace(cfg, source=Path(os.path.abspath(path)))
+
+
+def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None = None) -> Config:
+    """Validate parsed TOML; relative paths are taken from base_dir (default: the cwd)."""
+    reader = _Reader(Path(os.path.abspath(base_dir or Path.cwd())))
+    top = reader.table(dict(data), "", _TOP_KEYS)
+    runway = RunwayConfig(**reader.values(reader.table(top.get("runway", {}), "runway", tuple(_RUNWAY)),
+                                          "runway", _RUNWAY))
+    daemon = DaemonConfig(**reader.values(reader.table(top.get("daemon", {}), "daemon", tuple(_DAEMON)),
+                                          "daemon", _DAEMON))
+    defaults_table = reader.table(top.get("defaults", {}), "defaults", tuple(_SETTINGS))
+    defaults = FolderSettings(**reader.values(defaults_table, "defaults", _SETTINGS))
+    folder_list = top.get("folder", [])
+    if isinstance(folder_list, dict):
+        reader.problems.append("folder: expected [[folder]] tables (an array of tables), got [folder]")
+        folder_list = []
+    elif not isinstance(folder_list, list):
+        reader.problems.append(f"folder: expected [[folder]] tables, got {describe(folder_list)}")
+        folder_list = []
+    folders = [_parse_folder(reader, item, f"folder[{i}]", defaults, source)
+               for i, item in enumerate(folder_list)]
+    _check_overlaps(reader, folders)
+    if reader.problems:
+        raise errors.ConfigError(reader.problems, source)
+    return Config(runway, defaults, tuple(f for f in folders if f is not None), daemon, None)
+
+
+def _parse_folder(reader: _Reader, item: object, keypath: str, defaults: FolderSettings,
+                  source: str) -> FolderConfig | None:
+    table = reader.table(item, keypath, _FOLDER_KEYS)
+    if not isinstance(item, dict):
+        return None
+    settings = dataclasses.replace(defaults, **reader.values(table, keypath, _SETTINGS))
+    recursive = table.get("recursive", True)
+    if (why := check_type(recursive, "boolean")) is not None:
+        reader.problems.append(f"{keypath}.recursive: {why}")
+    rule = None
+    if "rule" in table:
+        rule, problems = rules.parse_rule(table["rule"], source, f"{keypath}.rule")
+        reader.problems += problems
+    raw_path = table.get("path")
+    if raw_path is None:
+        reader.problems.append(f"{keypath}.path: required")
+        return None
+    if (why := check_type(raw_path, "string")) is not None or not raw_path.strip():
+        reader.problems.append(f"{keypath}.path: {why or 'must not be empty'}")
+        return None
+    # Resolved, so the mount table (NFS or local?) and overlap checks see the real directory.
+    path = reader.path(raw_path).resolve()
+    if path.exists() and not path.is_dir():
+        reader.problems.append(f"{keypath}.path: {path} exists but is not a directory")
+    if rule is not None and rule.name is None:
+        rule = dataclasses.replace(rule, name=path.name)
+    return FolderConfig(path, recursive is True, settings, rule)
+
+
+def _check_overlaps(reader: _Reader, folders: list[FolderConfig | None]) -> None:
+    real: list[tuple[int, FolderConfig, Path]] = []
+    for i, folder in enumerate(folders):
+        if folder is None:
+            continue
+        try:
+            resolved = folder.path.resolve()
+        except (OSError, RuntimeError):
+            resolved = folder.path
+        for j, other, other_real in real:
+            if resolved == other_real:
+                reader.problems.append(f"folder[{i}].path: same folder as folder[{j}] ({other.path})")
+            elif other.recursive and resolved.is_relative_to(other_real):
+                reader.problems.append(f"folder[{i}].path: inside folder[{j}] which is recursive")
+            elif folder.recursive and other_real.is_relative_to(resolved):
+                reader.problems.append(f"folder[{j}].path: inside folder[{i}] which is recursive")
+        real.append((i, folder, resolved))
+
+
+def config_for_dirs(dirs: list[Path]) -> Config:
+    """The config of `run --watch DIR ...` without a file: defaults, recursive, no rules."""
+    return parse_config({"folder": [{"path": str(d)} for d in dirs]}, "--watch")
+
+
+def find_config(explicit: Path | None, env: Mapping[str, str] = os.environ) -> Path | None:
+    """-c, else $RUNWATCHD_CONFIG, else the first existing of the usual places; None if none."""
+    if explicit is not None:
+        return Path(explicit)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]).expanduser()
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    xdg = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    for candidate in (Path("runwatchd.toml"), xdg / "runwatchd" / "config.toml", SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _find_secret(cfg: Config, env: Mapping[str, str]) -> tuple[str | None, str, list[str]]:
+    """(secret, where it came from, what was tried); raises ConfigError for a broken source."""
+    tried = []
+    value = env.get(SECRET_ENV)
+    if value is not None and value.strip():
+        return _clean_secret(value, SECRET_ENV), SECRET_ENV, tried
+    tried.append(f"{SECRET_ENV} ({'empty' if value is not None else 'not set'})")
+    secret_file = cfg.runway.api_secret_file
+    if secret_file is not None:
+        # A configured file that cannot be read is an error, not a reason to fall through.
+        return _read_secret(secret_file, "runway.api_secret_file"), f"api_secret_file {secret_file}", tried
+    tried.append("[runway] api_secret_file (not set)")
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        cred = Path(cred_dir) / CREDENTIAL_NAME
+        if cred.exists():
+            return _read_secret(cred, "systemd credential"), f"systemd credential {cred}", tried
+        tried.append(f"systemd credential {cred} (no such file)")
+    else:
+        tried.append(f"systemd credential $CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME} "
+                     "(CREDENTIALS_DIRECTORY not set)")
+    return None, "", tried
+
+
+def _read_secret(path: Path, what: str) -> str:
+    try:
+        return _clean_secret(path.read_text(encoding="utf-8"), f"{what} {path}")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise errors.ConfigError([f"{what}: cannot read {path} ({reason})"]) from None
+
+
+def _clean_secret(value: str, where: str) -> str:
+    secret = value.strip()
+    if not secret:
+        raise errors.ConfigError([f"{where}: the API secret is empty"])
+    if any(c.isspace() or not c.isprintable() for c in secret):
+        raise errors.ConfigError([f"{where}: the API secret contains whitespace or control characters "
+                                  "(more than one line?)"])
+    return secret
+
+
+def resolve_secret(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
+    """The API secret from RUNWAYML_API_SECRET, api_secret_file or the systemd credential."""
+    secret, _, tried = _find_secret(cfg, env)
+    if secret is None:
+        raise errors.ConfigError([f"no Runway API secret found; tried {', '.join(tried)}"])
+    return secret
+
+
+def resolve_base_url(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
+    """RUNWAYML_BASE_URL, else [runway] base_url, else Runway's API; no trailing slash."""
+    if env.get(BASE_URL_ENV):
+        url = env[BASE_URL_ENV].strip()
+        if (why := _url(url)) is not None:
+            raise errors.ConfigError([f"{BASE_URL_ENV}: {why}"])
+        return url.rstrip("/")
+    return (cfg.runway.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+
+def resolve_state_dir(cfg: Config, env: Mapping[str, str] = os.environ) -> Path:
+    """[runway] state_dir, else systemd's $STATE_DIRECTORY (first entry), else the XDG state dir."""
+    if cfg.runway.state_dir is not None:
+        return cfg.runway.state_dir
+    if env.get("STATE_DIRECTORY"):
+        return Path(env["STATE_DIRECTORY"].split(":")[0])
+    if env.get("XDG_STATE_HOME"):
+        return Path(env["XDG_STATE_HOME"]) / "runwatchd"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".local" / "state" / "runwatchd"
+
+
+def _kv(key: str, value: object, commented: bool = False) -> str:
+    # tomli_w does the quoting and escaping; it refuses None, so optional keys get an example.
+    text = tomli_w.dumps({key: value}).rstrip("\n")
+    return "\n".join("# " + line for line in text.split("\n")) if commented else text
+
+
+def starter_config() -> str:
+    """A commented starter config; every key is shown with its default (or an example)."""
+    s, r, d = FolderSettings(), RunwayConfig(), DaemonConfig()
+    request = {"model": "gen4.5", "promptText": "{stem} comes to life", "ratio": "1280:720", "duration": 5}
+    lines = [
+        "# runwatchd configuration (TOML). Check it with: runwatchd check-config -c THIS_FILE",
+        "# Values shown are the defaults. Environment variables win over this file; paths are",
+        "# relative to this file; '~' means your home directory. Unknown keys are errors.",
+        "", "[runway]",
+        "# API base URL; RUNWAYML_BASE_URL overrides it.", _kv("base_url", DEFAULT_BASE_URL, True),
+        "# File holding the API secret, used when RUNWAYML_API_SECRET is not set; else the systemd",
+        f"# credential $CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}. Never write the secret in this file.",
+        _kv("api_secret_file", "/etc/runwatchd/secret", True),
+        "# Uploads in flight at once (1-64).", _kv("concurrency", r.concurrency),
+        "# Seconds one HTTP request may take before it is retried.", _kv("timeout", r.timeout),
+        "# Where runwatchd keeps its journal; else $STATE_DIRECTORY, else ~/.local/state/runwatchd.",
+        _kv("state_dir", "/var/lib/runwatchd", True),
+        "", "[daemon]",
+        "# Prometheus metrics on host:port; absent means off.", _kv("metrics", "127.0.0.1:9100", True),
+        "# Seconds in-flight uploads may finish in after SIGTERM.", _kv("grace_seconds", d.grace_seconds),
+        "# Log lines as \"text\" or \"json\".", _kv("log_format", d.log_format),
+        "", "[defaults]  # every folder inherits these; any of them may be set per folder",
+        "# Seconds a file must stay unchanged (size, mtime, ctime, inode) before it is uploaded.",
+        _kv("settle_seconds", s.settle_seconds),
+        "# auto, inotify or polling; auto polls on network mounts (NFS, SMB, sshfs, ...).",
+        _kv("observer", s.observer),
+        "# Seconds between polls when polling.", _kv("poll_interval", s.poll_interval),
+        "# Seconds between full reconcile scans (0 = off); catches anything events missed.",
+        _kv("rescan_interval", s.rescan_interval),
+        "# File name patterns to upload (case-insensitive, any depth).", _kv("include", list(s.include)),
+        "# Extra patterns to ignore (files or directories), added to the built-in list;",
+        "# a folder's own include/ignore replaces these, it does not add to them.",
+        _kv("ignore", list(s.ignore)),
+        "", "# One [[folder]] table per watched folder. The folder need not exist yet.", "[[folder]]",
+        _kv("path", "~/runway-inbox"), "# Also watch subfolders.", _kv("recursive", True),
+        "# Per-folder override of a [defaults] key:", _kv("settle_seconds", 5.0, True),
+        "",
+        "# Optional: a generation for every file (this spends credits). Keys: endpoint, output_dir",
+        "# (default \"outputs\", relative to the folder, or absolute), input_field (the request field",
+        "# that gets the file's runway:// URI; chosen per endpoint), name (default: folder name), and",
+        "# request (sent as-is, Runway's own field names). {stem}, {name} and {folder} in strings are",
+        "# replaced per file; a <file>.prompt.txt beside a file replaces promptText. A",
+        f"# {rules.RULES_FILENAME} file in a folder (same keys, [request] table) overrides this rule.",
+        "# [folder.rule]", _kv("endpoint", "image_to_video", True), _kv("output_dir", "renders", True),
+        _kv("input_field", "promptImage", True), "# [folder.rule.request]",
+        "\n".join(_kv(k, v, True) for k, v in request.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_starter(path: Path) -> None:
+    """Write starter_config() to `path`, atomically; FileExistsError if it exists."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; not overwriting it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.runwatchd-tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(starter_config())
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # unlike rename, fails if someone created `path` meanwhile
+        except FileExistsError:
+            raise FileExistsError(f"{path} exists; not overwriting it") from None
+        except OSError:
+            os.replace(tmp, path)  # no hard links on this filesystem (some FUSE/SMB mounts)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _secret_source(cfg: Config, env: Mapping[str, str]) -> str:
+    try:
+        secret, where, tried = _find_secret(cfg, env)
+    except errors.ConfigError as e:
+        return f"PROBLEM: {e}"
+    return f"from {where}" if secret is not None else f"NOT FOUND (tried {', '.join(tried)})"
+
+
+def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
+    """A human summary for check-config; names where the secret comes from, never the secret."""
+    try:
+        base_url = resolve_base_url(cfg, env)
+    except errors.ConfigError as e:
+        base_url = f"PROBLEM: {e}"
+    d = cfg.daemon
+    lines = [
+        f"config: {cfg.source or 'none (--watch directories, defaults)'}",
+        f"Runway API: {base_url}; API secret {_secret_source(cfg, env)}",
+        f"uploads in flight: {cfg.runway.concurrency}; request timeout {cfg.runway.timeout:g} s",
+        f"state dir: {resolve_state_dir(cfg, env)}",
+        f"daemon: metrics {d.metrics or 'off'}; shutdown grace {d.grace_seconds:g} s; "
+        f"log format {d.log_format}",
+    ]
+    if not cfg.folders:
+        lines.append("folders: none configured (use [[folder]] or --watch DIR)")
+    for folder in cfg.folders:
+        s = folder.settings
+        state = "" if folder.path.is_dir() else " [missing now: watched once it appears]"
+        lines.append(f"folder {folder.path}{state}")
+        lines.append(f"  {'recursive' if folder.recursive else 'top level only'}; observer {s.observer} "
+                     f"(requested); settle {s.settle_seconds:g} s; poll {s.poll_interval:g} s; "
+                     f"rescan {'off' if not s.rescan_interval else f'{s.rescan_interval:g} s'}")
+        lines.append(f"  include {', '.join(s.include)}; ignore {', '.join(s.ignore) or '(built-in only)'}")
+        rule = folder.rule
+        if rule is None:
+            lines.append("  rule: none (upload and sidecar only)")
+        else:
+            lines.append(f"  rule {rule.name}: {rule.endpoint} (model {rule.request.get('model')}), file URI "
+                         f"in {rules.input_field_of(rule)}; outputs to {rule.output_path(folder.path)}")
+        lines.append(f"  {rules.RULES_FILENAME} files inside it override the rule")
+    return "\n".join(lines)

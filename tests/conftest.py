@@ -1,0 +1,51 @@
+"""Shared fixtures: a thread-leak guard on every test, and `wait_for`."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # `from helpers import wait_for` in any import mode
+
+from helpers import wait_for as _wait_for  # noqa: E402 - needs the path above
+
+LEAK_GRACE = 2.0
+
+
+def _watched(thread: threading.Thread) -> bool:
+    """Threads a test must not leave behind: non-daemon threads and watchdog's threads."""
+    if not thread.daemon:
+        return True
+    from watchdog.observers.inotify_c import InotifyFD
+    from watchdog.utils import BaseThread
+
+    # InotifyFD.get_instance() is a process-wide singleton by design, not a leak.
+    return isinstance(thread, BaseThread) and thread is not InotifyFD._instance
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Iterator[None]:
+    """Fail a test that leaves new non-daemon or watchdog observer/emitter threads running."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + LEAK_GRACE
+    leaked: list[threading.Thread] = []
+    for thread in threading.enumerate():
+        if thread in before or thread is threading.current_thread() or not _watched(thread):
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            leaked.append(thread)
+    if leaked:
+        pytest.fail("test leaked threads: " + ", ".join(repr(t) for t in leaked), pytrace=False)
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., object]:
+    """The `helpers.wait_for` function, as a fixture."""
+    return _wait_for
