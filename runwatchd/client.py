@@ -207,8 +207,9 @@ class RunwayClient:
     def upload(self, path: Path, *, progress: Callable[[int], None] | None = None) -> UploadResult:
         """Upload `path` to Runway's ephemeral storage; return its runway:// URI and sha256.
 
-        Each attempt reopens the file and asks for a fresh slot. `progress` gets the bytes
-        sent so far in the current attempt (it drops back to 0 when an attempt restarts).
+        Each attempt reopens the file and asks for a fresh slot. `progress(n)` gets the bytes
+        sent since its last call; when an attempt restarts, a negative n takes back what the
+        failed attempt had sent, so the running sum is always the current attempt's bytes.
         Raises errors.InvalidFile before any network call, errors.FileChanged if the file
         changed while it was read (not retried here: let it settle first).
         """
@@ -217,18 +218,26 @@ class RunwayClient:
         if deadline is None:
             deadline = 60.0 + st.st_size / 1_000_000
         attempts = 0
+        reported = 0
+
+        def report(delta: int) -> None:
+            nonlocal reported
+            reported += delta
+            if progress is not None:
+                progress(delta)
 
         def attempt() -> tuple[str, str, datetime]:
             nonlocal attempts
             attempts += 1
-            return self._upload_once(path, st, deadline, progress)
+            if reported:
+                report(-reported)
+            return self._upload_once(path, st, deadline, report)
 
         uri, sha256, uploaded_at = self._retrying(f"upload of {path.name}", attempt)
         return UploadResult(uri, uploaded_at, st.st_size, st.st_mtime_ns, sha256, attempts)
 
     def _upload_once(
-        self, path: Path, st: os.stat_result, deadline: float,
-        progress: Callable[[int], None] | None,
+        self, path: Path, st: os.stat_result, deadline: float, progress: Callable[[int], None],
     ) -> tuple[str, str, datetime]:
         name = path.name
         try:
@@ -427,7 +436,7 @@ class _UploadReader:
     timeout is per chunk)."""
 
     def __init__(self, f: BinaryIO, size: int, deadline: float, name: str,
-                 progress: Callable[[int], None] | None) -> None:
+                 progress: Callable[[int], None]) -> None:
         self._f = f
         self._size = size
         self._deadline = deadline
@@ -449,6 +458,8 @@ class _UploadReader:
             raise io.UnsupportedOperation("only seek(0) is supported")
         self._f.seek(0)
         self._hash = hashlib.sha256()
+        if self.sent:
+            self._progress(-self.sent)
         self.sent = 0
         return 0
 
@@ -465,8 +476,7 @@ class _UploadReader:
             raise errors.NetworkError(f"reading {self._name} failed ({e.strerror or e})") from e
         self._hash.update(chunk)
         self.sent += len(chunk)
-        if self._progress is not None:
-            self._progress(self.sent)
+        self._progress(len(chunk))
         return chunk
 
     def hexdigest(self) -> str:

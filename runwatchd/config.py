@@ -159,7 +159,7 @@ class _Reader:
         assert isinstance(value, dict)
         for key in value:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
                 hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
                 self.problems.append(f"{keypath + '.' if keypath else ''}{key}: unknown key{hint}")
         return value

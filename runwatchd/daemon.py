@@ -27,14 +27,15 @@ from runwatchd.config import Config
 from runwatchd.errors import KeyRejected
 from runwatchd.folders import Folder
 from runwatchd.journal import Journal
+from runwatchd.notify import WatchdogPinger
 from runwatchd.pipeline import ATTENTION, FAILED, INVALID, RETRY, Job, Processor
 from runwatchd.settle import CandidateTable
+from runwatchd.status import STATUS_FILE
 from runwatchd.tasks import TaskFollower
 from runwatchd.watch import install_overflow_hook
 
 log = logging.getLogger(__name__)
 
-STATUS_FILE = "status.json"
 # Files whose journal row is in one of these states, unchanged, need nothing at a scan.
 _SETTLED_STATES = ("uploaded", "succeeded", "task_failed", "attention", "invalid", "running",
                    "submitting")
@@ -94,6 +95,7 @@ class Daemon:
         self._uninstall_overflow: Callable[[], None] | None = None
         self._last_progress = clock()
         self._last_status_write = 0.0
+        self._pinger = WatchdogPinger(notifier, self.healthy) if notifier is not None else None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -372,15 +374,19 @@ class Daemon:
     def _sleep_time(self) -> float:
         due = self.table.next_due()
         candidates = [1.0] + ([due] if due is not None else [])
+        if self._pinger is not None and self._pinger.next_due() is not None:
+            candidates.append(self._pinger.next_due())
         return max(0.005, min(candidates))
 
     def _heartbeat(self) -> None:
-        if self.notifier:
-            self.notifier.heartbeat(self.healthy, self._status_line)
+        if self._pinger is not None:
+            self._pinger.tick()  # WATCHDOG=1 only while observers live and workers progress
         now = time.monotonic()
         if now - self._last_status_write >= 2.0:
             self._last_status_write = now
             self._write_status()
+            if self.notifier:
+                self.notifier.status(self._status_line())
             if self.metrics:
                 self.metrics.set_queue_depth(len(self.table) + len(self._ready))
                 self.metrics.set_in_flight(len(self._in_flight))

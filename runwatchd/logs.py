@@ -41,7 +41,8 @@ _COLOURS = {
 _RESET = "\033[0m"
 _DATEFMT = "%Y-%m-%d %H:%M:%S"
 
-# Libraries that log every request or event at INFO/DEBUG; a months-long run wants their warnings only.
+# Libraries that log every request or event at INFO/DEBUG; months of running want only their
+# warnings.
 _NOISY = ("httpx", "httpcore", "watchdog")
 # watch.py hooks watchdog's "Inotify queue overflowed" WARNING on this logger to trigger a rescan
 # (watchdog 7.1 only logs it), so its WARNING records must keep being created whatever the level.

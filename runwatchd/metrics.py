@@ -4,14 +4,14 @@ Each :class:`Metrics` owns its own ``CollectorRegistry`` (not prometheus_client'
 tests and the daemon can create as many as they like without "Duplicated timeseries" errors.
 Counters work with or without a server; :meth:`Metrics.start_server` exposes them over HTTP.
 
-    runwatchd_uploads_total{result="succeeded"|"failed"}   counter
-    runwatchd_upload_bytes_total                           counter
-    runwatchd_retries_total{operation}                     counter  (upload, create_task, ...)
-    runwatchd_failures_total{reason}                       counter  (invalid_file, key_rejected, ...)
-    runwatchd_tasks_total{status}                          counter  (SUCCEEDED, FAILED, ...)
-    runwatchd_files{state}                                 gauge    (journal counts per state)
-    runwatchd_queue_depth                                  gauge    (settled files waiting for a worker)
-    runwatchd_in_flight                                    gauge    (uploads and tasks being worked on)
+    runwatchd_uploads_total{result="succeeded"|"failed"}  counter
+    runwatchd_upload_bytes_total                          counter
+    runwatchd_retries_total{operation}      counter  (upload, create_task, ...)
+    runwatchd_failures_total{reason}        counter  (invalid_file, key_rejected, ...)
+    runwatchd_tasks_total{status}           counter  (SUCCEEDED, FAILED, ...)
+    runwatchd_files{state}                  gauge    (journal counts per state)
+    runwatchd_queue_depth                   gauge    (settled files waiting for a worker)
+    runwatchd_in_flight                     gauge    (uploads and tasks being worked on)
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Metrics:
         self._in_flight = Gauge(
             "runwatchd_in_flight", "Files being uploaded or generated right now.", registry=r
         )
-        # Result labels exist from the start, so a rate() over them is defined before the first file.
+        # Both result series exist from the start, so rate() is defined before the first file.
         for result in ("succeeded", "failed"):
             self._uploads.labels(result=result)
         self._file_states: set[str] = set()

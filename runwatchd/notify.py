@@ -43,7 +43,7 @@ class Notifier:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Notifier:
-        """Read ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``WATCHDOG_PID``; changes nothing in env."""
+        """Read ``NOTIFY_SOCKET``, ``WATCHDOG_USEC``, ``WATCHDOG_PID``; changes nothing in env."""
         raw = env.get("NOTIFY_SOCKET", "")
         address = _socket_address(raw) if raw else None
         if raw and address is None:
@@ -95,7 +95,7 @@ class Notifier:
         return self.send("STOPPING=1", "STATUS=" + _one_line(status))
 
     def reloading(self) -> bool:
-        """RELOADING=1 with MONOTONIC_USEC, as systemd asks; send ready() when the reload is done."""
+        """RELOADING=1 with MONOTONIC_USEC as systemd asks; call ready() when the reload is done."""
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}")
 

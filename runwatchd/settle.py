@@ -48,9 +48,10 @@ def signature_of(st: os.stat_result) -> Signature:
 
 
 class _Entry:
-    __slots__ = ("sig", "stable_since", "settle", "due", "seq", "last_check", "recheck")
+    __slots__ = ("path", "sig", "stable_since", "settle", "due", "seq", "last_check", "recheck")
 
-    def __init__(self, sig: Signature, now: float, settle: float) -> None:
+    def __init__(self, path: Path, sig: Signature, now: float, settle: float) -> None:
+        self.path = path
         self.sig = sig
         self.stable_since = now  # when the current signature was first seen
         self.settle = settle
@@ -66,6 +67,7 @@ class CandidateTable:
     A heap orders the checks; rescheduling pushes a new item and leaves the old one behind as
     stale (recognised by its sequence number and skipped), so every operation is O(log n).
     Stats run outside the lock, so a slow NAS never blocks the observer threads.
+    Keys are path strings: a str caches its hash, a PurePath (3.11) recomputes it on every lookup.
     """
 
     def __init__(
@@ -76,22 +78,22 @@ class CandidateTable:
         self._clock = clock
         self._stat = stat
         self._lock = threading.Lock()
-        self._entries: dict[Path, _Entry] = {}
-        self._heap: list[tuple[float, int, Path]] = []
+        self._entries: dict[str, _Entry] = {}
+        self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
 
     # -- feeding ---------------------------------------------------------------------------------
 
-    def touch(self, path: Path, settle_seconds: float, *, closed: bool = False) -> None:
+    def touch(self, path: Path | str, settle_seconds: float, *, closed: bool = False) -> None:
         """Something happened to `path` (event or scan): make sure it is watched until it settles.
 
         A known path keeps its clock: a check is scheduled soon (throttled by RECHECK_INTERVAL),
         and that stat decides. `closed` (close_write) is only a hint that the file may be done;
         it never makes a file ready before `settle_seconds` of an unchanged signature.
         """
-        path = Path(path)
+        key = os.fspath(path)
         with self._lock:
-            entry = self._entries.get(path)
+            entry = self._entries.get(key)
             if entry is not None:
                 entry.settle = settle_seconds
                 if entry.seq == _CHECKING:
@@ -99,8 +101,10 @@ class CandidateTable:
                     return
                 early = max(self._clock(), entry.last_check + RECHECK_INTERVAL)
                 if early < entry.due:
-                    self._schedule(path, entry, early)
+                    self._schedule(key, entry, early)
                 return
+        if not isinstance(path, Path):
+            path = Path(path)
         # New path: stat outside the lock (a NAS stat can take a while).
         try:
             sig = signature_of(self._stat(path))
@@ -112,16 +116,16 @@ class CandidateTable:
             return
         now = self._clock()
         with self._lock:
-            if path in self._entries:  # another thread added it meanwhile; its clock stands
+            if key in self._entries:  # another thread added it meanwhile; its clock stands
                 return
-            entry = _Entry(sig, now, settle_seconds)
-            self._entries[path] = entry
-            self._schedule(path, entry, entry.due)
+            entry = _Entry(path, sig, now, settle_seconds)
+            self._entries[key] = entry
+            self._schedule(key, entry, entry.due)
         log.debug("candidate %s (settle %.1f s, closed=%s)", path, settle_seconds, closed)
 
-    def discard(self, path: Path) -> None:
+    def discard(self, path: Path | str) -> None:
         with self._lock:
-            self._entries.pop(Path(path), None)  # its heap items become stale
+            self._entries.pop(os.fspath(path), None)  # its heap items become stale
 
     # -- draining --------------------------------------------------------------------------------
 
@@ -129,37 +133,37 @@ class CandidateTable:
         """Stat every candidate whose check is due; return (and forget) those that settled."""
         with self._lock:
             now = self._clock()
-            batch: list[tuple[Path, _Entry]] = []
+            batch: list[tuple[str, _Entry]] = []
             while self._heap and self._heap[0][0] <= now:
-                _due, seq, path = heapq.heappop(self._heap)
-                entry = self._entries.get(path)
+                _due, seq, key = heapq.heappop(self._heap)
+                entry = self._entries.get(key)
                 if entry is None or entry.seq != seq:
                     continue
                 entry.seq = _CHECKING
-                batch.append((path, entry))
+                batch.append((key, entry))
         if not batch:
             return []
 
-        results: list[tuple[Path, _Entry, float, float, Signature | None]] = []
-        for path, entry in batch:
+        results: list[tuple[str, _Entry, float, float, Signature | None]] = []
+        for key, entry in batch:
             before = self._clock()
             try:
-                sig: Signature | None = signature_of(self._stat(path))
+                sig: Signature | None = signature_of(self._stat(entry.path))
             except (FileNotFoundError, NotADirectoryError):
                 sig = None
             except OSError as e:
-                log.warning("cannot stat %s: %s; dropping it until the next scan", path, e)
+                log.warning("cannot stat %s: %s; dropping it until the next scan", entry.path, e)
                 sig = None
-            results.append((path, entry, before, self._clock(), sig))
+            results.append((key, entry, before, self._clock(), sig))
 
         ready: list[tuple[Path, Signature]] = []
         with self._lock:
-            for path, entry, before, after, sig in results:
-                if self._entries.get(path) is not entry:
+            for key, entry, before, after, sig in results:
+                if self._entries.get(key) is not entry:
                     continue  # discarded while we were looking
                 if sig is None:
-                    del self._entries[path]
-                    log.debug("%s vanished while settling", path)
+                    del self._entries[key]
+                    log.debug("%s vanished while settling", entry.path)
                     continue
                 recheck, entry.recheck = entry.recheck, False
                 entry.last_check = after
@@ -168,14 +172,14 @@ class CandidateTable:
                     entry.stable_since = after
                     due = after + entry.settle
                 elif before - entry.stable_since >= entry.settle and not recheck:
-                    del self._entries[path]
-                    ready.append((path, sig))
+                    del self._entries[key]
+                    ready.append((entry.path, sig))
                     continue
                 else:
                     due = entry.stable_since + entry.settle
                 if recheck:
                     due = min(due, after + RECHECK_INTERVAL)
-                self._schedule(path, entry, due)
+                self._schedule(key, entry, due)
             self._compact()
         return ready
 
@@ -184,8 +188,8 @@ class CandidateTable:
         with self._lock:
             heap = self._heap
             while heap:
-                _due, seq, path = heap[0]
-                entry = self._entries.get(path)
+                _due, seq, key = heap[0]
+                entry = self._entries.get(key)
                 if entry is not None and entry.seq == seq:
                     return max(0.0, heap[0][0] - self._clock())
                 heapq.heappop(heap)
@@ -199,20 +203,20 @@ class CandidateTable:
         if not isinstance(path, (str, os.PathLike)):
             return False
         with self._lock:
-            return Path(path) in self._entries
+            return os.fspath(path) in self._entries
 
     # -- internals (lock held) -------------------------------------------------------------------
 
-    def _schedule(self, path: Path, entry: _Entry, due: float) -> None:
+    def _schedule(self, key: str, entry: _Entry, due: float) -> None:
         self._seq += 1
         entry.seq = self._seq
         entry.due = due
-        heapq.heappush(self._heap, (due, self._seq, path))
+        heapq.heappush(self._heap, (due, self._seq, key))
 
     def _compact(self) -> None:
         # Stale items are dropped lazily as they surface; rebuild only if they pile up.
         if len(self._heap) > 2 * len(self._entries) + 1024:
             self._heap = [
-                (e.due, e.seq, p) for p, e in self._entries.items() if e.seq != _CHECKING
+                (e.due, e.seq, k) for k, e in self._entries.items() if e.seq != _CHECKING
             ]
             heapq.heapify(self._heap)

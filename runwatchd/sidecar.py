@@ -74,6 +74,8 @@ def build_sidecar(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The sidecar for `media`; expires_at is uploaded_at (cut to the second) plus 24 h."""
+    if uploaded_at.tzinfo is None:
+        raise ValueError("sidecar times must be timezone-aware")
     uploaded = uploaded_at.astimezone(UTC).replace(microsecond=0)
     data: dict[str, Any] = {
         "schema": SCHEMA,

@@ -247,7 +247,7 @@ class BodyReader:
         """The next chunk, b"" at the end; a client gone mid-body raises ConnectionError."""
         if self.remaining <= 0:
             return b""
-        # read1: one recv, whatever has arrived, so memory stays at one chunk per connection
+        # read1: one recv of whatever has arrived, so memory stays at one chunk per connection
         chunk = self.rfile.read1(min(limit, self.remaining))  # type: ignore[attr-defined]
         if not chunk:
             raise ConnectionError("client closed the connection mid-body")
@@ -255,12 +255,17 @@ class BodyReader:
         self.on_bytes(len(chunk))
         return chunk
 
-    def drain(self, limit: int) -> bool:
-        """Discard what is left (up to `limit` bytes) so the client can read our reply."""
+    def read_all(self) -> bytes:
+        """The whole (small, JSON) body."""
+        parts = []
+        while self.remaining > 0:
+            parts.append(self.read())
+        return b"".join(parts)
+
+    def drain(self, limit: float = float("inf")) -> None:
+        """Discard up to `limit` bytes of what is left, without keeping any of it."""
         while self.remaining > 0 and limit > 0:
-            n = len(self.read(min(CHUNK, limit)))
-            limit -= n
-        return self.remaining <= 0
+            limit -= len(self.read(int(min(CHUNK, limit))))
 
 
 def _too_large(max_size: int) -> UploadRejected:

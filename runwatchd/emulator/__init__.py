@@ -1,0 +1,17 @@
+"""The built-in Runway API emulator: a real HTTP server speaking Runway's wire protocol.
+
+Runway cannot be reached from where runwatchd is built and tested, and users want to try a
+hot folder without spending credits. The emulator answers like Runway (presigned uploads with a
+policy, generation endpoints, tasks through PENDING/THROTTLED/RUNNING, downloadable outputs,
+/v1/organization), injects the failures a real deployment shows (429 with Retry-After, 5xx,
+dropped connections, slow replies, expired slots, no credits) and counts what clients did.
+
+Modules: app (the Emulator object, serve_forever), server (HTTP, routing, fault application),
+storage (slots and streaming multipart), tasks (validation and lifecycle), faults, state.
+"""
+
+from .app import DEFAULT_SECRET, Emulator, serve_forever
+from .faults import FaultConfig
+from .server import API_VERSION
+
+__all__ = ["API_VERSION", "DEFAULT_SECRET", "Emulator", "FaultConfig", "serve_forever"]
