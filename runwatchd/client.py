@@ -38,6 +38,7 @@ _T = TypeVar("_T")
 _ENDPOINT_RE = re.compile(r"[a-z][a-z0-9_]*")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _DOWNLOAD_CHUNK = 1024 * 1024
+_SLOWEST_UPLOAD = 256 * 1024  # bytes/s the default upload deadline still allows
 
 
 @dataclass(frozen=True)
@@ -99,13 +100,14 @@ class RunwayClient:
         transport: httpx.BaseTransport | None = None,
         on_retry: Callable[[str, BaseException, float], None] | None = None,
     ) -> None:
-        """`upload_deadline` bounds one upload attempt (default 60 s + 1 s per MB); `on_retry`
-        gets (what, error, delay) before each retry sleep, and may raise to stop retrying."""
+        """`upload_deadline` bounds one upload attempt, in seconds (default: 60 s plus 4 s per
+        MiB, so only a link slower than ~2 Mbit/s or a stalled one trips it); `on_retry` gets
+        (what, error, delay) before each retry sleep and may raise to stop retrying."""
         secret = api_secret.strip()
         if not secret or any(c.isspace() or not c.isprintable() for c in secret):
             raise ValueError("the API secret is empty or contains whitespace")
-        base = httpx.URL(base_url)
-        if base.scheme not in ("http", "https") or not base.host:
+        base = httpx.URL(base_url) if _is_http_url(base_url) else None
+        if base is None:
             raise ValueError(f"the base URL must be http(s)://host[:port], got {base_url!r}")
         self._secret = secret
         self._base = base
@@ -216,7 +218,7 @@ class RunwayClient:
         st = media.check_file(path)
         deadline = self._upload_deadline
         if deadline is None:
-            deadline = 60.0 + st.st_size / 1_000_000
+            deadline = 60.0 + st.st_size / _SLOWEST_UPLOAD
         attempts = 0
         reported = 0
 
@@ -297,7 +299,7 @@ class RunwayClient:
         try:
             target = httpx.URL(url)
         except httpx.InvalidURL as e:
-            raise errors.InputRejected(f"cannot download: invalid URL ({e})") from None
+            raise errors.InputRejected("cannot download: invalid URL") from e
         if target.scheme not in ("http", "https"):
             raise errors.InputRejected(f"cannot download: not an http(s) URL ({target.scheme})")
         same_origin = (target.scheme, target.host, target.port) == (
@@ -384,11 +386,10 @@ class RunwayClient:
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if status == 401 and kind == "api":
             return errors.KeyRejected(
-                f"your API key was rejected ({label} from {where}"
-                + (f": {detail}" if detail else "")
-                + "); check RUNWAYML_API_SECRET or api_secret_file", status)
+                f"your API key was rejected ({msg}); check RUNWAYML_API_SECRET or "
+                "api_secret_file", status)
         if status == 403 and kind == "storage":
-            return errors.SlotExpired(f"{msg} (the upload slot expired; asking for a new one)",
+            return errors.SlotExpired(f"{msg} (the upload slot expired or was refused)",
                                       status, retry_after)
         if status == 429:
             return errors.RateLimited(msg, status, retry_after)
@@ -464,7 +465,7 @@ class _UploadReader:
         return 0
 
     def read(self, n: int = -1) -> bytes:
-        if time.monotonic() > self._until:
+        if time.monotonic() >= self._until:
             raise errors.NetworkError(
                 f"upload of {self._name} did not finish within {self._deadline:.0f} s")
         left = self._size - self.sent

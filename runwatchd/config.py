@@ -2,16 +2,15 @@
 
 Precedence, highest first: command line > environment > TOML > defaults.
 
-    setting      command line  environment           TOML                      default
-    config file  -c PATH       RUNWATCHD_CONFIG      -                         ./runwatchd.toml,
-                                                                               ~/.config/runwatchd/config.toml,
-                                                                               /etc/runwatchd/config.toml
-    folders      --watch DIR   -                     [[folder]] path           -
-    API secret   -             RUNWAYML_API_SECRET   [runway] api_secret_file  $CREDENTIALS_DIRECTORY/
-                                                                               runway_api_secret
-    base URL     -             RUNWAYML_BASE_URL     [runway] base_url         https://api.dev.runwayml.com
-    state dir    -             STATE_DIRECTORY *     [runway] state_dir        ~/.local/state/runwatchd
-    * systemd's StateDirectory= is the default for a service, so the TOML key wins over it.
+    setting      command line  environment          TOML                      default
+    config file  -c PATH       RUNWATCHD_CONFIG     -                         ./runwatchd.toml,
+                                         ~/.config/runwatchd/config.toml, /etc/runwatchd/config.toml
+    folders      --watch DIR   -                    [[folder]] path           -
+    API secret   -             RUNWAYML_API_SECRET  [runway] api_secret_file  systemd credential
+                                                    $CREDENTIALS_DIRECTORY/runway_api_secret
+    base URL     -             RUNWAYML_BASE_URL    [runway] base_url         api.dev.runwayml.com
+    state dir    -             STATE_DIRECTORY (*)  [runway] state_dir        ~/.local/state/...
+    (*) systemd's StateDirectory= is a service's default, so the TOML key wins over it.
 
 Every key is documented in `starter_config()`. Unknown keys are errors (a typo must never be
 silently ignored), types are strict (a bool is not a number), relative paths are relative to
@@ -34,18 +33,13 @@ import tomli_w
 from runwatchd import errors, rules
 from runwatchd.rules import Rule, check_type, describe
 
-__all__ = [
-    "Config", "DaemonConfig", "FolderConfig", "FolderSettings", "Rule", "RunwayConfig", "config_for_dirs",
-    "explain", "find_config", "load_config", "parse_config", "resolve_base_url", "resolve_secret",
-    "resolve_state_dir", "starter_config", "write_starter",
-]
-
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"  # same value as client.DEFAULT_BASE_URL
 DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.webp", "*.mp4", "*.mov", "*.webm",
                    "*.mp3", "*.wav", "*.flac", "*.m4a", "*.aac")
 OBSERVERS = ("auto", "inotify", "polling")
 LOG_FORMATS = ("text", "json")
-SECRET_ENV, BASE_URL_ENV, CONFIG_ENV = "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL", "RUNWATCHD_CONFIG"
+SECRET_ENV, BASE_URL_ENV = "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL"
+CONFIG_ENV = "RUNWATCHD_CONFIG"
 CREDENTIAL_NAME = "runway_api_secret"
 SYSTEM_CONFIG = Path("/etc/runwatchd/config.toml")
 
@@ -96,12 +90,10 @@ class Config:
 Check = Callable[[Any], str | None]
 
 
-def _at_least(low: float) -> Check:
-    return lambda v: None if v >= low else f"must be >= {low:g}, got {v!r}"
-
-
-def _above(low: float) -> Check:
-    return lambda v: None if v > low else f"must be > {low:g}, got {v!r}"
+def _at_least(low: float, strict: bool = False) -> Check:
+    op = ">" if strict else ">="
+    return lambda v: (None if v > low or (v == low and not strict)
+                      else f"must be {op} {low:g}, got {v!r}")
 
 
 def _one_of(choices: tuple[str, ...]) -> Check:
@@ -110,7 +102,12 @@ def _one_of(choices: tuple[str, ...]) -> Check:
 
 
 def _url(v: str) -> str | None:
-    return None if re.fullmatch(r"https?://[^\s/]+(/\S*)?", v) else f"expected an http(s) URL, got {v!r}"
+    ok = re.fullmatch(r"https?://[^\s/]+(/\S*)?", v)
+    return None if ok else f"expected an http(s) URL, got {v!r}"
+
+
+def _non_empty(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
 
 
 def _host_port(v: str) -> str | None:
@@ -124,17 +121,17 @@ def _host_port(v: str) -> str | None:
 _SETTINGS: dict[str, tuple[str, Check | None]] = {
     "settle_seconds": ("number", _at_least(0)),
     "observer": ("string", _one_of(OBSERVERS)),
-    "poll_interval": ("number", _above(0)),
+    "poll_interval": ("number", _at_least(0, strict=True)),
     "rescan_interval": ("number", _at_least(0)),
     "include": ("strings", lambda v: None if v else "must list at least one pattern"),
     "ignore": ("strings", None),
 }
 _RUNWAY: dict[str, tuple[str, Check | None]] = {
     "base_url": ("string", _url),
-    "api_secret_file": ("string", None),
-    "concurrency": ("integer", lambda v: None if 1 <= v <= 64 else f"must be between 1 and 64, got {v}"),
-    "state_dir": ("string", None),
-    "timeout": ("number", _above(0)),
+    "api_secret_file": ("string", _non_empty),
+    "concurrency": ("integer", lambda v: None if 1 <= v <= 64 else f"must be 1 to 64, got {v}"),
+    "state_dir": ("string", _non_empty),
+    "timeout": ("number", _at_least(0, strict=True)),
 }
 _DAEMON: dict[str, tuple[str, Check | None]] = {
     "metrics": ("string", _host_port),
@@ -160,8 +157,9 @@ class _Reader:
         for key in value:
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
-                hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
-                self.problems.append(f"{keypath + '.' if keypath else ''}{key}: unknown key{hint}")
+                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+                where = f"{keypath}.{key}" if keypath else key
+                self.problems.append(f"{where}: unknown key ({hint})")
         return value
 
     def values(self, table: dict[str, Any], keypath: str,
@@ -187,6 +185,10 @@ class _Reader:
                 out[key] = value
         return out
 
+    def section(self, top: dict[str, Any], name: str,
+                spec: dict[str, tuple[str, Check | None]]) -> dict[str, Any]:
+        return self.values(self.table(top.get(name, {}), name, tuple(spec)), name, spec)
+
     def path(self, text: str) -> Path:
         return Path(os.path.normpath(self.base_dir / Path(text).expanduser()))
 
@@ -209,18 +211,14 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
     """Validate parsed TOML; relative paths are taken from base_dir (default: the cwd)."""
     reader = _Reader(Path(os.path.abspath(base_dir or Path.cwd())))
     top = reader.table(dict(data), "", _TOP_KEYS)
-    runway = RunwayConfig(**reader.values(reader.table(top.get("runway", {}), "runway", tuple(_RUNWAY)),
-                                          "runway", _RUNWAY))
-    daemon = DaemonConfig(**reader.values(reader.table(top.get("daemon", {}), "daemon", tuple(_DAEMON)),
-                                          "daemon", _DAEMON))
-    defaults_table = reader.table(top.get("defaults", {}), "defaults", tuple(_SETTINGS))
-    defaults = FolderSettings(**reader.values(defaults_table, "defaults", _SETTINGS))
+    runway = RunwayConfig(**reader.section(top, "runway", _RUNWAY))
+    daemon = DaemonConfig(**reader.section(top, "daemon", _DAEMON))
+    defaults = FolderSettings(**reader.section(top, "defaults", _SETTINGS))
     folder_list = top.get("folder", [])
-    if isinstance(folder_list, dict):
-        reader.problems.append("folder: expected [[folder]] tables (an array of tables), got [folder]")
-        folder_list = []
-    elif not isinstance(folder_list, list):
-        reader.problems.append(f"folder: expected [[folder]] tables, got {describe(folder_list)}")
+    if not isinstance(folder_list, list):
+        got = "[folder]" if isinstance(folder_list, dict) else describe(folder_list)
+        reader.problems.append(f"folder: expected [[folder]] tables (an array of tables), "
+                               f"got {got}")
         folder_list = []
     folders = [_parse_folder(reader, item, f"folder[{i}]", defaults, source)
                for i, item in enumerate(folder_list)]
@@ -254,6 +252,9 @@ def _parse_folder(reader: _Reader, item: object, keypath: str, defaults: FolderS
     path = reader.path(raw_path).resolve()
     if path.exists() and not path.is_dir():
         reader.problems.append(f"{keypath}.path: {path} exists but is not a directory")
+    if rule is not None and os.path.normpath(rule.output_path(path)) == str(path):
+        reader.problems.append(f"{keypath}.rule.output_dir: is the watched folder itself "
+                               "(outputs would be picked up as new files)")
     if rule is not None and rule.name is None:
         rule = dataclasses.replace(rule, name=path.name)
     return FolderConfig(path, recursive is True, settings, rule)
@@ -270,7 +271,8 @@ def _check_overlaps(reader: _Reader, folders: list[FolderConfig | None]) -> None
             resolved = folder.path
         for j, other, other_real in real:
             if resolved == other_real:
-                reader.problems.append(f"folder[{i}].path: same folder as folder[{j}] ({other.path})")
+                reader.problems.append(f"folder[{i}].path: same folder as folder[{j}] "
+                                       f"({other.path})")
             elif other.recursive and resolved.is_relative_to(other_real):
                 reader.problems.append(f"folder[{i}].path: inside folder[{j}] which is recursive")
             elif folder.recursive and other_real.is_relative_to(resolved):
@@ -299,7 +301,7 @@ def find_config(explicit: Path | None, env: Mapping[str, str] = os.environ) -> P
 
 def _find_secret(cfg: Config, env: Mapping[str, str]) -> tuple[str | None, str, list[str]]:
     """(secret, where it came from, what was tried); raises ConfigError for a broken source."""
-    tried = []
+    tried: list[str] = []
     value = env.get(SECRET_ENV)
     if value is not None and value.strip():
         return _clean_secret(value, SECRET_ENV), SECRET_ENV, tried
@@ -307,7 +309,8 @@ def _find_secret(cfg: Config, env: Mapping[str, str]) -> tuple[str | None, str, 
     secret_file = cfg.runway.api_secret_file
     if secret_file is not None:
         # A configured file that cannot be read is an error, not a reason to fall through.
-        return _read_secret(secret_file, "runway.api_secret_file"), f"api_secret_file {secret_file}", tried
+        secret = _read_secret(secret_file, "runway.api_secret_file")
+        return secret, f"api_secret_file {secret_file}", tried
     tried.append("[runway] api_secret_file (not set)")
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
@@ -334,8 +337,8 @@ def _clean_secret(value: str, where: str) -> str:
     if not secret:
         raise errors.ConfigError([f"{where}: the API secret is empty"])
     if any(c.isspace() or not c.isprintable() for c in secret):
-        raise errors.ConfigError([f"{where}: the API secret contains whitespace or control characters "
-                                  "(more than one line?)"])
+        raise errors.ConfigError([f"{where}: the API secret contains whitespace or control "
+                                  "characters (more than one line?)"])
     return secret
 
 
@@ -378,24 +381,32 @@ def _kv(key: str, value: object, commented: bool = False) -> str:
 def starter_config() -> str:
     """A commented starter config; every key is shown with its default (or an example)."""
     s, r, d = FolderSettings(), RunwayConfig(), DaemonConfig()
-    request = {"model": "gen4.5", "promptText": "{stem} comes to life", "ratio": "1280:720", "duration": 5}
+    request = {"model": "gen4.5", "promptText": "{stem} comes to life", "ratio": "1280:720",
+               "duration": 5}
     lines = [
         "# runwatchd configuration (TOML). Check it with: runwatchd check-config -c THIS_FILE",
         "# Values shown are the defaults. Environment variables win over this file; paths are",
         "# relative to this file; '~' means your home directory. Unknown keys are errors.",
         "", "[runway]",
         "# API base URL; RUNWAYML_BASE_URL overrides it.", _kv("base_url", DEFAULT_BASE_URL, True),
-        "# File holding the API secret, used when RUNWAYML_API_SECRET is not set; else the systemd",
-        f"# credential $CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}. Never write the secret in this file.",
+        "# File holding the API secret, used when RUNWAYML_API_SECRET is not set; else the",
+        f"# systemd credential $CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}. Never put the secret",
+        "# itself in this file.",
         _kv("api_secret_file", "/etc/runwatchd/secret", True),
-        "# Uploads in flight at once (1-64).", _kv("concurrency", r.concurrency),
-        "# Seconds one HTTP request may take before it is retried.", _kv("timeout", r.timeout),
-        "# Where runwatchd keeps its journal; else $STATE_DIRECTORY, else ~/.local/state/runwatchd.",
+        "# Uploads in flight at once (1-64).",
+        _kv("concurrency", r.concurrency),
+        "# Seconds one HTTP request may take before it counts as failed (and is retried).",
+        _kv("timeout", r.timeout),
+        "# Where runwatchd keeps its journal; else $STATE_DIRECTORY, else",
+        "# ~/.local/state/runwatchd.",
         _kv("state_dir", "/var/lib/runwatchd", True),
         "", "[daemon]",
-        "# Prometheus metrics on host:port; absent means off.", _kv("metrics", "127.0.0.1:9100", True),
-        "# Seconds in-flight uploads may finish in after SIGTERM.", _kv("grace_seconds", d.grace_seconds),
-        "# Log lines as \"text\" or \"json\".", _kv("log_format", d.log_format),
+        "# Prometheus metrics on host:port; absent means off.",
+        _kv("metrics", "127.0.0.1:9100", True),
+        "# Seconds in-flight uploads may finish in after SIGTERM.",
+        _kv("grace_seconds", d.grace_seconds),
+        "# Log lines as \"text\" or \"json\".",
+        _kv("log_format", d.log_format),
         "", "[defaults]  # every folder inherits these; any of them may be set per folder",
         "# Seconds a file must stay unchanged (size, mtime, ctime, inode) before it is uploaded.",
         _kv("settle_seconds", s.settle_seconds),
@@ -404,21 +415,25 @@ def starter_config() -> str:
         "# Seconds between polls when polling.", _kv("poll_interval", s.poll_interval),
         "# Seconds between full reconcile scans (0 = off); catches anything events missed.",
         _kv("rescan_interval", s.rescan_interval),
-        "# File name patterns to upload (case-insensitive, any depth).", _kv("include", list(s.include)),
+        "# File name patterns to upload (case-insensitive, any depth).",
+        _kv("include", list(s.include)),
         "# Extra patterns to ignore (files or directories), added to the built-in list;",
         "# a folder's own include/ignore replaces these, it does not add to them.",
         _kv("ignore", list(s.ignore)),
-        "", "# One [[folder]] table per watched folder. The folder need not exist yet.", "[[folder]]",
-        _kv("path", "~/runway-inbox"), "# Also watch subfolders.", _kv("recursive", True),
+        "", "# One [[folder]] table per watched folder. The folder need not exist yet.",
+        "[[folder]]", _kv("path", "~/runway-inbox"),
+        "# Also watch subfolders.", _kv("recursive", True),
         "# Per-folder override of a [defaults] key:", _kv("settle_seconds", 5.0, True),
         "",
-        "# Optional: a generation for every file (this spends credits). Keys: endpoint, output_dir",
-        "# (default \"outputs\", relative to the folder, or absolute), input_field (the request field",
-        "# that gets the file's runway:// URI; chosen per endpoint), name (default: folder name), and",
-        "# request (sent as-is, Runway's own field names). {stem}, {name} and {folder} in strings are",
-        "# replaced per file; a <file>.prompt.txt beside a file replaces promptText. A",
-        f"# {rules.RULES_FILENAME} file in a folder (same keys, [request] table) overrides this rule.",
-        "# [folder.rule]", _kv("endpoint", "image_to_video", True), _kv("output_dir", "renders", True),
+        "# Optional: a generation for every file (this spends credits). Keys: endpoint,",
+        "# output_dir (default \"outputs\", relative to the folder, or absolute), input_field",
+        "# (the request field that gets the file's runway:// URI; chosen per endpoint), name",
+        "# (default: the folder's name), and request (sent as-is, Runway's own field names).",
+        "# {stem}, {name} and {folder} in strings are replaced per file; a <file>.prompt.txt",
+        f"# beside a file replaces promptText. A {rules.RULES_FILENAME} file in a folder",
+        "# (same keys, [request] table) overrides this rule there and below.",
+        "# [folder.rule]", _kv("endpoint", "image_to_video", True),
+        _kv("output_dir", "renders", True),
         _kv("input_field", "promptImage", True), "# [folder.rule.request]",
         "\n".join(_kv(k, v, True) for k, v in request.items()),
     ]
@@ -461,30 +476,35 @@ def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
         base_url = resolve_base_url(cfg, env)
     except errors.ConfigError as e:
         base_url = f"PROBLEM: {e}"
-    d = cfg.daemon
+    r, d = cfg.runway, cfg.daemon
     lines = [
         f"config: {cfg.source or 'none (--watch directories, defaults)'}",
-        f"Runway API: {base_url}; API secret {_secret_source(cfg, env)}",
-        f"uploads in flight: {cfg.runway.concurrency}; request timeout {cfg.runway.timeout:g} s",
+        f"Runway API: {base_url}",
+        f"API secret: {_secret_source(cfg, env)}",
+        f"uploads in flight: {r.concurrency}; request timeout {r.timeout:g} s",
         f"state dir: {resolve_state_dir(cfg, env)}",
-        f"daemon: metrics {d.metrics or 'off'}; shutdown grace {d.grace_seconds:g} s; "
-        f"log format {d.log_format}",
+        f"metrics: {d.metrics or 'off'}; shutdown grace {d.grace_seconds:g} s; logs {d.log_format}",
     ]
     if not cfg.folders:
         lines.append("folders: none configured (use [[folder]] or --watch DIR)")
     for folder in cfg.folders:
         s = folder.settings
-        state = "" if folder.path.is_dir() else " [missing now: watched once it appears]"
-        lines.append(f"folder {folder.path}{state}")
-        lines.append(f"  {'recursive' if folder.recursive else 'top level only'}; observer {s.observer} "
-                     f"(requested); settle {s.settle_seconds:g} s; poll {s.poll_interval:g} s; "
-                     f"rescan {'off' if not s.rescan_interval else f'{s.rescan_interval:g} s'}")
-        lines.append(f"  include {', '.join(s.include)}; ignore {', '.join(s.ignore) or '(built-in only)'}")
+        missing = "" if folder.path.is_dir() else " (missing now; watched once it appears)"
+        rescan = f"{s.rescan_interval:g} s" if s.rescan_interval else "off"
+        lines += [
+            f"folder {folder.path}{missing}",
+            f"  {'recursive' if folder.recursive else 'top level only'}; observer {s.observer} "
+            f"(requested); settle {s.settle_seconds:g} s; poll {s.poll_interval:g} s; "
+            f"rescan {rescan}",
+            f"  include {', '.join(s.include)}",
+            f"  ignore {', '.join(s.ignore) or '(built-in list only)'}",
+        ]
         rule = folder.rule
         if rule is None:
             lines.append("  rule: none (upload and sidecar only)")
         else:
-            lines.append(f"  rule {rule.name}: {rule.endpoint} (model {rule.request.get('model')}), file URI "
-                         f"in {rules.input_field_of(rule)}; outputs to {rule.output_path(folder.path)}")
-        lines.append(f"  {rules.RULES_FILENAME} files inside it override the rule")
+            lines += [f"  rule {rule.name}: {rule.endpoint}, model {rule.request.get('model')}, "
+                      f"file URI in {rules.input_field_of(rule)}",
+                      f"  outputs to {rule.output_path(folder.path)}"]
+        lines.append(f"  a {rules.RULES_FILENAME} inside it overrides the rule for its subtree")
     return "\n".join(lines)

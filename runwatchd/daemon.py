@@ -84,6 +84,7 @@ class Daemon:
         self.failed_paths: dict[str, str] = {}
         self._own_outputs: set[Path] = set()
         self._ready: deque[tuple[Path, Folder]] = deque()
+        self._new_dirs: deque[tuple[Folder, Path]] = deque()
         self._in_flight: dict[Path, Future] = {}
         self._retry_heap: list[tuple[float, str]] = []
         self._wake = threading.Event()
@@ -146,6 +147,9 @@ class Daemon:
                 if folder is not None:
                     log.info("settled %s", path)
                     self._ready.append((path, folder))
+            while self._new_dirs:
+                folder, directory = self._new_dirs.popleft()
+                self._scan(folder, "new directory", top=directory)
             self._due_retries()
             self._dispatch()
             now = self.clock()
@@ -195,7 +199,9 @@ class Daemon:
         self._wake.set()
 
     def _dir_appeared(self, folder: Folder, directory: Path) -> None:
-        self._scan(folder, "new directory", top=directory)
+        # Called on the observer thread: scanning here would hold up every other event.
+        self._new_dirs.append((folder, directory))
+        self._wake.set()
 
     def _overflowed(self) -> None:
         log.warning("inotify queue overflowed: rescanning every folder")
@@ -375,7 +381,8 @@ class Daemon:
         due = self.table.next_due()
         candidates = [1.0] + ([due] if due is not None else [])
         if self._pinger is not None and self._pinger.next_due() is not None:
-            candidates.append(self._pinger.next_due())
+            # Floor: while unhealthy the ping stays overdue, and that must not become a busy loop.
+            candidates.append(max(0.25, self._pinger.next_due()))
         return max(0.005, min(candidates))
 
     def _heartbeat(self) -> None:

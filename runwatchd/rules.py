@@ -20,7 +20,7 @@ import re
 import stat
 import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,22 +85,27 @@ class EndpointSpec:
 
 
 _IMAGE, _VIDEO, _AUDIO = frozenset({"image"}), frozenset({"video"}), frozenset({"audio"})
+_NONE: dict[str, InputSpec] = {}
 ENDPOINTS: dict[str, EndpointSpec] = {
-    "image_to_video": EndpointSpec({"promptImage": InputSpec(_IMAGE)}, ("model", "promptImage"), True),
-    "text_to_video": EndpointSpec({}, ("model", "promptText"), True),
-    "video_to_video": EndpointSpec({"videoUri": InputSpec(_VIDEO)}, ("model", "promptText", "videoUri"), True),
-    "text_to_image": EndpointSpec({}, ("model", "promptText"), True),
+    "image_to_video": EndpointSpec(
+        {"promptImage": InputSpec(_IMAGE)}, ("model", "promptImage"), True),
+    "text_to_video": EndpointSpec(_NONE, ("model", "promptText"), True),
+    "video_to_video": EndpointSpec(
+        {"videoUri": InputSpec(_VIDEO)}, ("model", "promptText", "videoUri"), True),
+    "text_to_image": EndpointSpec(_NONE, ("model", "promptText"), True),
     "character_performance": EndpointSpec(
-        {"character": InputSpec(_IMAGE | _VIDEO, typed=True), "reference": InputSpec(_VIDEO, typed=True)},
+        {"character": InputSpec(_IMAGE | _VIDEO, typed=True),
+         "reference": InputSpec(_VIDEO, typed=True)},
         ("model", "character", "reference"), False),
     "video_upscale": EndpointSpec({"videoUri": InputSpec(_VIDEO)}, ("model", "videoUri"), False),
     "image_upscale": EndpointSpec({"imageUri": InputSpec(_IMAGE)}, ("model", "imageUri"), False),
-    "sound_effect": EndpointSpec({}, ("model", "promptText"), True),
-    "text_to_speech": EndpointSpec({}, ("model", "promptText", "voice"), True),
+    "sound_effect": EndpointSpec(_NONE, ("model", "promptText"), True),
+    "text_to_speech": EndpointSpec(_NONE, ("model", "promptText", "voice"), True),
     "speech_to_speech": EndpointSpec(
         {"media": InputSpec(_AUDIO | _VIDEO, typed=True)}, ("model", "media", "voice"), False),
     "voice_isolation": EndpointSpec({"audioUri": InputSpec(_AUDIO)}, ("model", "audioUri"), False),
-    "voice_dubbing": EndpointSpec({"audioUri": InputSpec(_AUDIO)}, ("model", "audioUri", "targetLang"), False),
+    "voice_dubbing": EndpointSpec(
+        {"audioUri": InputSpec(_AUDIO)}, ("model", "audioUri", "targetLang"), False),
 }
 
 
@@ -136,9 +141,11 @@ def check_type(value: object, kind: str) -> str | None:
         if not isinstance(value, list):
             return f"expected an array of strings, got {got}"
         bad = [i for i, item in enumerate(value) if not isinstance(item, str)]
-        return f"expected an array of strings, got {describe(value[bad[0]])} at [{bad[0]}]" if bad else None
-    expected = {"string": (str, "a string"), "boolean": (bool, "true or false"), "table": (dict, "a table")}
-    typ, words = expected[kind]
+        if bad:
+            return f"expected an array of strings, got {describe(value[bad[0]])} at [{bad[0]}]"
+        return None
+    typ, words = {"string": (str, "a string"), "boolean": (bool, "true or false"),
+                  "table": (dict, "a table")}[kind]
     return None if isinstance(value, typ) else f"expected {words}, got {got}"
 
 
@@ -168,7 +175,8 @@ def parse_rule(table: object, source: str, keypath: str) -> tuple[Rule | None, l
 
     if not isinstance(table, dict):
         return None, [f"{keypath or 'rule'}: expected a table, got {describe(table)}"]
-    problems += [f"{at(k)}: unknown key (known: {', '.join(RULE_KEYS)})" for k in table if k not in RULE_KEYS]
+    problems += [f"{at(k)}: unknown key (known: {', '.join(RULE_KEYS)})"
+                 for k in table if k not in RULE_KEYS]
     known = ", ".join(sorted(ENDPOINTS))
     endpoint = table.get("endpoint")
     if endpoint is None:
@@ -191,23 +199,25 @@ def parse_rule(table: object, source: str, keypath: str) -> tuple[Rule | None, l
     if (why := check_type(request, "table")) is not None:
         problems.append(f"{at('request')}: {why}")
     elif endpoint in ENDPOINTS:
-        input_field = strings.get("input_field")
-        problems += _request_problems(endpoint, input_field if isinstance(input_field, str) else None,
-                                      request, at)
+        field_name = strings.get("input_field")
+        field_name = field_name if isinstance(field_name, str) else None
+        problems += _request_problems(endpoint, field_name, request, at)
     if problems:
         return None, problems
     rule_source = f"{source}: {keypath}" if keypath else source
-    return Rule(endpoint, output_dir, strings.get("input_field"), request, rule_source,
+    return Rule(str(endpoint), output_dir, strings.get("input_field"), request, rule_source,
                 strings.get("name")), []
 
 
-def _request_problems(endpoint: str, input_field: str | None, request: dict, at: Any) -> list[str]:
+def _request_problems(endpoint: str, input_field: str | None, request: dict[str, Any],
+                      at: Callable[[str], str]) -> list[str]:
     spec = ENDPOINTS[endpoint]
     problems = _json_problems(request, at("request"))
     target = input_field or spec.default_input
     if target is None:
-        problems.append(f"{at('input_field')}: endpoint {endpoint} takes no media input; set input_field "
-                        "to the request field that should get each file's runway:// URI")
+        problems.append(f"{at('input_field')}: endpoint {endpoint} takes no media input; set "
+                        "input_field to the request field that should get each file's "
+                        "runway:// URI")
     elif target in request:
         problems.append(f"{at('request.' + target)}: filled with each file's runway:// URI; "
                         "remove it from the request")
@@ -216,14 +226,19 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict, at:
             problems.append(f"{at('request.' + name)}: required by {endpoint}")
     for name, value in request.items():
         inp = spec.inputs.get(name)
-        kind = FIELD_TYPES.get(name) or ("table" if inp and inp.typed else "string" if inp else None)
-        if kind and name != target and (why := check_type(value, kind)) is not None:
+        if name == target:
+            continue
+        kind = FIELD_TYPES.get(name)
+        if inp is not None:
+            kind = "table" if inp.typed else "string"
+        if kind and (why := check_type(value, kind)) is not None:
             problems.append(f"{at('request.' + name)}: {why}")
-        elif inp and inp.typed and name != target and not isinstance(value.get("uri"), str):
+        elif inp and inp.typed and not isinstance(value.get("uri"), str):
             problems.append(f"{at('request.' + name)}: expected a table with type and uri")
     prompt = request.get("promptText")
     if isinstance(prompt, str) and not 1 <= len(prompt) <= PROMPT_MAX:
-        problems.append(f"{at('request.promptText')}: must be 1-{PROMPT_MAX} characters, got {len(prompt)}")
+        problems.append(f"{at('request.promptText')}: must be 1-{PROMPT_MAX} characters, "
+                        f"got {len(prompt)}")
     return problems
 
 
@@ -241,7 +256,8 @@ def _expand(value: Any, values: Mapping[str, str]) -> Any:
 
 def prompt_file_for(path: Path) -> Path | None:
     """The prompt file beside `path` (shot.jpg.prompt.txt, else shot.prompt.txt), if any."""
-    for candidate in (path.with_name(path.name + PROMPT_SUFFIX), path.with_name(path.stem + PROMPT_SUFFIX)):
+    for name in (path.name, path.stem):
+        candidate = path.with_name(name + PROMPT_SUFFIX)
         if candidate.is_file():
             return candidate
     return None
@@ -266,24 +282,47 @@ def read_prompt(path: Path) -> str | None:
     return text
 
 
-def build_request(rule: Rule, media_path: Path, runway_uri: str, folder_root: Path) -> dict[str, Any]:
-    """The JSON body for POST /v1/<endpoint>; raises InvalidFile if this file cannot fit the rule."""
-    spec = ENDPOINTS[rule.endpoint]
+def _shown(path: Path, root: Path) -> str:
     try:
-        shown = str(media_path.relative_to(folder_root))
+        return str(path.relative_to(root))
     except ValueError:
-        shown = media_path.name
+        return path.name
+
+
+def check_media(rule: Rule, media_path: Path, folder_root: Path) -> str:
+    """The media kind of `media_path` if the rule's input field takes it, else InvalidFile.
+
+    Cheap (by extension), so a caller may run it before uploading. Errors name the file
+    relative to `folder_root`.
+    """
+    shown = _shown(media_path, folder_root)
+    spec = ENDPOINTS[rule.endpoint]
     kind = media.media_kind(media_path)
     target = input_field_of(rule)
     if target is None:
-        raise errors.InvalidFile(f"{shown}: endpoint {rule.endpoint} takes no media input and the rule "
-                                 "sets no input_field")
+        raise errors.InvalidFile(f"{shown}: endpoint {rule.endpoint} takes no media input and "
+                                 "the rule sets no input_field")
     inp = spec.inputs.get(target)
     accepted = inp.kinds if inp else frozenset().union(*(i.kinds for i in spec.inputs.values()))
     if kind is None or (accepted and kind not in accepted):
         wanted = " or ".join(sorted(accepted)) or "media"
         got = kind or f"'{media_path.suffix}'"
-        raise errors.InvalidFile(f"{shown}: {rule.endpoint} ({target}) takes {wanted} files, not {got}")
+        raise errors.InvalidFile(f"{shown}: {rule.endpoint} ({target}) takes {wanted} files, "
+                                 f"not {got}")
+    return kind
+
+
+def build_request(rule: Rule, media_path: Path, runway_uri: str,
+                  folder_root: Path) -> dict[str, Any]:
+    """The JSON body for POST /v1/<endpoint>; InvalidFile if this file cannot fit the rule.
+
+    Errors name the file relative to `folder_root`.
+    """
+    kind = check_media(rule, media_path, folder_root)
+    spec = ENDPOINTS[rule.endpoint]
+    target = input_field_of(rule)
+    assert target is not None  # check_media refused a rule without one
+    inp = spec.inputs.get(target)
     values = {"stem": media_path.stem, "name": media_path.name, "folder": media_path.parent.name}
     body: dict[str, Any] = _expand(copy.deepcopy(dict(rule.request)), values)
     prompt = read_prompt(media_path)
@@ -293,8 +332,8 @@ def build_request(rule: Rule, media_path: Path, runway_uri: str, folder_root: Pa
     text = body.get("promptText")
     if text is not None and not (isinstance(text, str) and 1 <= len(text) <= PROMPT_MAX):
         length = len(text) if isinstance(text, str) else 0
-        raise errors.InvalidFile(f"{shown}: promptText is {length} characters for this file; "
-                                 f"Runway takes 1-{PROMPT_MAX}")
+        raise errors.InvalidFile(f"{_shown(media_path, folder_root)}: promptText is {length} "
+                                 f"characters for this file; Runway takes 1-{PROMPT_MAX}")
     return body
 
 
@@ -362,7 +401,7 @@ class RuleResolver:
         self.root = Path(os.path.abspath(root))
         self.config_rule = config_rule
         self._lock = threading.Lock()
-        self._cache: dict[Path, tuple[tuple[int, ...] | None, Rule | None, list[str]]] = {}
+        self._cache: dict[Path, tuple[tuple[int, ...], Rule | None, list[str]]] = {}
 
     def rule_for(self, media_path: Path) -> Rule | None:
         """The rule that applies to `media_path` now."""
@@ -390,15 +429,16 @@ class RuleResolver:
         cached = self._cache.get(path)
         if cached is not None and cached[0] == _version(st):
             return cached[1]
-        if not stat.S_ISREG(st.st_mode):
-            rule, problems, version = None, ["not a regular file"], _version(st)
-        else:
+        rule: Rule | None = None
+        problems, version = ["not a regular file"], None
+        if stat.S_ISREG(st.st_mode):
             rule, problems, version = load_rules_file(path)
         self._cache[path] = (version or _version(st), rule, problems)
         if problems:
             log.warning("ignoring rules file %s: %s", path, "; ".join(problems))
         elif cached is not None:
-            log.info("rules file %s changed: %s -> %s", path, rule and rule.endpoint, rule and rule.output_dir)
+            log.info("rules file %s changed; now %s -> %s", path, rule and rule.endpoint,
+                     rule and rule.output_dir)
         return rule
 
     def problems(self) -> dict[str, list[str]]:

@@ -214,24 +214,21 @@ def scan_tree(root: Path, recursive: bool, filt: FileFilter) -> Iterator[tuple[P
     skips what cannot be read with one warning per directory. Never raises: a missing root is
     a warning and an empty scan.
     """
-    if not filt.wants_dir(root):
+    top = os.path.abspath(root)  # exclude_dirs are absolute
+    if not filt.wants_dir(Path(top)):
         return
-    stack = [os.fspath(root)]
-    first = True
+    stack = [top]
     while stack:
         directory = stack.pop()
         try:
             with os.scandir(directory) as it:
                 entries = list(it)
-        except (FileNotFoundError, NotADirectoryError) as e:
-            (log.warning if first else log.debug)("cannot scan %s: %s", directory, e.strerror)
-            first = False
-            continue
         except OSError as e:
-            log.warning("cannot scan %s: %s", directory, e.strerror or e)
-            first = False
+            # A subfolder deleted mid-scan is routine; a missing top or unreadable folder is not.
+            vanished = isinstance(e, (FileNotFoundError, NotADirectoryError)) and directory != top
+            (log.debug if vanished else log.warning)("cannot scan %s: %s", directory,
+                                                     e.strerror or e)
             continue
-        first = False
         for entry in entries:
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
@@ -314,7 +311,7 @@ def _install_hook(callback: Callable[[], None], thread_ident: int | None) -> Cal
         # A logging config with disable_existing_loggers, or a root level above WARNING,
         # would otherwise swallow the only sign of an overflow.
         target.disabled = False
-        if _hooks_installed == 0 and not target.isEnabledFor(logging.WARNING):
+        if _hooks_installed == 0 and target.getEffectiveLevel() > logging.WARNING:
             _saved_level = target.level
             target.setLevel(logging.WARNING)
         _hooks_installed += 1

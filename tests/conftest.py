@@ -41,6 +41,10 @@ def no_thread_leaks() -> Iterator[None]:
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
             leaked.append(thread)
+    for thread in leaked:
+        stop = getattr(thread, "stop", None)
+        if callable(stop):  # a watchdog thread: stop it so it does not disturb later tests
+            stop()
     if leaked:
         pytest.fail("test leaked threads: " + ", ".join(repr(t) for t in leaked), pytrace=False)
 

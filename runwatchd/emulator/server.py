@@ -143,7 +143,14 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "RunwayEmulator/1.0"
     timeout = 120  # idle keep-alive connections end; a stuck client cannot hold a thread forever
+    # Headers and body leave in one write: two small writes on a keep-alive connection meet
+    # Nagle's algorithm and delayed ACKs, and each reply would stall ~40 ms.
+    wbufsize = 64 * 1024
     server: EmulatorServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (stdlib signature)
         log.debug("emulator %s - " + format, self.address_string(), *args)
@@ -237,10 +244,10 @@ class Handler(BaseHTTPRequestHandler):
         self.body = BodyReader(self.rfile, self.content_length() or 0, on_bytes)
         path = urlsplit(self.path).path
         route, match = _match(method, path)
-        label = route.label if route else f"{method} {'/v1/*' if path.startswith('/v1/') else 'other'}"
+        label = _label(method, path, route, match)
         if path.startswith("/v1/"):
             self.app.counters.add("api_calls_total")
-        status: int | str = "dropped"
+        counted = path.startswith("/_emulator/")  # introspection must not disturb what it observes
         try:
             reply, decision = self._serve(path, route, match)
             if decision.after == "drop_after":
@@ -249,13 +256,15 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.stopping.wait(decision.slow_seconds)
             if decision.after == "bad_json" and reply.content_type == "application/json":
                 reply = Reply(200, BAD_JSON)
-            status = reply.status
+            if not counted:  # counted before sending: a client that asks for stats next sees it
+                self.app.counters.request(label, reply.status)
+                counted = True
             self.send(reply)
             self._finish_body()
         except (_Drop, OSError):  # OSError: the client went away (ConnectionError, timeouts)
             self.close_connection = True
-        finally:
-            self.app.counters.request(label, status)
+            if not counted:
+                self.app.counters.request(label, "dropped")
 
     def _serve(self, path: str, route: Route | None, match: re.Match[str] | None) -> tuple[Reply, Decision]:
         if route is None or match is None:
@@ -386,6 +395,15 @@ def _match(method: str, path: str) -> tuple[Route | None, re.Match[str] | None]:
             if match:
                 return route, match
     return None, None
+
+
+def _label(method: str, path: str, route: Route | None, match: re.Match[str] | None) -> str:
+    """Counter key of a request: the route template, with generation endpoints kept apart."""
+    if route is None or match is None:
+        return f"{method} {'/v1/*' if path.startswith('/v1/') else 'other'}"
+    if route.handler == "generate":
+        return f"POST /v1/{match.group(1)}"
+    return route.label
 
 
 def _s3_code(status: int) -> str:
