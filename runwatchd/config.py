@@ -506,5 +506,5 @@ def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
             lines += [f"  rule {rule.name}: {rule.endpoint}, model {rule.request.get('model')}, "
                       f"file URI in {rules.input_field_of(rule)}",
                       f"  outputs to {rule.output_path(folder.path)}"]
-        lines.append(f"  a {rules.RULES_FILENAME} inside it overrides the rule for its subtree")
+        lines.append(f"  a {rules.RULES_FILENAME} in it or below sets the rule for that subtree")
     return "\n".join(lines)

@@ -107,9 +107,7 @@ class Emulator:
         shown = "127.0.0.1" if self.host in ("", "0.0.0.0") else "[::1]" if self.host == "::" else self.host
         shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
         self._url = f"http://{shown}:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="runwatchd-emulator", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.run, name="runwatchd-emulator", daemon=True)
         self._thread.start()
         log.debug("emulator listening on %s", self._url)
         return self
@@ -119,12 +117,12 @@ class Emulator:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.close_connections(timeout=5.0)
-        server.server_close()
+        server.stop_accepting()
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
+        server.close_connections(timeout=5.0)
+        server.server_close()
         self._cleanup_tmp()
 
     def _cleanup_tmp(self) -> None:

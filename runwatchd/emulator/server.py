@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import re
+import selectors
 import socket
 import threading
 from dataclasses import dataclass
@@ -98,9 +99,34 @@ class EmulatorServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self._conns: dict[threading.Thread, socket.socket] = {}
         self._conns_lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
+
+    def run(self) -> None:
+        """Accept connections until stop_accepting(); unlike serve_forever, no poll interval
+        delays the stop (each test that starts an emulator would pay it)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self.socket and not self.stopping.is_set():
+                        self._handle_request_noblock()
+
+    def stop_accepting(self) -> None:
+        """Make run() return at once."""
+        self.stopping.set()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
@@ -125,7 +151,6 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def close_connections(self, timeout: float) -> None:
         """Wake every connection thread (shutdown its socket) and join it."""
-        self.stopping.set()
         with self._conns_lock:
             conns = dict(self._conns)
         for sock in conns.values():
