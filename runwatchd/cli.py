@@ -148,6 +148,8 @@ def _open_journal(cfg: configmod.Config):
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args, [d.resolve() for d in args.watch])
+    if not cfg.folders:
+        raise ConfigError(["nothing to watch: add a [[folder]] or pass --watch DIR"], cfg.source)
     return _run_daemon(args, cfg, mode="run")
 
 

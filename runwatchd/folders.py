@@ -181,7 +181,8 @@ class Folder:
             self._stop_watcher()
             self.start_watching()
             self._rescan_soon = True
-        if self._rescan_soon or now >= self._next_rescan:
+        periodic = self.settings.rescan_interval > 0  # 0 turns the reconcile scan off
+        if self._rescan_soon or (periodic and now >= self._next_rescan):
             self._rescan_soon = False
             self._next_rescan = now + self.settings.rescan_interval
             rescan()

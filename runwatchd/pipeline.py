@@ -28,7 +28,7 @@ from runwatchd.errors import (
     SubmitUncertain,
 )
 from runwatchd.journal import FileRecord, Journal
-from runwatchd.rules import RULES_FILENAME, Rule, RuleResolver, build_request, rule_fingerprint
+from runwatchd.rules import Rule, RuleResolver, build_request, check_media, rule_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,11 @@ class Processor:
         if record is not None and same and record.state == "invalid":
             return SKIPPED
         rule = job.resolver.rule_for(path) if job.resolver else None
+        if rule is not None:
+            try:  # a .wav in an image_to_video folder: say so once, upload nothing
+                check_media(rule, path, job.root)
+            except InvalidFile as e:
+                return self._invalid(path, st, str(e))
         data = sidecar.read_sidecar(path)
         matches = data is not None and sidecar.sidecar_matches(data, st, path.name)
 
@@ -183,7 +188,7 @@ class Processor:
         except SubmitUncertain as e:
             base.state, base.error = "attention", f"a task may have been created: {e}"
             self.journal.put(base)
-            self._write_task(path, base, rule, "NEEDS_ATTENTION", failure=base.error, root=job.root)
+            self._write_task(path, base, rule, "NEEDS_ATTENTION", failure=base.error)
             log.error("%s needs attention: %s; run `runwatchd retry %s` to submit again",
                       path, base.error, path)
             return ATTENTION
@@ -201,7 +206,7 @@ class Processor:
             return self._failed(path, None, f"submit failed: {e}", keep=base)
         base.state, base.task_id, base.task_status, base.error = "running", answer["id"], "PENDING", None
         self.journal.put(base)
-        self._write_task(path, base, rule, "PENDING", root=job.root)
+        self._write_task(path, base, rule, "PENDING")
         log.info("submitted %s %s for %s", rule.endpoint, base.task_id, path)
         if self.follow:
             self.follow(path, base.task_id, rule.output_path(job.root))
@@ -217,10 +222,8 @@ class Processor:
         return INVALID
 
     def _write_task(self, path: Path, record: FileRecord, rule: Rule | None, status: str, *,
-                    failure: str | None = None, code: str | None = None,
-                    root: Path | None = None) -> None:
-        label = rule_label(rule, root or path.parent) if rule else None
-        write_task_sidecar(path, record, status, rule_name=label,
+                    failure: str | None = None, code: str | None = None) -> None:
+        write_task_sidecar(path, record, status, rule_name=rule.name if rule else None,
                            failure=failure, code=code)
 
     def _write_sidecar_from_record(self, path: Path, record: FileRecord, rule: Rule | None) -> None:
@@ -297,12 +300,6 @@ def write_task_sidecar(path: Path, record: FileRecord, status: str, *, rule_name
         sidecar.write_sidecar(path, data)
     except OSError as e:
         log.error("%s: cannot write sidecar: %s (state kept in the journal)", path, e.strerror or e)
-
-
-def rule_label(rule: Rule, root: Path) -> str:
-    """A short name for the sidecar: the folder that holds the rules file, or whose rule it is."""
-    where = rule.source.split(": ", 1)[0]
-    return Path(where).parent.name if where.endswith(RULES_FILENAME) else root.name
 
 
 def _backoff(attempts: int) -> float:

@@ -266,6 +266,14 @@ def test_slot_can_be_used_once(api: httpx.Client) -> None:
     assert (204, 403, 403) == (first.status_code, second.status_code, unknown.status_code)
 
 
+def test_chunked_upload_is_refused(api: httpx.Client) -> None:
+    """Like S3, the presigned POST needs a Content-Length (411 for a chunked body)."""
+    s = slot(api)
+    body, ctype = form([*fields_of(s), ("file", PAYLOAD, "shot.jpg")])
+    reply = httpx.post(s["uploadUrl"], content=iter([body]), headers={"Content-Type": ctype})
+    assert 411 == reply.status_code
+
+
 def test_storage_needs_no_authorization(emu: Emulator, api: httpx.Client) -> None:
     """The presigned POST works without any Authorization header (httpx.post sends none)."""
     upload(api)
@@ -567,6 +575,15 @@ def test_faults_are_deterministic_with_a_seed(make_emu: Any) -> None:
             runs.append([client.get("/v1/organization").status_code for _ in range(20)])
     assert runs[0] == runs[1]
     assert {200, 503} == set(runs[0])
+
+
+def test_burst_is_not_rearmed_by_other_changes(emu: Emulator, api: httpx.Client) -> None:
+    """Changing another fault key keeps what is left of a burst instead of re-arming it."""
+    emu.set_faults(rate_limit_burst=1)
+    assert 429 == api.get("/v1/organization").status_code
+    emu.set_faults(delay=0.0)
+    assert 200 == api.get("/v1/organization").status_code
+    assert 0 == emu.stats()["faults"]["rate_limit_burst"]
 
 
 def test_faults_settable_over_http(emu: Emulator, api: httpx.Client) -> None:

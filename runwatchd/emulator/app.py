@@ -151,7 +151,7 @@ class Emulator:
         out["faults_injected"] = self.faults.snapshot()
         out["tasks_by_status"] = self.tasks.counts()
         out["credit_balance"] = self.credit_balance
-        out["faults"] = self.faults.config.as_dict()
+        out["faults"] = self.faults.current()
         return out
 
     def objects(self) -> dict[str, dict[str, Any]]:

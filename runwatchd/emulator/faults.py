@@ -45,9 +45,11 @@ class FaultConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        scope = self.scope
+        scope: object = self.scope
         if isinstance(scope, str):
             object.__setattr__(self, "scope", (scope,))
+        elif isinstance(scope, list):
+            object.__setattr__(self, "scope", tuple(scope))
         problems = validate(self)
         if problems:
             raise ValueError("invalid faults: " + "; ".join(problems))
@@ -60,8 +62,6 @@ class FaultConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown fault keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        if "scope" in data and isinstance(data["scope"], list):
-            data["scope"] = tuple(data["scope"])
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
@@ -137,12 +137,23 @@ class FaultInjector:
             self._expire_left = cfg.expire_next_slots
 
     def update(self, **changes: Any) -> FaultConfig:
-        """Change some keys and keep the others (what set_faults and POST /_emulator/faults do)."""
-        merged = self.config.as_dict()
+        """Change some keys and keep the others (what set_faults and POST /_emulator/faults do).
+
+        One-shot counts (rate_limit_burst, expire_next_slots) carry what is left of them unless
+        given again, so changing `delay` does not re-arm a burst that was already spent."""
+        merged = self.current()
         merged.update(changes)
         cfg = FaultConfig.from_mapping(merged)
         self.configure(cfg)
         return cfg
+
+    def current(self) -> dict[str, Any]:
+        """The configuration as JSON, with one-shot counts showing what is left of them."""
+        with self._lock:
+            out = self.config.as_dict()
+            out["rate_limit_burst"] = self._burst_left
+            out["expire_next_slots"] = self._expire_left
+            return out
 
     def reset(self) -> None:
         """No faults at all, counters cleared."""

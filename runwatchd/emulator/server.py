@@ -239,12 +239,8 @@ class Handler(BaseHTTPRequestHandler):
     def _finish_body(self) -> None:
         """Read what is left of the body after replying: the client (httpx sends the whole body
         before it reads) then sees our reply rather than a reset, and keep-alive stays in sync."""
-        if self.content_length() is None:
-            self.close_connection = True
-            return
-        if self.body.remaining > MAX_JSON_BODY:
-            self.close_connection = True  # a big body was refused: not worth keeping the connection
-        self.body.drain()
+        if self.content_length() is not None:
+            self.body.drain()
 
     def send(self, reply: Reply) -> None:
         self.send_response(reply.status)
@@ -281,6 +277,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.stopping.wait(decision.slow_seconds)
             if decision.after == "bad_json" and reply.content_type == "application/json":
                 reply = Reply(200, BAD_JSON)
+            if self.content_length() is None or self.body.remaining > MAX_JSON_BODY:
+                self.close_connection = True  # cannot resync, or not worth draining for keep-alive
             if not counted:  # counted before sending: a client that asks for stats next sees it
                 self.app.counters.request(label, reply.status)
                 counted = True
@@ -395,17 +393,17 @@ class Handler(BaseHTTPRequestHandler):
         return json_reply(200, self.app.objects())
 
     def h_em_faults(self) -> Reply:
-        return json_reply(200, self.app.faults.config.as_dict())
+        return json_reply(200, self.app.faults.current())
 
     def h_em_set_faults(self) -> Reply:
         body = self.read_json()
         if not isinstance(body, dict):
             raise ApiError(400, "Expected a JSON object of fault settings")
         try:
-            cfg = self.app.faults.update(**body)
+            self.app.faults.update(**body)
         except (ValueError, TypeError) as e:
             raise ApiError(400, str(e)) from e
-        return json_reply(200, cfg.as_dict())
+        return json_reply(200, self.app.faults.current())
 
     def h_em_reset(self) -> Reply:
         body = self.read_json()
