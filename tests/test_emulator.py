@@ -83,7 +83,9 @@ def slot(client: httpx.Client, filename: str = "shot.jpg") -> dict[str, Any]:
 def upload(client: httpx.Client, data: bytes = PAYLOAD, filename: str = "shot.jpg") -> str:
     """The whole three-step upload; returns the runway:// URI."""
     s = slot(client, filename)
-    reply = httpx.post(s["uploadUrl"], data=s["fields"], files={"file": (filename, data, "image/jpeg")})
+    reply = httpx.post(
+        s["uploadUrl"], data=s["fields"], files={"file": (filename, data, "image/jpeg")}
+    )
     assert 204 == reply.status_code, reply.text
     return s["runwayUri"]
 
@@ -117,7 +119,9 @@ def i2v(uri: str, **extra: Any) -> dict[str, Any]:
 def test_api_rejects_missing_or_wrong_key(emu: Emulator) -> None:
     """Without the right bearer key every /v1 call is 401 with an error body, and is counted."""
     no_key = httpx.get(f"{emu.url}/v1/organization", headers={"X-Runway-Version": API_VERSION})
-    wrong = httpx.get(f"{emu.url}/v1/organization", headers={**HEADERS, "Authorization": "Bearer nope"})
+    wrong = httpx.get(
+        f"{emu.url}/v1/organization", headers={**HEADERS, "Authorization": "Bearer nope"}
+    )
     assert (401, 401) == (no_key.status_code, wrong.status_code)
     assert "error" in wrong.json()
     assert 2 == emu.stats()["auth_failures"]
@@ -127,7 +131,9 @@ def test_api_requires_exact_version_header(emu: Emulator) -> None:
     """A missing or different X-Runway-Version is a 400."""
     auth = {"Authorization": f"Bearer {KEY}"}
     missing = httpx.get(f"{emu.url}/v1/organization", headers=auth)
-    wrong = httpx.get(f"{emu.url}/v1/organization", headers={**auth, "X-Runway-Version": "2024-09-13"})
+    wrong = httpx.get(
+        f"{emu.url}/v1/organization", headers={**auth, "X-Runway-Version": "2024-09-13"}
+    )
     assert (400, 400) == (missing.status_code, wrong.status_code)
 
 
@@ -156,9 +162,33 @@ def test_upload_happy_path_records_sha256(emu: Emulator, api: httpx.Client) -> N
     """Slot, presigned POST (204), and the object is recorded with size and sha256."""
     uri = upload(api)
     assert uri.startswith("runway://upload/")
-    expected = {"filename": "shot.jpg", "size": len(PAYLOAD), "sha256": hashlib.sha256(PAYLOAD).hexdigest()}
+    expected = {
+        "filename": "shot.jpg",
+        "size": len(PAYLOAD),
+        "sha256": hashlib.sha256(PAYLOAD).hexdigest(),
+    }
     assert {uri: expected} == emu.objects()
     assert {uri: expected} == httpx.get(f"{emu.url}/_emulator/objects").json()
+
+
+def test_upload_lands_in_storage_dir(make_emu: Any, tmp_path: Path) -> None:
+    """With storage_dir the stored file holds exactly the uploaded bytes."""
+    emu = make_emu(storage_dir=tmp_path / "store")
+    with httpx.Client(base_url=emu.url, headers=HEADERS) as client:
+        uri = upload(client)
+    stored = emu.storage.objects()[uri]
+    assert stored.path is not None
+    assert tmp_path / "store" == stored.path.parent
+    assert PAYLOAD == stored.path.read_bytes()
+
+
+def test_keep_files_false_only_hashes(make_emu: Any, tmp_path: Path) -> None:
+    """keep_files=False records size and sha256 but writes no file."""
+    emu = make_emu(storage_dir=tmp_path, keep_files=False)
+    with httpx.Client(base_url=emu.url, headers=HEADERS) as client:
+        uri = upload(client)
+    assert hashlib.sha256(PAYLOAD).hexdigest() == emu.objects()[uri]["sha256"]
+    assert [] == list(tmp_path.iterdir())
 
 
 def test_slot_reply_looks_like_a_presigned_post(emu: Emulator, api: httpx.Client) -> None:
@@ -171,13 +201,16 @@ def test_slot_reply_looks_like_a_presigned_post(emu: Emulator, api: httpx.Client
     assert ["content-length-range", 512, 200 * 1024 * 1024] in policy["conditions"]
 
 
-@pytest.mark.parametrize("body", [
-    {"filename": "ab", "type": "ephemeral"},
-    {"filename": "a" * 252 + ".jpeg", "type": "ephemeral"},
-    {"filename": "anim.gif", "type": "ephemeral"},
-    {"filename": "shot.jpg", "type": "persistent"},
-    {"type": "ephemeral"},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"filename": "ab", "type": "ephemeral"},
+        {"filename": "a" * 252 + ".jpeg", "type": "ephemeral"},
+        {"filename": "anim.gif", "type": "ephemeral"},
+        {"filename": "shot.jpg", "type": "persistent"},
+        {"type": "ephemeral"},
+    ],
+)
 def test_create_upload_validates_body(api: httpx.Client, body: dict[str, Any]) -> None:
     """Filename of 3-255 chars with a media extension and type "ephemeral" are required."""
     reply = api.post("/v1/uploads", json=body)
@@ -212,7 +245,9 @@ def test_upload_altered_field_is_refused(api: httpx.Client) -> None:
 def test_upload_field_after_file_is_refused(emu: Emulator, api: httpx.Client) -> None:
     """The file must be the last part; nothing is stored otherwise."""
     s = slot(api)
-    reply = post_form(s["uploadUrl"], [*fields_of(s), ("file", PAYLOAD, "shot.jpg"), ("extra", b"x", None)])
+    reply = post_form(
+        s["uploadUrl"], [*fields_of(s), ("file", PAYLOAD, "shot.jpg"), ("extra", b"x", None)]
+    )
     assert 400 == reply.status_code
     assert {} == emu.objects()
 
@@ -230,18 +265,32 @@ def test_upload_too_large_is_refused_while_streaming(make_emu: Any) -> None:
     emu = make_emu(max_size=4096)
     with httpx.Client(base_url=emu.url, headers=HEADERS) as client:
         s = slot(client)
-        reply = httpx.post(s["uploadUrl"], data=s["fields"], files={"file": ("shot.jpg", b"y" * 40_000)})
+        reply = httpx.post(
+            s["uploadUrl"], data=s["fields"], files={"file": ("shot.jpg", b"y" * 40_000)}
+        )
     assert 400 == reply.status_code
     assert "EntityTooLarge" in reply.text
     assert {} == emu.objects()
 
 
-def test_upload_declared_over_200mib_is_refused_before_the_body(emu: Emulator, api: httpx.Client) -> None:
+def test_sizes_at_the_limits_are_accepted(make_emu: Any) -> None:
+    """A file of exactly min_size or exactly max_size bytes is stored."""
+    emu = make_emu(max_size=4096)
+    with httpx.Client(base_url=emu.url, headers=HEADERS) as client:
+        small, large = upload(client, b"s" * 512), upload(client, b"l" * 4096)
+    assert (512, 4096) == (emu.objects()[small]["size"], emu.objects()[large]["size"])
+
+
+def test_upload_declared_over_200mib_is_refused_before_the_body(
+    emu: Emulator, api: httpx.Client
+) -> None:
     """A Content-Length beyond 200 MiB is answered from the headers alone, no body sent."""
     s = slot(api)
     path = "/" + s["uploadUrl"].split("/", 3)[3]
-    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {300 * 1024 * 1024}\r\n"
-            "Content-Type: multipart/form-data; boundary=abc\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {300 * 1024 * 1024}\r\n"
+        "Content-Type: multipart/form-data; boundary=abc\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock:
         sock.sendall(head.encode())
         answer = sock.recv(65536).decode()
@@ -262,7 +311,9 @@ def test_slot_can_be_used_once(api: httpx.Client) -> None:
     s = slot(api)
     first = httpx.post(s["uploadUrl"], data=s["fields"], files={"file": ("shot.jpg", PAYLOAD)})
     second = httpx.post(s["uploadUrl"], data=s["fields"], files={"file": ("shot.jpg", PAYLOAD)})
-    unknown = httpx.post(s["uploadUrl"] + "x", data=s["fields"], files={"file": ("shot.jpg", PAYLOAD)})
+    unknown = httpx.post(
+        s["uploadUrl"] + "x", data=s["fields"], files={"file": ("shot.jpg", PAYLOAD)}
+    )
     assert (204, 403, 403) == (first.status_code, second.status_code, unknown.status_code)
 
 
@@ -280,7 +331,9 @@ def test_storage_needs_no_authorization(emu: Emulator, api: httpx.Client) -> Non
     assert 1 == emu.stats()["uploads_completed"]
 
 
-def test_large_upload_streams_with_flat_memory(emu: Emulator, api: httpx.Client, tmp_path: Path) -> None:
+def test_large_upload_streams_with_flat_memory(
+    emu: Emulator, api: httpx.Client, tmp_path: Path
+) -> None:
     """A 50 MiB upload raises the process's peak RSS by far less than the body size."""
     big = tmp_path / "big.mp4"
     with open(big, "wb") as f:
@@ -299,8 +352,10 @@ def test_large_upload_streams_with_flat_memory(emu: Emulator, api: httpx.Client,
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        with open(big, "rb") as f:
-            reply = httpx.post(s["uploadUrl"], data=s["fields"], files={"file": ("big.mp4", f)}, timeout=60)
+        with open(big, "rb") as source:
+            reply = httpx.post(
+                s["uploadUrl"], data=s["fields"], files={"file": ("big.mp4", source)}, timeout=60
+            )
     finally:
         done.set()
         sampler.join()
@@ -322,17 +377,41 @@ def test_generation_returns_id_and_cost(emu: Emulator, api: httpx.Client) -> Non
     assert {uri: 1} == stats["tasks_per_input_uri"]
 
 
-@pytest.mark.parametrize(("endpoint", "body", "paths"), [
-    ("image_to_video", {"model": "gen4_turbo"}, [["promptImage"]]),
-    ("image_to_video", {"model": "gen4_turbo", "promptImage": "https://x/a.jpg", "promptText": ""}, [["promptText"]]),
-    ("image_to_video", {"model": "m", "promptImage": "https://x/a.jpg", "duration": "5"}, [["duration"]]),
-    ("video_to_video", {"model": "aleph2", "videoUri": "https://x/a.mp4"}, [["promptText"]]),
-    ("character_performance", {"model": "act_two", "character": {"type": "x", "uri": "https://x/a.mp4"},
-                               "reference": {"type": "video", "uri": "https://x/b.mp4"}}, [["character", "type"]]),
-    ("voice_dubbing", {"model": "eleven_voice_dubbing", "audioUri": "https://x/a.mp3"}, [["targetLang"]]),
-    ("text_to_speech", {"model": "eleven_multilingual_v2", "promptText": "hi"}, [["voice"]]),
-])  # fmt: skip
-def test_generation_validates_required_fields(api: httpx.Client, endpoint: str, body: dict, paths: list) -> None:
+@pytest.mark.parametrize(
+    ("endpoint", "body", "paths"),
+    [
+        ("image_to_video", {"model": "gen4_turbo"}, [["promptImage"]]),
+        (
+            "image_to_video",
+            {"model": "gen4_turbo", "promptImage": "https://x/a.jpg", "promptText": ""},
+            [["promptText"]],
+        ),
+        (
+            "image_to_video",
+            {"model": "m", "promptImage": "https://x/a.jpg", "duration": "5"},
+            [["duration"]],
+        ),
+        ("video_to_video", {"model": "aleph2", "videoUri": "https://x/a.mp4"}, [["promptText"]]),
+        (
+            "character_performance",
+            {
+                "model": "act_two",
+                "character": {"type": "x", "uri": "https://x/a.mp4"},
+                "reference": {"type": "video", "uri": "https://x/b.mp4"},
+            },
+            [["character", "type"]],
+        ),
+        (
+            "voice_dubbing",
+            {"model": "eleven_voice_dubbing", "audioUri": "https://x/a.mp3"},
+            [["targetLang"]],
+        ),
+        ("text_to_speech", {"model": "eleven_multilingual_v2", "promptText": "hi"}, [["voice"]]),
+    ],
+)
+def test_generation_validates_required_fields(
+    api: httpx.Client, endpoint: str, body: dict, paths: list
+) -> None:
     """Missing or ill-typed fields answer 400 with an issue at each path."""
     reply = api.post(f"/v1/{endpoint}", json=body)
     assert 400 == reply.status_code
@@ -341,8 +420,11 @@ def test_generation_validates_required_fields(api: httpx.Client, endpoint: str, 
 
 def test_unknown_runway_uri_is_refused_at_any_depth(api: httpx.Client) -> None:
     """A runway:// URI that was never uploaded is a 400 issue, even nested in an object."""
-    body = {"model": "act_two", "character": {"type": "image", "uri": "runway://upload/nope"},
-            "reference": {"type": "video", "uri": "https://x/b.mp4"}}  # fmt: skip
+    body = {
+        "model": "act_two",
+        "character": {"type": "image", "uri": "runway://upload/nope"},
+        "reference": {"type": "video", "uri": "https://x/b.mp4"},
+    }
     reply = api.post("/v1/character_performance", json=body)
     assert 400 == reply.status_code
     assert [["character", "uri"]] == [i["path"] for i in reply.json()["issues"]]
@@ -395,11 +477,21 @@ def test_tasks_beyond_concurrency_are_throttled(make_emu: Any, clock: FakeClock)
     """With max_concurrent_tasks=1 a second task is THROTTLED until the first finishes."""
     emu = make_emu(max_concurrent_tasks=1, pending_seconds=0)
     with httpx.Client(base_url=emu.url, headers=HEADERS) as client:
-        first = client.post("/v1/text_to_video", json={"model": "veo3.1", "promptText": "a"}).json()["id"]
-        second = client.post("/v1/text_to_video", json={"model": "veo3.1", "promptText": "b"}).json()["id"]
-        assert ("RUNNING", "THROTTLED") == (status(client, first)["status"], status(client, second)["status"])
+        first = client.post(
+            "/v1/text_to_video", json={"model": "veo3.1", "promptText": "a"}
+        ).json()["id"]
+        second = client.post(
+            "/v1/text_to_video", json={"model": "veo3.1", "promptText": "b"}
+        ).json()["id"]
+        assert ("RUNNING", "THROTTLED") == (
+            status(client, first)["status"],
+            status(client, second)["status"],
+        )
         clock.advance(10)
-        assert ("SUCCEEDED", "RUNNING") == (status(client, first)["status"], status(client, second)["status"])
+        assert ("SUCCEEDED", "RUNNING") == (
+            status(client, first)["status"],
+            status(client, second)["status"],
+        )
         clock.advance(10)
         assert "SUCCEEDED" == status(client, second)["status"]
     assert {"SUCCEEDED": 2} == {k: v for k, v in emu.stats()["tasks_by_status"].items() if v}
@@ -407,9 +499,13 @@ def test_tasks_beyond_concurrency_are_throttled(make_emu: Any, clock: FakeClock)
 
 def test_fail_marker_ends_failed_with_code(api: httpx.Client, clock: FakeClock) -> None:
     """A "FAIL:" prompt ends FAILED with failure text; a code after the marker is used."""
-    plain = api.post("/v1/text_to_image", json={"model": "gen4_image", "promptText": "FAIL: nope"}).json()["id"]
-    coded = api.post("/v1/text_to_image", json={"model": "gen4_image",
-                                                "promptText": "FAIL:INTERNAL.BAD_OUTPUT.CODE01 x"}).json()["id"]  # fmt: skip
+    plain = api.post(
+        "/v1/text_to_image", json={"model": "gen4_image", "promptText": "FAIL: nope"}
+    ).json()["id"]
+    coded = api.post(
+        "/v1/text_to_image",
+        json={"model": "gen4_image", "promptText": "FAIL:INTERNAL.BAD_OUTPUT.CODE01 x"},
+    ).json()["id"]
     clock.advance(20)
     first, second = status(api, plain), status(api, coded)
     assert ("FAILED", "SAFETY.INPUT.TEXT") == (first["status"], first["failureCode"])
@@ -421,8 +517,10 @@ def test_fail_prompts_list(make_emu: Any, clock: FakeClock) -> None:
     """Any configured fail_prompts substring makes the task fail."""
     emu = make_emu(fail_prompts=["explode"])
     with httpx.Client(base_url=emu.url, headers=HEADERS) as client:
-        task_id = client.post("/v1/sound_effect", json={"model": "eleven_text_to_sound_v2",
-                                                        "promptText": "an explode"}).json()["id"]  # fmt: skip
+        task_id = client.post(
+            "/v1/sound_effect",
+            json={"model": "eleven_text_to_sound_v2", "promptText": "an explode"},
+        ).json()["id"]
         clock.advance(20)
         assert "FAILED" == status(client, task_id)["status"]
 
@@ -442,7 +540,9 @@ def test_task_seconds_zero_succeeds_at_once(make_emu: Any) -> None:
     """With task_seconds=0 a task is SUCCEEDED on the first poll."""
     emu = make_emu(task_seconds=0, pending_seconds=None)
     with httpx.Client(base_url=emu.url, headers=HEADERS) as client:
-        task_id = client.post("/v1/text_to_image", json={"model": "gen4_image", "promptText": "x"}).json()["id"]
+        task_id = client.post(
+            "/v1/text_to_image", json={"model": "gen4_image", "promptText": "x"}
+        ).json()["id"]
         assert "SUCCEEDED" == status(client, task_id)["status"]
 
 
@@ -450,7 +550,9 @@ def test_outputs_are_downloadable(make_emu: Any, clock: FakeClock) -> None:
     """Each output URL serves deterministic bytes with type and length (a real PNG for images)."""
     emu = make_emu(outputs_per_task=2)
     with httpx.Client(base_url=emu.url, headers=HEADERS) as client:
-        task_id = client.post("/v1/text_to_image", json={"model": "gen4_image", "promptText": "x"}).json()["id"]
+        task_id = client.post(
+            "/v1/text_to_image", json={"model": "gen4_image", "promptText": "x"}
+        ).json()["id"]
         url = f"{emu.url}/_outputs/{task_id}/0.png"
         assert 404 == httpx.get(url).status_code
         clock.advance(20)
@@ -539,6 +641,18 @@ def test_bad_json_reply(make_emu: Any) -> None:
         reply.json()
 
 
+def test_expire_slots_expires_every_slot(emu: Emulator, api: httpx.Client) -> None:
+    """expire_slots=True: every new slot answers 403 at storage, and each is counted."""
+    emu.set_faults(expire_slots=True)
+    statuses = []
+    for _ in range(2):
+        s = slot(api)
+        files = {"file": ("shot.jpg", PAYLOAD)}
+        statuses.append(httpx.post(s["uploadUrl"], data=s["fields"], files=files).status_code)
+    assert [403, 403] == statuses
+    assert 2 == emu.stats()["faults_injected"]["expired_slot"]
+
+
 def test_expire_next_slots(emu: Emulator, api: httpx.Client) -> None:
     """expire_next_slots=1: the next slot is born expired (403), the one after works."""
     emu.set_faults(expire_next_slots=1)
@@ -553,7 +667,10 @@ def test_no_credits_fault(emu: Emulator, api: httpx.Client) -> None:
     emu.set_faults(no_credits=True)
     uri = upload(api)
     reply = api.post("/v1/image_to_video", json=i2v(uri))
-    assert (400, "You do not have enough credits to run this task.") == (reply.status_code, reply.json()["error"])
+    assert (400, "You do not have enough credits to run this task.") == (
+        reply.status_code,
+        reply.json()["error"],
+    )
 
 
 def test_scope_limits_faults(make_emu: Any) -> None:
@@ -588,7 +705,9 @@ def test_burst_is_not_rearmed_by_other_changes(emu: Emulator, api: httpx.Client)
 
 def test_faults_settable_over_http(emu: Emulator, api: httpx.Client) -> None:
     """POST /_emulator/faults changes faults live; unknown keys are a 400."""
-    assert 200 == httpx.post(f"{emu.url}/_emulator/faults", json={"rate_limit_burst": 1}).status_code
+    assert (
+        200 == httpx.post(f"{emu.url}/_emulator/faults", json={"rate_limit_burst": 1}).status_code
+    )
     assert 400 == httpx.post(f"{emu.url}/_emulator/faults", json={"eror_rate": 1}).status_code
     assert [429, 200] == [api.get("/v1/organization").status_code for _ in range(2)]
 
@@ -597,7 +716,7 @@ def test_faults_settable_over_http(emu: Emulator, api: httpx.Client) -> None:
 
 
 def test_stats_count_requests_and_reset(emu: Emulator, api: httpx.Client) -> None:
-    """Requests are counted by route and status; POST /_emulator/reset clears counters and faults."""
+    """Requests are counted by route and status; POST /_emulator/reset clears counters, faults."""
     upload(api)
     api.get("/v1/tasks/nope")
     emu.set_faults(error_rate=1.0)
@@ -605,7 +724,11 @@ def test_stats_count_requests_and_reset(emu: Emulator, api: httpx.Client) -> Non
     assert {"200": 1} == stats["requests"]["POST /v1/uploads"]
     assert {"204": 1} == stats["requests"]["POST /_storage/upload"]
     assert {"404": 1} == stats["requests"]["GET /v1/tasks/{id}"]
-    assert (2, 1, 1) == (stats["api_calls_total"], stats["uploads_created"], stats["uploads_completed"])
+    assert (2, 1, 1) == (
+        stats["api_calls_total"],
+        stats["uploads_created"],
+        stats["uploads_completed"],
+    )
     assert len(PAYLOAD) == stats["bytes_stored"]
     httpx.post(f"{emu.url}/_emulator/reset")
     assert 200 == api.get("/v1/organization").status_code
@@ -614,9 +737,14 @@ def test_stats_count_requests_and_reset(emu: Emulator, api: httpx.Client) -> Non
 
 def test_keep_alive_serves_several_requests_per_connection(emu: Emulator) -> None:
     """Two requests on one socket get two complete answers (HTTP/1.1 keep-alive)."""
-    request = f"GET /v1/organization HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n" \
-              f"X-Runway-Version: {API_VERSION}\r\n\r\n"  # fmt: skip
-    with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock, sock.makefile("rb") as reader:
+    request = (
+        f"GET /v1/organization HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+        f"X-Runway-Version: {API_VERSION}\r\n\r\n"
+    )
+    with (
+        socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock,
+        sock.makefile("rb") as reader,
+    ):
         for _ in range(2):
             sock.sendall(request.encode())
             assert reader.readline().startswith(b"HTTP/1.1 200")
@@ -639,8 +767,12 @@ def test_stop_ends_idle_connections_and_threads(make_emu: Any) -> None:
 def test_serve_forever_prints_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     """`serve_forever` prints its URL and key, serves, and exits cleanly on SIGTERM."""
     code = "from runwatchd.emulator import serve_forever; serve_forever('127.0.0.1', 0, 'cli-key')"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

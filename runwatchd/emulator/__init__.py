@@ -12,6 +12,6 @@ storage (slots and streaming multipart), tasks (validation and lifecycle), fault
 
 from .app import DEFAULT_SECRET, Emulator, serve_forever
 from .faults import FaultConfig
-from .server import API_VERSION
+from .routes import API_VERSION
 
 __all__ = ["API_VERSION", "DEFAULT_SECRET", "Emulator", "FaultConfig", "serve_forever"]

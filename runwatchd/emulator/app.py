@@ -12,9 +12,10 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Callable
+from typing import Any
 
 from .faults import FaultConfig, FaultInjector
 from .server import EmulatorServer
@@ -34,6 +35,9 @@ class Emulator:
 
     Times (slot_ttl, uri_ttl, task lifecycle) follow `clock`, so tests can move time by hand.
     `pending_seconds` defaults to a quarter of `task_seconds` (at most 1 s) so PENDING is seen.
+    Uploaded files go to `storage_dir` (default: a temporary directory removed by stop());
+    `keep_files=False` only hashes them, for benchmarks that push many large files.
+    `emulator.storage.objects()` gives every StoredObject with its path and created_at.
     """
 
     def __init__(
@@ -50,16 +54,24 @@ class Emulator:
         outputs_per_task: int = 1,
         fail_marker: str = "FAIL:",
         fail_prompts: tuple[str, ...] | list[str] = (),
-        credits: int = 100_000,
+        credits: int = 100_000,  # noqa: A002  (Runway's word; the builtin is REPL-only)
         min_size: int = MIN_SIZE,
         max_size: int = MAX_SIZE,
         slot_ttl: float = 3600.0,
         uri_ttl: float = 86400.0,
+        keep_files: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if task_seconds < 0 or max_concurrent_tasks < 1 or outputs_per_task < 1 or not 0 < min_size <= max_size:
-            raise ValueError("emulator: task_seconds >= 0, max_concurrent_tasks >= 1, outputs_per_task >= 1 "
-                             "and 0 < min_size <= max_size are required")  # fmt: skip
+        if (
+            task_seconds < 0
+            or max_concurrent_tasks < 1
+            or outputs_per_task < 1
+            or not 0 < min_size <= max_size
+        ):
+            raise ValueError(
+                "emulator: task_seconds >= 0, max_concurrent_tasks >= 1, outputs_per_task >= 1 "
+                "and 0 < min_size <= max_size are required"
+            )
         if not api_secret:
             raise ValueError("emulator: api_secret must not be empty")
         self.host, self.port = host, port
@@ -72,15 +84,25 @@ class Emulator:
         self.counters = Counters()
         self._storage_dir = storage_dir
         self.storage = Storage(
-            Path(), min_size=min_size, max_size=max_size, slot_ttl=slot_ttl, uri_ttl=uri_ttl, clock=clock
+            Path(),
+            min_size=min_size,
+            max_size=max_size,
+            slot_ttl=slot_ttl,
+            uri_ttl=uri_ttl,
+            clock=clock,
+            keep_files=keep_files,
         )
         if pending_seconds is None:
             pending_seconds = min(1.0, task_seconds / 4)
         self.tasks = TaskBoard(
-            clock, task_seconds=task_seconds, pending_seconds=pending_seconds,
-            max_concurrent=max_concurrent_tasks, outputs_per_task=outputs_per_task,
-            fail_marker=fail_marker, fail_prompts=tuple(fail_prompts),
-        )  # fmt: skip
+            clock,
+            task_seconds=task_seconds,
+            pending_seconds=pending_seconds,
+            max_concurrent=max_concurrent_tasks,
+            outputs_per_task=outputs_per_task,
+            fail_marker=fail_marker,
+            fail_prompts=tuple(fail_prompts),
+        )
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
@@ -104,10 +126,18 @@ class Emulator:
             self._cleanup_tmp()
             raise
         self.port = self._server.server_address[1]
-        shown = "127.0.0.1" if self.host in ("", "0.0.0.0") else "[::1]" if self.host == "::" else self.host
+        shown = (
+            "127.0.0.1"
+            if self.host in ("", "0.0.0.0")
+            else "[::1]"
+            if self.host == "::"
+            else self.host
+        )
         shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
         self._url = f"http://{shown}:{self.port}"
-        self._thread = threading.Thread(target=self._server.run, name="runwatchd-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, name="runwatchd-emulator", daemon=True
+        )
         self._thread.start()
         log.debug("emulator listening on %s", self._url)
         return self
@@ -133,7 +163,12 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     @property
@@ -188,14 +223,19 @@ class Emulator:
             "creditBalance": self.credit_balance,
             "tier": {
                 "maxMonthlyCreditSpend": 1_000_000,
-                "models": {m: {"maxConcurrentGenerations": concurrency, "maxDailyGenerations": 10_000} for m in models},
+                "models": {
+                    m: {"maxConcurrentGenerations": concurrency, "maxDailyGenerations": 10_000}
+                    for m in models
+                },
             },
             "usage": {"models": {m: {"dailyGenerations": n} for m, n in daily.items()}},
         }
 
     def create_upload(self, body: object, base_url: str) -> dict[str, object]:
         """POST /v1/uploads: a presigned slot (born expired when a fault says so)."""
-        reply = self.storage.create_slot(body, base_url, born_expired=self.faults.slot_born_expired())
+        reply = self.storage.create_slot(
+            body, base_url, born_expired=self.faults.slot_born_expired()
+        )
         self.counters.add("uploads_created")
         return reply
 
@@ -247,12 +287,20 @@ def serve_forever(
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, on_term)
     emulator = Emulator(
-        host=host, port=port, api_secret=api_secret, faults=faults, task_seconds=task_seconds, storage_dir=storage_dir
+        host=host,
+        port=port,
+        api_secret=api_secret,
+        faults=faults,
+        task_seconds=task_seconds,
+        storage_dir=storage_dir,
     )
     try:
         with emulator:
-            # The emulator's key is not a Runway secret: it is printed so the user can configure a client.
-            print(f"runwatchd emulator listening on {emulator.url} (API key: {api_secret})", flush=True)
+            # The emulator's key is no Runway secret: printed so the user can set up a client.
+            print(
+                f"runwatchd emulator listening on {emulator.url} (API key: {api_secret})",
+                flush=True,
+            )
             try:
                 while not stop.wait(0.5):
                     pass

@@ -61,7 +61,9 @@ class FaultConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown fault keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise ValueError(
+                f"unknown fault keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
@@ -206,7 +208,7 @@ class FaultInjector:
             return decision
 
     def slot_born_expired(self) -> bool:
-        """True if the slot being created must already be expired (expire_slots / expire_next_slots)."""
+        """True if the slot being created must be born expired (expire_slots, expire_next_slots)."""
         with self._lock:
             if not self.applies(("storage", "api")):
                 return False

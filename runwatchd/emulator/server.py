@@ -9,6 +9,7 @@ a client that sends its whole body before reading (httpx does) sees our reply, n
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -16,72 +17,23 @@ import re
 import selectors
 import socket
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .faults import Decision
+from .form import BodyReader, UploadRejected
+from .routes import API_VERSION, ROUTES, Reply, Route, json_reply, label_of, match_route, s3_code
 from .state import ApiError
-from .storage import BodyReader, UploadRejected
-from .tasks import ENDPOINTS
 
 if TYPE_CHECKING:
     from .app import Emulator
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "2024-11-06"
 MAX_JSON_BODY = 1024 * 1024
 BAD_JSON = b'{"id": "3f2b0c1e-0000-4000-8000-0000000000", "status": '
-
-
-@dataclass(frozen=True)
-class Route:
-    """One endpoint: `label` names it in counters, `categories` say which fault scopes hit it."""
-
-    method: str
-    pattern: re.Pattern[str]
-    handler: str
-    label: str
-    categories: tuple[str, ...] = ()
-    json_reply: bool = True
-
-
-def _route(method: str, pattern: str, handler: str, label: str, *cats: str, json_reply: bool = True) -> Route:
-    return Route(method, re.compile(pattern), handler, label, cats, json_reply)
-
-
-ROUTES = (
-    _route("GET", r"/v1/organization", "organization", "GET /v1/organization", "api"),
-    _route("POST", r"/v1/uploads", "create_upload", "POST /v1/uploads", "api"),
-    _route("POST", r"/v1/(%s)" % "|".join(ENDPOINTS), "generate", "POST /v1/{endpoint}", "api", "tasks"),
-    _route("GET", r"/v1/tasks/([^/]+)", "get_task", "GET /v1/tasks/{id}", "api", "tasks"),
-    _route("DELETE", r"/v1/tasks/([^/]+)", "delete_task", "DELETE /v1/tasks/{id}", "api", "tasks"),
-    _route("POST", r"/_storage/upload/([^/]+)", "upload", "POST /_storage/upload", "storage", json_reply=False),
-    _route("GET", r"/_outputs/([^/]+)/([^/]+)", "output", "GET /_outputs", "outputs", json_reply=False),
-    _route("HEAD", r"/_outputs/([^/]+)/([^/]+)", "output", "HEAD /_outputs", "outputs", json_reply=False),
-    _route("GET", r"/_emulator/stats", "em_stats", "GET /_emulator/stats"),
-    _route("GET", r"/_emulator/objects", "em_objects", "GET /_emulator/objects"),
-    _route("GET", r"/_emulator/faults", "em_faults", "GET /_emulator/faults"),
-    _route("POST", r"/_emulator/faults", "em_set_faults", "POST /_emulator/faults"),
-    _route("POST", r"/_emulator/reset", "em_reset", "POST /_emulator/reset"),
-)
-
-
-@dataclass
-class Reply:
-    """A response to send: status, body bytes, content type, extra headers."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] | None = None
-
-
-def json_reply(status: int, data: Any) -> Reply:
-    """A JSON response."""
-    return Reply(status, json.dumps(data).encode())
 
 
 class _Drop(Exception):
@@ -102,7 +54,12 @@ class EmulatorServer(ThreadingHTTPServer):
         self._wake_r, self._wake_w = socket.socketpair()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, Handler)
+        try:
+            super().__init__(address, Handler)
+        except BaseException:
+            self._wake_r.close()
+            self._wake_w.close()
+            raise
 
     def run(self) -> None:
         """Accept connections until stop_accepting(); unlike serve_forever, no poll interval
@@ -113,15 +70,25 @@ class EmulatorServer(ThreadingHTTPServer):
             while not self.stopping.is_set():
                 for key, _ in selector.select():
                     if key.fileobj is self.socket and not self.stopping.is_set():
-                        self._handle_request_noblock()
+                        self._accept()
+
+    def _accept(self) -> None:
+        """What BaseServer does per connection: accept, then hand to process_request."""
+        try:
+            request, client_address = self.get_request()
+        except OSError:
+            return
+        try:
+            self.process_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
 
     def stop_accepting(self) -> None:
         """Make run() return at once."""
         self.stopping.set()
-        try:
+        with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
-        except OSError:
-            pass
 
     def server_close(self) -> None:
         super().server_close()
@@ -130,7 +97,10 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
-            target=self._serve_conn, args=(request, client_address), name="runwatchd-emulator-conn", daemon=True
+            target=self._serve_conn,
+            args=(request, client_address),
+            name="runwatchd-emulator-conn",
+            daemon=True,
         )
         with self._conns_lock:
             self._conns[thread] = request
@@ -154,10 +124,8 @@ class EmulatorServer(ThreadingHTTPServer):
         with self._conns_lock:
             conns = dict(self._conns)
         for sock in conns.values():
-            try:
+            with contextlib.suppress(OSError):  # already closed by the client
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         for thread in conns:
             thread.join(timeout)
 
@@ -176,6 +144,12 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle_expect_100(self) -> bool:
+        # The 100 Continue would sit in our write buffer; curl would wait a second for it.
+        accepted = super().handle_expect_100()
+        self.wfile.flush()
+        return accepted
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (stdlib signature)
         log.debug("emulator %s - " + format, self.address_string(), *args)
@@ -264,8 +238,8 @@ class Handler(BaseHTTPRequestHandler):
             on_bytes = lambda n: self.app.counters.add("bytes_received", n)  # noqa: E731
         self.body = BodyReader(self.rfile, self.content_length() or 0, on_bytes)
         path = urlsplit(self.path).path
-        route, match = _match(method, path)
-        label = _label(method, path, route, match)
+        route, match = match_route(method, path)
+        label = label_of(method, path, route, match)
         if path.startswith("/v1/"):
             self.app.counters.add("api_calls_total")
         counted = path.startswith("/_emulator/")  # introspection must not disturb what it observes
@@ -289,7 +263,9 @@ class Handler(BaseHTTPRequestHandler):
             if not counted:
                 self.app.counters.request(label, "dropped")
 
-    def _serve(self, path: str, route: Route | None, match: re.Match[str] | None) -> tuple[Reply, Decision]:
+    def _serve(
+        self, path: str, route: Route | None, match: re.Match[str] | None
+    ) -> tuple[Reply, Decision]:
         if route is None or match is None:
             if any(r.pattern.fullmatch(path) for r in ROUTES):
                 return json_reply(405, {"error": "Method not allowed"}), Decision()
@@ -326,14 +302,25 @@ class Handler(BaseHTTPRequestHandler):
             raise _Drop()
         if decision.kind == "rate_limit":
             retry = f"{decision.retry_after:g}"
-            return self._error_reply(route, 429, "Too many requests. Please slow down.", {"Retry-After": retry})
+            return self._error_reply(
+                route, 429, "Too many requests. Please slow down.", {"Retry-After": retry}
+            )
         if decision.kind == "error":
-            return self._error_reply(route, decision.status, "The service is temporarily unavailable.")
+            return self._error_reply(
+                route, decision.status, "The service is temporarily unavailable."
+            )
         return None
 
-    def _error_reply(self, route: Route, status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    def _error_reply(
+        self, route: Route, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> Reply:
         if not route.json_reply:
-            return Reply(status, UploadRejected(status, _s3_code(status), message).body(), "application/xml", headers)
+            return Reply(
+                status,
+                UploadRejected(status, s3_code(status), message).body(),
+                "application/xml",
+                headers,
+            )
         return Reply(status, json.dumps({"error": message}).encode(), headers=headers)
 
     def _check_key_and_version(self) -> None:
@@ -409,25 +396,3 @@ class Handler(BaseHTTPRequestHandler):
         body = self.read_json()
         self.app.reset(full=bool(isinstance(body, dict) and body.get("full")))
         return json_reply(200, {"reset": True})
-
-
-def _match(method: str, path: str) -> tuple[Route | None, re.Match[str] | None]:
-    for route in ROUTES:
-        if route.method == method:
-            match = route.pattern.fullmatch(path)
-            if match:
-                return route, match
-    return None, None
-
-
-def _label(method: str, path: str, route: Route | None, match: re.Match[str] | None) -> str:
-    """Counter key of a request: the route template, with generation endpoints kept apart."""
-    if route is None or match is None:
-        return f"{method} {'/v1/*' if path.startswith('/v1/') else 'other'}"
-    if route.handler == "generate":
-        return f"POST /v1/{match.group(1)}"
-    return route.label
-
-
-def _s3_code(status: int) -> str:
-    return {429: "SlowDown", 503: "SlowDown", 500: "InternalError", 404: "NoSuchKey"}.get(status, "ServiceUnavailable")

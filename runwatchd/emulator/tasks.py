@@ -17,13 +17,20 @@ import threading
 import uuid
 import zlib
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from .state import ApiError, issue
+from .state import issue
 from .storage import iso_z
 
-VIDEO = ("image_to_video", "text_to_video", "video_to_video", "character_performance", "video_upscale")
+VIDEO = (
+    "image_to_video",
+    "text_to_video",
+    "video_to_video",
+    "character_performance",
+    "video_upscale",
+)
 IMAGE = ("text_to_image", "image_upscale")
 AUDIO = ("sound_effect", "text_to_speech", "speech_to_speech", "voice_isolation", "voice_dubbing")
 ENDPOINTS = VIDEO + IMAGE + AUDIO
@@ -43,7 +50,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "voice_dubbing": ("model", "audioUri", "targetLang"),
 }
 URI_FIELDS = ("promptImage", "videoUri", "imageUri", "audioUri")
-TYPED_MEDIA = {"character": ("image", "video"), "reference": ("video",), "media": ("audio", "video")}
+TYPED_MEDIA = {
+    "character": ("image", "video"),
+    "reference": ("video",),
+    "media": ("audio", "video"),
+}
 URI_PREFIXES = ("runway://", "https://", "data:")
 FAIL_CODE = re.compile(r"[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)+")
 STATUSES = ("PENDING", "THROTTLED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
@@ -62,7 +73,9 @@ def cost_of(endpoint: str, body: dict[str, Any]) -> int:
     return 2 if endpoint in IMAGE else 1
 
 
-def runway_uris(value: object, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+def runway_uris(
+    value: object, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """Every runway:// string in a JSON value, at any depth, with its path."""
     if isinstance(value, str) and value.startswith("runway://"):
         yield path, value
@@ -111,13 +124,17 @@ def validate(endpoint: str, body: object, uri_known: Callable[[str], bool]) -> l
         if value.get("type") not in types:
             problems.append(issue([name, "type"], f"Expected one of: {', '.join(types)}"))
         if not _is_media_uri(value.get("uri")):
-            problems.append(issue([name, "uri"], "Expected an HTTPS URL, a data URI or a runway:// URI"))
+            problems.append(
+                issue([name, "uri"], "Expected an HTTPS URL, a data URI or a runway:// URI")
+            )
     voice = body.get("voice")
     if voice is not None and not isinstance(voice, (dict, str)):
         problems.append(issue(["voice"], "Expected object"))
     for path, uri in runway_uris(body):
         if not uri_known(uri):
-            problems.append(issue(list(path), "Invalid runway:// URI: no such upload, or it has expired"))
+            problems.append(
+                issue(list(path), "Invalid runway:// URI: no such upload, or it has expired")
+            )
     return problems
 
 
@@ -148,9 +165,16 @@ class TaskBoard:
     """All tasks of the emulator and their lifecycle; thread-safe."""
 
     def __init__(
-        self, clock: Callable[[], float], *, task_seconds: float, pending_seconds: float,
-        max_concurrent: int, outputs_per_task: int, fail_marker: str, fail_prompts: tuple[str, ...],
-    ) -> None:  # fmt: skip
+        self,
+        clock: Callable[[], float],
+        *,
+        task_seconds: float,
+        pending_seconds: float,
+        max_concurrent: int,
+        outputs_per_task: int,
+        fail_marker: str,
+        fail_prompts: tuple[str, ...],
+    ) -> None:
         self.clock = clock
         self.task_seconds, self.pending_seconds = task_seconds, pending_seconds
         self.max_concurrent, self.outputs_per_task = max_concurrent, outputs_per_task
@@ -169,23 +193,32 @@ class TaskBoard:
             return None
         code = None
         if self.fail_marker and prompt.startswith(self.fail_marker):
-            match = FAIL_CODE.match(prompt[len(self.fail_marker):].lstrip())
+            match = FAIL_CODE.match(prompt[len(self.fail_marker) :].lstrip())
             code = match.group(0) if match else "SAFETY.INPUT.TEXT"
         elif any(marker in prompt for marker in self.fail_prompts):
             code = "SAFETY.INPUT.TEXT"
         if code is None:
             return None
         if code.startswith("SAFETY"):
-            return code, "Our content moderation system flagged this input. Please try a different input."
+            return (
+                code,
+                "Our content moderation system flagged this input. Please try a different input.",
+            )
         return code, "An unexpected error occurred while generating. Please try again."
 
     def create(self, endpoint: str, body: dict[str, Any], uris: list[str]) -> Task:
         """A new task, queued now."""
         now = self.clock()
         task = Task(
-            str(uuid.uuid4()), endpoint, str(body.get("model")), now, cost_of(endpoint, body),
-            self.epoch, self.failure_for(body.get("promptText")), input_uris=uris,
-        )  # fmt: skip
+            str(uuid.uuid4()),
+            endpoint,
+            str(body.get("model")),
+            now,
+            cost_of(endpoint, body),
+            self.epoch,
+            self.failure_for(body.get("promptText")),
+            input_uris=uris,
+        )
         with self._lock:
             self._advance(now)
             self._tasks[task.id] = task
@@ -197,7 +230,11 @@ class TaskBoard:
         """Replay starts and finishes up to `now`, earliest first (caller holds the lock)."""
         while True:
             first_end = min(self._running, key=lambda t: t.end or 0.0, default=None)
-            t_end = first_end.end if first_end is not None and first_end.end is not None else float("inf")
+            t_end = (
+                first_end.end
+                if first_end is not None and first_end.end is not None
+                else float("inf")
+            )
             t_start = float("inf")
             if self._waiting and len(self._running) < self.max_concurrent:
                 t_start = max(self._waiting[0].created + self.pending_seconds, self._t_sim)
@@ -231,13 +268,21 @@ class TaskBoard:
             if task is None or task.deleted:
                 return None
             status = self._status(task, now)
-            out: dict[str, Any] = {"id": task.id, "status": status, "createdAt": iso_z(task.created)}
+            out: dict[str, Any] = {
+                "id": task.id,
+                "status": status,
+                "createdAt": iso_z(task.created),
+            }
             if status == "RUNNING":
                 elapsed = now - (task.start or now)
-                out["progress"] = round(min(1.0, elapsed / self.task_seconds), 3) if self.task_seconds else 1.0
+                out["progress"] = (
+                    round(min(1.0, elapsed / self.task_seconds), 3) if self.task_seconds else 1.0
+                )
             elif status == "SUCCEEDED":
                 ext = output_ext(task.endpoint)
-                out["output"] = [f"{base_url}/_outputs/{task.id}/{n}.{ext}" for n in range(self.outputs_per_task)]
+                out["output"] = [
+                    f"{base_url}/_outputs/{task.id}/{n}.{ext}" for n in range(self.outputs_per_task)
+                ]
             elif status == "FAILED" and task.failure:
                 out["failureCode"], out["failure"] = task.failure
             return out
@@ -319,8 +364,15 @@ def output_bytes(seed: str, ext: str) -> bytes:
 
 def _png(width: int, height: int, rgb: bytes) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     rows = b"".join(b"\x00" + rgb * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
