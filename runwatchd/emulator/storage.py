@@ -24,26 +24,15 @@ from pathlib import Path
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from runwatchd.media import MEDIA_TYPES
+
 from .form import BodyReader, Form, UploadRejected, too_large, too_small
 from .state import ApiError, issue
 
 # A form's fields (key, policy, signature...) take ~2 KiB; any body longer than max_size plus
 # this allowance must hold a file above the limit, so it is refused before a byte is read.
 FIELDS_ALLOWANCE = 64 * 1024
-MEDIA_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".mp4": "video/mp4",
-    ".mov": "video/quicktime",
-    ".webm": "video/webm",
-    ".mp3": "audio/mpeg",
-    ".wav": "audio/wav",
-    ".flac": "audio/flac",
-    ".m4a": "audio/mp4",
-    ".aac": "audio/aac",
-}
+# Runway's accepted media types are one fact; the client's local check uses the same table.
 BUCKET = "runway-emulator-uploads"
 
 
