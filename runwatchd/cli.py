@@ -19,7 +19,7 @@ from pathlib import Path
 from runwatchd import __version__, config as configmod, media, sidecar
 from runwatchd.client import RunwayClient
 from runwatchd.errors import ConfigError, InvalidFile, KeyRejected, RunwatchdError
-from runwatchd.progress import ProgressBar
+from runwatchd.progress import FileProgress, ProgressBar
 
 log = logging.getLogger("runwatchd")
 
@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upload", help="upload files now, print their runway:// URIs")
     up.add_argument("files", nargs="+", type=Path, metavar="FILE")
     up.add_argument("--json", action="store_true", help="print one JSON document")
-    up.add_argument("-j", "--jobs", type=int, default=4, help="uploads in parallel (default 4)")
+    up.add_argument("-j", "--jobs", type=int, default=None,
+                    help="uploads in parallel (default: [runway] concurrency, 4)")
     up.add_argument("-c", "--config", type=Path, help="config file for [runway] settings")
     st = with_config(sub.add_parser("status", help="what the daemon knows"))
     st.add_argument("--json", action="store_true")
@@ -123,17 +124,35 @@ def _load(args: argparse.Namespace, extra_dirs: list[Path] | None = None,
     return cfg
 
 
-def make_client(cfg: configmod.Config) -> RunwayClient:
+def make_client(cfg: configmod.Config, *, on_retry=None) -> RunwayClient:
     secret = configmod.resolve_secret(cfg)
     from runwatchd.logs import install_secret_filter
 
     install_secret_filter(secret)
-    return RunwayClient(secret, configmod.resolve_base_url(cfg), **_client_options(cfg))
+    return RunwayClient(secret, configmod.resolve_base_url(cfg), on_retry=on_retry,
+                        **_client_options(cfg))
+
+
+RETRY_DELAY_ENV = "RUNWATCHD_RETRY_BASE_DELAY"
 
 
 def _client_options(cfg: configmod.Config) -> dict:
+    """$RUNWATCHD_RETRY_BASE_DELAY (seconds, for tests against a faulty emulator) replaces the
+    1 s first retry delay; deliberately not a config key: production has no reason to change it."""
     timeout = getattr(cfg.runway, "timeout", None)
-    return {"timeout": timeout} if timeout else {}
+    options: dict = {"timeout": timeout} if timeout else {}
+    raw = os.environ.get(RETRY_DELAY_ENV, "").strip()
+    if raw:
+        try:
+            delay = float(raw)
+        except ValueError:
+            delay = -1.0
+        if not 0.0 <= delay <= 60.0:
+            raise ConfigError([f"{RETRY_DELAY_ENV}: expected seconds between 0 and 60, got {raw!r}"])
+        from runwatchd.client import RetryPolicy
+
+        options["retry"] = RetryPolicy(initial_delay=delay)
+    return options
 
 
 def _open_journal(cfg: configmod.Config):
@@ -156,44 +175,76 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     dirs = [d.resolve() for d in args.dirs]
     cfg = _load(args, None, required=not dirs)
-    tops: dict[Path, Path] = {}
+    tops: dict[Path, list[Path]] = {}  # folder root -> the DIRs to scan inside it
     folders = list(cfg.folders) if not dirs else []
     for d in dirs:
         if not d.is_dir():
             raise ConfigError([f"{d}: not a directory"])
-        owner = next((f for f in cfg.folders if f.path == d or f.path in d.parents), None)
+        # The most specific configured folder that covers d: its settings and rule apply.
+        owners = [f for f in cfg.folders
+                  if f.path == d or (f.recursive and f.path in d.parents)]
+        owner = max(owners, key=lambda f: len(f.path.parts), default=None)
         if owner is None:
             owner = configmod.config_for_dirs([d]).folders[0]
         if owner not in folders:
             folders.append(owner)
-        tops[owner.path] = d if owner.path != d else owner.path
+        tops.setdefault(owner.path, []).append(d)
     if not folders:
         raise ConfigError(["nothing to scan: no folders configured and no DIR given"])
     cfg = dataclasses.replace(cfg, folders=tuple(folders))
     return _run_daemon(args, cfg, mode="scan", tops=tops)
 
 
+# Journal states `retry` accepts; "running"/"submitting" have a generation in flight.
+RETRYABLE_STATES = ("attention", "task_failed", "succeeded", "awaiting_credits", "failed",
+                    "to_submit", "retry", "no_sidecar")
+
+
 def cmd_retry(args: argparse.Namespace) -> int:
+    """Submit each FILE's generation again, on purpose: the one way past "needs attention"
+    (a task may exist), FAILED or CANCELLED, which the daemon never resubmits by itself."""
     files = [f.resolve() for f in args.files]
-    cfg = _load(args, sorted({f.parent for f in files}))
-    state_dir, journal = _open_journal(cfg)
+    path = configmod.find_config(args.config)
+    # Not _load(args, dirs): the files' own folders added as extra rule-less folders would
+    # shadow the configured folder (and its rule) that holds them.
+    cfg = (configmod.load_config(path) if path is not None
+           else configmod.config_for_dirs(sorted({f.parent for f in files})))
+    folders = {}
     for f in files:
-        record = journal.get(f)
-        if record is None or record.state not in ("attention", "task_failed", "awaiting_credits"):
-            print(f"runwatchd: {f}: nothing to retry (state: "
-                  f"{record.state if record else 'unknown'})", file=sys.stderr)
-            continue
-        journal.update(f, state="uploaded", task_id=None, task_status=None, rule_fp=None,
-                       failure=None, failure_code=None, error=None, outputs=[])
-        data = sidecar.read_sidecar(f)
-        if data is not None:
-            data.pop("task", None)
-            sidecar.write_sidecar(f, data)
-        log.info("retrying %s on purpose", f)
-    journal.close()
-    folders = [fc for fc in cfg.folders if any(fc.path in f.parents for f in files)]
-    cfg = dataclasses.replace(cfg, folders=tuple(folders))
-    return _run_daemon(args, cfg, mode="scan", only=set(files))
+        owner = max((fc for fc in cfg.folders if fc.path == f.parent
+                     or (fc.recursive and fc.path in f.parents)),
+                    key=lambda fc: len(fc.path.parts), default=None)
+        if owner is None:
+            print(f"runwatchd: {f}: not in a watched folder of the configuration",
+                  file=sys.stderr)
+        else:
+            folders[f] = owner
+    _state_dir, journal = _open_journal(cfg)
+    chosen = set()
+    try:
+        for f in folders:
+            record = journal.get(f)
+            state = record.state if record else "unknown to the journal"
+            if record is None or state not in RETRYABLE_STATES:
+                why = ("its generation is in flight" if state in ("running", "submitting")
+                       else "nothing to retry")
+                print(f"runwatchd: {f}: {why} (state: {state})", file=sys.stderr)
+                continue
+            # The generation runs again with the rule as it is now; claim_submit lets it through
+            # exactly once, even if a running daemon looks at the file at the same moment.
+            journal.update(f, state="retry", task_id=None, task_status=None, failure=None,
+                           failure_code=None, error=None, outputs=[], attempts=0,
+                           next_attempt=None)
+            log.info("retrying %s on purpose (was %s)", f, state)
+            chosen.add(f)
+    finally:
+        journal.close()
+    if not chosen:
+        return EXIT_FAILED
+    wanted = tuple(dict.fromkeys(folders[f] for f in chosen))
+    cfg = dataclasses.replace(cfg, folders=wanted)
+    code = _run_daemon(args, cfg, mode="scan", only=chosen)
+    return code if len(chosen) == len(files) else EXIT_FAILED
 
 
 def _run_daemon(args, cfg, *, mode: str, tops=None, only=None) -> int:
@@ -204,42 +255,81 @@ def _run_daemon(args, cfg, *, mode: str, tops=None, only=None) -> int:
         from runwatchd.logs import setup_logging
 
         setup_logging("DEBUG" if args.verbose else "INFO", cfg.daemon.log_format)
-    client = make_client(cfg)
+    metrics = _start_metrics(cfg) if mode == "run" else None
+    on_retry = None
+    if metrics is not None:
+        from runwatchd.metrics import retry_operation
+
+        def on_retry(what: str, _error: BaseException, _delay: float) -> None:
+            metrics.retry(retry_operation(what))
+
+    def client_factory(c: configmod.Config) -> RunwayClient:
+        return make_client(c, on_retry=on_retry)
+
+    try:
+        client = client_factory(cfg)
+    except BaseException:
+        if metrics:
+            metrics.stop()
+        raise
     try:
         client.check_key()
     except KeyRejected as e:
         print(f"runwatchd: {e}", file=sys.stderr)
+        client.close()
+        if metrics:
+            metrics.stop()
         return EXIT_CONFIG if mode == "run" else EXIT_FAILED
     except RunwatchdError as e:
         log.warning("could not check the API key at start-up (%s); going on", e)
     state_dir, journal = _open_journal(cfg)
-    metrics = None
-    if cfg.daemon.metrics and mode == "run":
-        from runwatchd.metrics import Metrics
-
-        metrics = Metrics()
-        host, port = metrics.start_server(cfg.daemon.metrics)
-        log.info("metrics on http://%s:%d/metrics", host, port)
 
     def reload_config():
         return _load(args, [d.resolve() for d in getattr(args, "watch", [])])
 
     daemon = Daemon(cfg, client, journal, state_dir=state_dir, mode=mode,
                     notifier=Notifier.from_env() if mode == "run" else None, metrics=metrics,
-                    client_factory=make_client, config_loader=reload_config, scan_tops=tops,
+                    client_factory=client_factory, config_loader=reload_config, scan_tops=tops,
                     only=only)
     _install_signals(daemon)
     try:
         code = daemon.run()
     finally:
-        client.close()
-        journal.close()
+        if not daemon.unfinished:  # else workers still use them; the process ends below
+            client.close()
+            if daemon.client is not client:  # replaced by a reload
+                daemon.client.close()
+            journal.close()
         if metrics:
             metrics.stop()
     if mode == "scan":
         for path, reason in sorted(daemon.failed_paths.items()):
             print(f"runwatchd: failed: {path}: {reason}", file=sys.stderr)
+    if daemon.unfinished:
+        # Uploads still running after the grace period: the interpreter's exit would wait for
+        # their threads. Nothing is lost: they were never recorded as done, so they start over.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
+
+
+def _start_metrics(cfg: configmod.Config):
+    """The Prometheus endpoint of [daemon] metrics, or None. A busy port costs the metrics, not
+    the uploads: one error line, and the daemon runs on."""
+    if not cfg.daemon.metrics:
+        return None
+    from runwatchd.metrics import Metrics
+
+    metrics = Metrics()
+    try:
+        metrics.start_server(cfg.daemon.metrics)
+    except OSError as e:
+        log.error("metrics: cannot listen on %s (%s); running without metrics",
+                  cfg.daemon.metrics, e.strerror or e)
+        return None
+    return metrics
 
 
 def _install_signals(daemon) -> None:
@@ -261,54 +351,104 @@ def _install_signals(daemon) -> None:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
+    """Upload FILEs now. stdout carries only their URIs, in the order given (or one --json
+    document); stderr one line per failed file, the progress bar on a terminal, and retry notices
+    only with --verbose. A file failing the local checks never reaches the network."""
     cfg = _load(args, None, required=False)
-    files = [f.absolute() for f in args.files]
-    ok_files, failures = [], {}
+    files = list(dict.fromkeys(f.absolute() for f in args.files))
+    sizes: dict[Path, int] = {}
+    failures: dict[Path, str] = {}
     for f in files:
         try:
-            media.check_file(f)
-            ok_files.append(f)
+            sizes[f] = media.check_file(f).st_size
         except InvalidFile as e:
             failures[f] = str(e)
             print(f"runwatchd: {e}", file=sys.stderr)
     results: dict[Path, dict] = {}
-    if ok_files:
-        client = make_client(cfg)
-        bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    if sizes:
         try:
-            client.check_key()
-            with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-                futures = {f: pool.submit(_upload_one, client, f, bar) for f in ok_files}
-                for f, fut in futures.items():
-                    try:
-                        results[f] = fut.result()
-                    except KeyRejected:
-                        raise
-                    except RunwatchdError as e:
-                        failures[f] = str(e)
-                        print(f"runwatchd: {f.name}: {e}", file=sys.stderr)
-        finally:
-            client.close()
-            if bar:
-                bar.close()
+            _upload_files(args, cfg, sizes, results, failures)
+        except KeyboardInterrupt:
+            print("runwatchd: interrupted; uploads in flight were abandoned (each file with a "
+                  "sidecar is done)", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)  # worker threads still blocked in a request would delay a normal exit
     if args.json:
         doc = {"uploads": [results[f] for f in files if f in results],
-               "failures": [{"path": str(f), "error": msg} for f, msg in failures.items()]}
+               "failures": [{"path": str(f), "error": failures[f]} for f in files
+                            if f in failures]}
         print(json.dumps(doc, indent=2))
-    else:
-        for f in files:
-            if f in results:
-                print(results[f]["runway_uri"])
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def _upload_one(client: RunwayClient, path: Path, bar) -> dict:
-    progress = bar.track(path.name, path.stat().st_size) if bar else None
-    result = client.upload(path, progress=progress)
-    data = sidecar.build_sidecar(path, runway_uri=result.runway_uri,
-                                 uploaded_at=result.uploaded_at, size=result.size,
-                                 mtime_ns=result.mtime_ns, sha256=result.sha256)
-    sidecar.write_sidecar(path, data)
+def _upload_files(args: argparse.Namespace, cfg: configmod.Config, sizes: dict[Path, int],
+                  results: dict[Path, dict], failures: dict[Path, str]) -> None:
+    """Upload in parallel, filling `results` and `failures`; URIs are printed as they come, in
+    order, unless --json. KeyRejected ends everything (every other file would fail the same)."""
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    client_log = logging.getLogger("runwatchd.client")
+    old_level = client_log.level
+    if not args.verbose:
+        # A retry that ends well is no news in a one-shot command (cron mails whatever reaches
+        # stderr); the bar counts retries on a terminal, and a failure still gets its line.
+        client_log.setLevel(logging.ERROR)
+    bar_filter = bar.log_filter() if bar else None
+    for handler in logging.getLogger().handlers if bar_filter else ():
+        handler.addFilter(bar_filter)
+    client = make_client(cfg, on_retry=(lambda *_: bar.retried()) if bar else None)
+    pool = ThreadPoolExecutor(max(1, args.jobs or cfg.runway.concurrency),
+                              thread_name_prefix="runwatchd-upload")
+    wait = True
+    try:
+        handles = {f: bar.track(f.name, size) if bar else None for f, size in sizes.items()}
+        client.check_key()
+        futures = {f: pool.submit(_upload_one, client, f, handles[f]) for f in sizes}
+        for f, fut in futures.items():
+            try:
+                results[f] = fut.result()
+            except KeyRejected:
+                raise
+            except RunwatchdError as e:
+                text = str(e)
+                failures[f] = text if text.startswith(f"{f.name}:") else f"{f.name}: {text}"
+                if bar:
+                    bar.clear()
+                print(f"runwatchd: {failures[f]}", file=sys.stderr)
+            else:
+                if not args.json:
+                    if bar and sys.stdout.isatty():
+                        bar.clear()
+                    print(results[f]["runway_uri"], flush=True)
+    except KeyboardInterrupt:
+        wait = False  # Ctrl-C must not wait for a 200 MB upload to end
+        raise
+    finally:
+        pool.shutdown(wait=wait, cancel_futures=True)
+        client.close()
+        if bar:
+            bar.close()
+        for handler in logging.getLogger().handlers if bar_filter else ():
+            handler.removeFilter(bar_filter)
+        client_log.setLevel(old_level)
+
+
+def _upload_one(client: RunwayClient, path: Path, progress: FileProgress | None) -> dict:
+    ok = False
+    try:
+        result = client.upload(path, progress=progress)
+        data = sidecar.build_sidecar(path, runway_uri=result.runway_uri,
+                                     uploaded_at=result.uploaded_at, size=result.size,
+                                     mtime_ns=result.mtime_ns, sha256=result.sha256)
+        try:
+            sidecar.write_sidecar(path, data)
+        except OSError as e:
+            raise RunwatchdError(f"{path.name}: uploaded as {result.runway_uri}, but its sidecar "
+                                 f"cannot be written ({e.strerror or e})") from e
+        ok = True
+    finally:
+        if progress is not None:
+            progress.finish(ok)
     return {"path": str(path), "sidecar": str(sidecar.sidecar_path(path)), **data}
 
 
@@ -321,11 +461,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Explain the configuration on stdout; every problem on stderr and exit 78, including the
+    ones only `run` would meet (no API secret, a bad RUNWAYML_BASE_URL)."""
     path = configmod.find_config(args.config)
     if path is None:
-        raise ConfigError(["no config file found; write one with `runwatchd init`"])
+        raise ConfigError(["no config file found (tried -c, $RUNWATCHD_CONFIG, ./runwatchd.toml, "
+                           "~/.config/runwatchd/config.toml, /etc/runwatchd/config.toml); "
+                           "write one with `runwatchd init`"])
     cfg = configmod.load_config(path)
     print(configmod.explain(cfg))
+    problems: list[str] = []
+    for resolve in (configmod.resolve_secret, configmod.resolve_base_url):
+        try:
+            resolve(cfg)
+        except ConfigError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise ConfigError(problems, str(cfg.source))
     return EXIT_OK
 
 
@@ -335,21 +487,39 @@ def cmd_init(args: argparse.Namespace) -> int:
     except FileExistsError:
         print(f"runwatchd: {args.path} exists; not overwriting it", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as e:
+        print(f"runwatchd: cannot write {args.path} ({e.strerror or e})", file=sys.stderr)
+        return EXIT_FAILED
     print(f"wrote {args.path}; edit the [[folder]] paths, then `runwatchd check-config -c "
           f"{args.path}`")
     return EXIT_OK
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from runwatchd.emulator import serve_forever
+    from runwatchd.emulator import FaultConfig, serve_forever
 
-    key = args.api_key or os.environ.get("RUNWAYML_API_SECRET") or "emulator-key"
+    label = None
+    key = args.api_key
+    if not key:
+        key = os.environ.get("RUNWAYML_API_SECRET", "").strip()
+        label = "the value of $RUNWAYML_API_SECRET" if key else None
+    key = key or "emulator-key"
     try:
         faults = json.loads(args.faults) if args.faults else None
-    except json.JSONDecodeError as e:
-        print(f"runwatchd: --faults is not valid JSON: {e}", file=sys.stderr)
+        if faults is not None:
+            if not isinstance(faults, dict):
+                raise ValueError("expected a JSON object, e.g. '{\"error_rate\": 0.3}'")
+            FaultConfig.from_mapping(faults)
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError too
+        print(f"runwatchd: --faults: {e}", file=sys.stderr)
         return EXIT_USAGE
-    serve_forever(args.host, args.port, key, faults, args.task_seconds, args.storage_dir)
+    try:
+        serve_forever(args.host, args.port, key, faults, args.task_seconds, args.storage_dir,
+                      key_label=label)
+    except OSError as e:
+        print(f"runwatchd: emulator: cannot listen on {args.host}:{args.port} "
+              f"({e.strerror or e})", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

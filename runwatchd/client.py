@@ -235,7 +235,10 @@ class RunwayClient:
                 report(-reported)
             return self._upload_once(path, st, deadline, report)
 
-        uri, sha256, uploaded_at = self._retrying(f"upload of {path.name}", attempt)
+        try:
+            uri, sha256, uploaded_at = self._retrying(f"upload of {path.name}", attempt)
+        except _SlotsExhausted as e:
+            raise e.error from e.error.__cause__
         return UploadResult(uri, uploaded_at, st.st_size, st.st_mtime_ns, sha256, attempts)
 
     def _upload_once(
@@ -252,7 +255,7 @@ class RunwayClient:
             _check_unchanged(path, f, st)
             # The URI is valid 24 h from the upload: note the time before it starts (the safe side).
             uploaded_at = datetime.now(UTC)
-            slot = self._request_slot(name)
+            slot = self._request_slot_retrying(name)
             reader = _UploadReader(f, st.st_size, deadline, name, progress)
             content_type = media.MEDIA_TYPES[path.suffix.lower()]
             where = f"POST {_short_url(httpx.URL(slot.upload_url))}"
@@ -276,6 +279,16 @@ class RunwayClient:
                     f"{_status_label(resp)} from {where} before all of {name} was sent "
                     f"({reader.sent} of {st.st_size} bytes)", resp.status_code)
             return slot.runway_uri, reader.hexdigest(), uploaded_at
+
+    def _request_slot_retrying(self, filename: str) -> _Slot:
+        """A slot, with its own retries: a transient failure of this small request must not use
+        up one of the attempts of the whole upload (at a 30% error rate, an attempt needing
+        two lucky requests in a row fails half the time, and 8 of those fail 1 file in 200)."""
+        try:
+            return self._retrying(f"upload of {filename} (slot request)",
+                                  lambda: self._request_slot(filename))
+        except errors.RetryableError as e:
+            raise _SlotsExhausted(e) from e
 
     def _request_slot(self, filename: str) -> _Slot:
         data = self._api_object("POST", "/v1/uploads", {"filename": filename, "type": "ephemeral"})
@@ -428,6 +441,14 @@ class RunwayClient:
             return
         if "authorization" in request.headers:
             request.headers["Authorization"] = "Bearer ***"
+
+
+class _SlotsExhausted(Exception):
+    """The slot request already used up its retries: the upload must not retry it again."""
+
+    def __init__(self, error: errors.RetryableError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _UploadReader:

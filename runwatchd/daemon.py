@@ -24,12 +24,14 @@ from pathlib import Path
 from runwatchd import fsutil, sidecar
 from runwatchd.client import RunwayClient
 from runwatchd.config import Config
-from runwatchd.errors import KeyRejected
+from runwatchd.errors import KeyRejected, RunwatchdError
 from runwatchd.folders import Folder
 from runwatchd.journal import Journal
 from runwatchd.notify import WatchdogPinger
-from runwatchd.pipeline import ATTENTION, FAILED, INVALID, RETRY, Job, Processor
-from runwatchd.settle import CandidateTable
+from runwatchd.pipeline import (
+    ATTENTION, AWAITING, FAILED, INVALID, RETRY, SKIPPED, Job, Processor,
+)
+from runwatchd.settle import CandidateTable, Signature, signature_of
 from runwatchd.status import STATUS_FILE
 from runwatchd.tasks import TaskFollower
 from runwatchd.watch import install_overflow_hook
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 # Files whose journal row is in one of these states, unchanged, need nothing at a scan.
 _SETTLED_STATES = ("uploaded", "succeeded", "task_failed", "attention", "invalid", "running",
                    "submitting")
+# Settled states that are no success: `scan` exits 1 while such a file sits in its scope.
+_FAILURE_STATES = ("task_failed", "attention", "invalid")
 
 
 class Daemon:
@@ -55,10 +59,10 @@ class Daemon:
         notifier=None,
         metrics=None,
         clock: Callable[[], float] = time.monotonic,
-        poll_interval: float = 5.0,
+        poll_interval: float | None = None,  # None: tasks.resolve_poll_interval
         client_factory: Callable[[Config], RunwayClient] | None = None,
         config_loader: Callable[[], Config] | None = None,
-        scan_tops: dict[Path, Path] | None = None,
+        scan_tops: dict[Path, list[Path]] | None = None,
         only: set[Path] | None = None,
     ) -> None:
         self.config = config
@@ -81,36 +85,44 @@ class Daemon:
         self.processor = Processor(client, journal, follow=self.follower.follow)
         self.folders: list[Folder] = []
         self.outcomes: Counter[str] = Counter()
-        self.failed_paths: dict[str, str] = {}
+        self.failed_paths: dict[str, str] = {}  # final failures (scan prints them, exit 1)
+        self.unfinished = 0  # uploads still running when the grace period ended
         self._own_outputs: set[Path] = set()
-        self._ready: deque[tuple[Path, Folder]] = deque()
+        self._ready: deque[tuple[Path, Folder, Signature | None]] = deque()
+        self._queued: set[Path] = set()  # paths in _ready
+        self._dirty: set[Path] = set()  # in flight, and an event said they changed meanwhile
+        self._retry_at: dict[str, float] = {}  # path -> epoch time in _retry_heap
         self._new_dirs: deque[tuple[Folder, Path]] = deque()
-        self._in_flight: dict[Path, Future] = {}
+        self._in_flight: dict[Path, Future | None] = {}  # None: being submitted
         self._retry_heap: list[tuple[float, str]] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._paused: str | None = None
         self._lock = threading.Lock()
+        self._detect_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(config.runway.concurrency, thread_name_prefix="runwatchd-up")
         self._uninstall_overflow: Callable[[], None] | None = None
         self._last_progress = clock()
         self._last_status_write = 0.0
+        self._last_status_line = ""
+        self._started = False
         self._pinger = WatchdogPinger(notifier, self.healthy) if notifier is not None else None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def run(self) -> int:
-        """startup, main loop, shutdown; returns the exit code (scan: 1 if any file failed)."""
-        self.startup()
+        """startup, main loop, shutdown; returns the exit code (scan: 1 unless every file
+        in scope ended well, including files that failed before and did not change since)."""
         try:
+            self.startup()
             self.main_loop()
         finally:
             self.shutdown()
-        if self.mode == "scan" and (self.outcomes[FAILED] or self.outcomes[INVALID]
-                                    or self.outcomes[ATTENTION] or self.outcomes["task_failed"]
-                                    or self._paused):
-            return 1
+        if self.mode == "scan":
+            interrupted = self._stop.is_set() and not self._idle()
+            if self.failed_paths or self._paused or interrupted:
+                return 1
         return 0
 
     def request_stop(self) -> None:
@@ -125,15 +137,16 @@ class Daemon:
         for d in (self.state_dir,):
             d.mkdir(parents=True, exist_ok=True)
         self._uninstall_overflow = install_overflow_hook(self._overflowed)
+        self.folders = [self._make_folder(fc) for fc in self.config.folders]
         self._recover_journal()
         self.follower.start()
-        self.folders = [self._make_folder(fc) for fc in self.config.folders]
         for folder in self.folders:
             if self.mode == "run":
                 folder.start_watching()
             self._scan(folder, "catch-up")
         if self.notifier:
             self.notifier.ready(self._status_line())
+        self._started = True
         log.info("ready: watching %d folder(s), %d file(s) waiting to settle",
                  len(self.folders), len(self.table))
 
@@ -142,11 +155,12 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 self._do_reload()
-            for path, _sig in self.table.pop_ready():
+            for path, sig in self.table.pop_ready():
                 folder = self._folder_for(path)
                 if folder is not None:
                     log.info("settled %s", path)
-                    self._ready.append((path, folder))
+                    self._ready.append((path, folder, sig))
+                    self._queued.add(path)
             while self._new_dirs:
                 folder, directory = self._new_dirs.popleft()
                 self._scan(folder, "new directory", top=directory)
@@ -168,7 +182,7 @@ class Daemon:
             folder.stop_watching()
         grace = self.config.daemon.grace_seconds
         deadline = time.monotonic() + grace
-        pending = list(self._in_flight.values())
+        pending = [fut for fut in list(self._in_flight.values()) if fut is not None]
         if pending:
             log.info("waiting up to %.0f s for %d upload(s) in flight", grace, len(pending))
         for fut in pending:
@@ -176,6 +190,10 @@ class Daemon:
                 fut.result(timeout=max(0.0, deadline - time.monotonic()))
             except Exception:  # noqa: BLE001 - a timeout or failure is reported below
                 pass
+        self.unfinished = sum(1 for fut in pending if not fut.done())
+        if self.unfinished:
+            log.warning("%d upload(s) did not finish within %.0f s; they start over at the next "
+                        "start", self.unfinished, grace)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.follower.stop()
         if self._uninstall_overflow:
@@ -193,9 +211,17 @@ class Daemon:
                       is_own_output=self._is_own_output, clock=self.clock)
 
     def _candidate(self, path: Path, folder: Folder, closed: bool = False) -> None:
-        if path in self._own_outputs or path in self._in_flight:
+        if path in self._own_outputs or path in self._queued:
+            return  # a queued file's signature is checked again when a worker takes it
+        if path in self._in_flight:
+            self._dirty.add(path)  # looked at again once its worker is done
             return
-        self.table.touch(path, folder.settings.settle_seconds, closed=closed)
+        with self._detect_lock:  # an event and a scan may bring the same new file at once
+            new = path not in self.table
+            self.table.touch(path, folder.settings.settle_seconds, closed=closed)
+            if new and path in self.table:
+                # One line per file, however many events its writer causes.
+                log.info("detected %s", path)
         self._wake.set()
 
     def _dir_appeared(self, folder: Folder, directory: Path) -> None:
@@ -212,19 +238,44 @@ class Daemon:
     def _scan(self, folder: Folder, why: str, top: Path | None = None) -> None:
         known = self.journal.signatures()
         found = queued = 0
-        for path, st in folder.scan(top or self.scan_tops.get(folder.root)):
-            if self.only is not None and path not in self.only:
-                continue
-            found += 1
-            row = known.get(str(path))
-            if row and row[0] in _SETTLED_STATES and row[1:] == (st.st_size, st.st_mtime_ns,
-                                                                  st.st_ino):
-                if row[0] in ("invalid", "running", "submitting") or os.path.exists(
-                        sidecar.sidecar_path(path)):
+        tops = [top] if top is not None else self.scan_tops.get(folder.root) or [None]
+        for one_top in tops:
+            for path, st in folder.scan(one_top):
+                if self.only is not None and path not in self.only:
                     continue
-            queued += 1
-            self._candidate(path, folder)
+                found += 1
+                if found % 500 == 0:
+                    self._keepalive()
+                if self._needs_look(path, st, known.get(str(path))):
+                    queued += 1
+                    self._candidate(path, folder)
         log.info("%s scan of %s: %d file(s), %d to look at", why, folder.root, found, queued)
+
+    def _needs_look(self, path: Path, st: os.stat_result, row: tuple | None) -> bool:
+        """Whether a scanned file goes to the candidate table. A journal row describing the file
+        unchanged answers without reading the sidecar (a rescan of 100k finished files is cheap)."""
+        if self.only is not None:
+            return True  # named on purpose (`runwatchd retry`): the processor decides
+        if row is None or row[1:] != (st.st_size, st.st_mtime_ns, st.st_ino):
+            return True
+        state = row[0]
+        if state == "failed" and self.mode == "run":
+            record = self.journal.get(path)
+            if record is not None and record.next_attempt and record.next_attempt > time.time():
+                self._schedule_retry(str(path), record.next_attempt)  # its backoff stands
+                return False
+            return True
+        if state not in _SETTLED_STATES:
+            return True
+        if state not in ("invalid", "running", "submitting") and not os.path.exists(
+                sidecar.sidecar_path(path)):
+            return True  # the sidecar was deleted: the user wants the file processed again
+        if self.mode == "scan" and state in _FAILURE_STATES:
+            # Not retried (the file did not change), but not a success either.
+            record = self.journal.get(path)
+            reason = record.error if record and record.error else state
+            self.failed_paths[str(path)] = f"{reason} (recorded earlier; the file did not change)"
+        return False
 
     def _folder_for(self, path: Path) -> Folder | None:
         best = None
@@ -244,53 +295,130 @@ class Daemon:
 
     def _dispatch(self) -> None:
         while self._ready and not self._paused and len(self._in_flight) < self.config.runway.concurrency:
-            path, folder = self._ready.popleft()
-            if path in self._in_flight:
+            path, folder, sig = self._ready.popleft()
+            self._queued.discard(path)
+            if path in self._in_flight or folder not in self.folders:
+                continue  # already being worked on, or its folder was removed by a reload
+            if folder.state == "unavailable":
+                # Its mount is gone: failing the file would only flood the log. The rescan that
+                # follows the folder's return finds it again.
+                log.debug("%s: folder unavailable; leaving it for the rescan", path)
+                continue
+            if sig is not None and not _unchanged(path, sig):
+                self._candidate(path, folder)  # written to while it waited for a worker
                 continue
             job = Job(path=path, root=folder.root, resolver=folder.resolver)
-            fut = self._pool.submit(self._work, job, folder)
-            self._in_flight[path] = fut
+            with self._lock:
+                # Before submit: a fast worker pops its entry, and must find one to pop.
+                self._in_flight[path] = None
+            fut = self._pool.submit(self._work, job, folder, sig)
+            with self._lock:
+                if path in self._in_flight:
+                    self._in_flight[path] = fut
 
-    def _work(self, job: Job, folder: Folder) -> None:
+    def _work(self, job: Job, folder: Folder, sig: Signature | None = None) -> None:
+        before = self.journal.get(job.path) if self.metrics else None
+        path, internal = job.path, None
         try:
             outcome = self.processor.process(job)
         except KeyRejected as e:
             self._key_rejected(e)
             outcome = "paused"
-            with self._lock:
-                self._ready.appendleft((job.path, folder))
         except Exception as e:  # a bug must cost one file, not the daemon
-            log.exception("unexpected error processing %s", job.path)
-            outcome = FAILED
-            self.failed_paths[str(job.path)] = f"internal error: {e}"
+            log.exception("unexpected error processing %s", path)
+            outcome, internal = FAILED, f"internal error: {e}"
         with self._lock:
             self.outcomes[outcome] += 1
-            self._in_flight.pop(job.path, None)
+            self._in_flight.pop(path, None)
+            dirty = path in self._dirty
+            self._dirty.discard(path)
             self._last_progress = self.clock()
-        if outcome == RETRY and self.mode == "run":
-            self._candidate(job.path, folder)
-        elif outcome == RETRY and self.mode == "scan" and not self.processor.credits_paused.is_set():
-            self._candidate(job.path, folder)
-        elif outcome == FAILED:
-            record = self.journal.get(job.path)
-            self.failed_paths[str(job.path)] = record.error if record and record.error else "failed"
-            if self.mode == "run" and record and record.next_attempt:
-                with self._lock:
-                    heapq.heappush(self._retry_heap, (record.next_attempt, str(job.path)))
+            if outcome == "paused":
+                self._ready.appendleft((path, folder, None))
+                self._queued.add(path)
+        try:
+            again = self._after(path, outcome, internal)
+        except Exception:  # noqa: BLE001 - bookkeeping must not leave the loop waiting
+            log.exception("bookkeeping for %s failed", path)
+            again = False
+        # A scan or event while it was in flight: only a real change makes it a candidate again
+        # (else a scan during a failing upload would cut its backoff short).
+        changed = dirty and outcome != "paused" and (sig is None or not _unchanged(path, sig))
+        if again or changed:
+            self._candidate(path, folder)
         if self.metrics:
-            self.metrics.file_outcome(outcome)
+            self._count(job.path, outcome, before.runway_uri if before else None)
         self._wake.set()
+
+    def _count(self, path: Path, outcome: str, uri_before: str | None) -> None:
+        """Metrics for one processed file; a new runway:// URI in its journal row means it was
+        uploaded by this job (a fresh sidecar needs no upload, a stale URI needs one)."""
+        try:
+            record = self.journal.get(path)
+            uploaded = bool(record and record.runway_uri and record.runway_uri != uri_before)
+            self.metrics.file_processed(
+                outcome, state=record.state if record else None,
+                error=record.error if record else None,
+                uploaded_bytes=(record.size or 0) if record and uploaded else None)
+        except Exception:  # noqa: BLE001 - metrics must never cost a file its bookkeeping
+            log.exception("recording metrics for %s failed", path)
+
+    def _after(self, path: Path, outcome: str, internal: str | None) -> bool:
+        """Record how a file ended (for scan's exit code); True when it goes back to settle."""
+        if outcome == "paused":
+            return False
+        if outcome == AWAITING:  # submitted once credits are back: after a reload or restart
+            if self.mode == "scan":
+                self.failed_paths[str(path)] = "generation not submitted: no credits left"
+            return False
+        if outcome == RETRY:
+            if self.mode == "scan" and self.processor.credits_paused.is_set():
+                self.failed_paths[str(path)] = "generation not submitted: no credits left"
+                return False
+            return True  # it changed while uploading, or generation waits for credits
+        record = self.journal.get(path)
+        failed = outcome in (FAILED, INVALID, ATTENTION) or (
+            outcome == SKIPPED and record is not None and record.state in _FAILURE_STATES)
+        if not failed:
+            self.failed_paths.pop(str(path), None)
+        elif outcome == INVALID and record is None and not path.exists():
+            self.failed_paths.pop(str(path), None)  # deleted before its turn: nothing to report
+        else:
+            reason = internal or (record.error if record and record.error else outcome)
+            self.failed_paths[str(path)] = reason
+            if outcome == FAILED and self.mode == "run" and record and record.next_attempt:
+                self._schedule_retry(str(path), record.next_attempt)
+        return False
+
+    def _schedule_retry(self, path: str, when: float) -> None:
+        with self._lock:
+            if self._retry_at.get(path) == when:
+                return
+            self._retry_at[path] = when  # an older heap entry for the path becomes stale
+            heapq.heappush(self._retry_heap, (when, path))
 
     def _due_retries(self) -> None:
         now = time.time()
+        due = []
         with self._lock:
             while self._retry_heap and self._retry_heap[0][0] <= now:
-                _, path = heapq.heappop(self._retry_heap)
-                folder = self._folder_for(Path(path))
-                if folder:
-                    self._candidate(Path(path), folder)
+                when, path = heapq.heappop(self._retry_heap)
+                if self._retry_at.get(path) == when:
+                    del self._retry_at[path]
+                    due.append(path)
+        for path in due:
+            folder = self._folder_for(Path(path))
+            if folder:
+                log.info("retrying %s", path)
+                self._candidate(Path(path), folder)
 
     def _task_finished(self, path: Path, status: str) -> None:
+        if status == "SUCCEEDED":
+            self.failed_paths.pop(str(path), None)
+        else:
+            record = self.journal.get(path)
+            why = record.failure if record and record.failure else None
+            self.failed_paths[str(path)] = f"generation {status}" + (f": {why}" if why else "")
         with self._lock:
             self.outcomes["succeeded" if status == "SUCCEEDED" else "task_failed"] += 1
             self._last_progress = self.clock()
@@ -307,22 +435,25 @@ class Daemon:
             self.request_stop()
 
     def _recover_journal(self) -> None:
-        """A crash between recording the intent and recording the task id: a task may exist."""
-        for record in self.journal.in_state("submitting"):
-            record.state = "attention"
-            record.error = "the daemon stopped while submitting; a task may have been created"
-            self.journal.put(record)
-            log.error("%s needs attention: %s (run `runwatchd retry %s`)", record.path,
-                      record.error, record.path)
-        for record in self.journal.in_state("running"):
-            folder_rule_dir = self._output_dir_for(Path(record.path))
-            self.follower.follow(Path(record.path), record.task_id, folder_rule_dir)
+        """Repair what a crash left (Processor.recover). Only the process owning the journal
+        does: `scan` or `retry` beside a running daemon must leave that daemon's work alone."""
+        if not self.journal.acquire_owner_lock():
+            log.info("another runwatchd process works on this state directory; leaving its "
+                     "work in progress alone")
+            return
+        # A scan waits for its own files' tasks only.
+        self.processor.recover(self._output_dir_for,
+                               in_scope=self._in_scope if self.mode == "scan" else None)
+
+    def _in_scope(self, path: Path) -> bool:
+        folder = self._folder_for(path)
+        if folder is None or (self.only is not None and path not in self.only):
+            return False
+        tops = self.scan_tops.get(folder.root)
+        return not tops or any(top == path.parent or top in path.parents for top in tops)
 
     def _output_dir_for(self, path: Path) -> Path:
-        folder = self._folder_for(path) if self.folders else None
-        if folder is None:
-            self.folders = [self._make_folder(fc) for fc in self.config.folders]
-            folder = self._folder_for(path)
+        folder = self._folder_for(path)
         rule = folder.resolver.rule_for(path) if folder else None
         return rule.output_path(folder.root) if rule and folder else path.parent
 
@@ -332,7 +463,12 @@ class Daemon:
         try:
             config = self.config_loader() if self.config_loader else self.config
             client = self.client_factory(config) if self.client_factory else self.client
-            client.check_key()
+            try:
+                client.check_key()
+            except KeyRejected:
+                raise
+            except RunwatchdError as e:  # the network, not the key: the new config still applies
+                log.warning("could not check the API key on reload (%s); going on", e)
         except Exception as e:  # noqa: BLE001 - a bad reload keeps the running configuration
             log.error("reload failed, keeping the running configuration: %s", e)
             if self.notifier:
@@ -357,6 +493,10 @@ class Daemon:
         self._paused = None
         self.follower.paused.clear()
         self.processor.credits_paused.clear()
+        for record in self.journal.in_state("awaiting_credits"):
+            folder = self._folder_for(Path(record.path))
+            if folder is not None:
+                self._candidate(Path(record.path), folder)
         log.info("configuration reloaded: %d folder(s)", len(self.folders))
         if self.notifier:
             self.notifier.ready(self._status_line())
@@ -380,10 +520,22 @@ class Daemon:
     def _sleep_time(self) -> float:
         due = self.table.next_due()
         candidates = [1.0] + ([due] if due is not None else [])
-        if self._pinger is not None and self._pinger.next_due() is not None:
-            # Floor: while unhealthy the ping stays overdue, and that must not become a busy loop.
-            candidates.append(max(0.25, self._pinger.next_due()))
+        with self._lock:
+            if self._retry_heap:
+                candidates.append(max(0.0, self._retry_heap[0][0] - time.time()))
+        ping_due = self._pinger.next_due() if self._pinger is not None else None
+        if ping_due is not None and self._pinger is not None and self._pinger.interval:
+            # Floor: while unhealthy the ping stays overdue, and that must not become a busy loop;
+            # a quarter interval keeps a short WatchdogSec on time once healthy again.
+            candidates.append(max(min(0.25, self._pinger.interval / 4), ping_due))
         return max(0.005, min(candidates))
+
+    def _keepalive(self) -> None:
+        """WATCHDOG=1 from inside a long scan (100k files on a NAS take longer than WatchdogSec).
+        Not before READY=1: systemd arms the watchdog at READY=1, and an early ping would arm it
+        during a catch-up scan that TimeoutStartSec already covers."""
+        if self._pinger is not None and self._started:
+            self._pinger.tick()
 
     def _heartbeat(self) -> None:
         if self._pinger is not None:
@@ -392,16 +544,22 @@ class Daemon:
         if now - self._last_status_write >= 2.0:
             self._last_status_write = now
             self._write_status()
-            if self.notifier:
-                self.notifier.status(self._status_line())
+            line = self._status_line()
+            if self.notifier and line != self._last_status_line:
+                self._last_status_line = line
+                self.notifier.status(line)
             if self.metrics:
                 self.metrics.set_queue_depth(len(self.table) + len(self._ready))
-                self.metrics.set_in_flight(len(self._in_flight))
+                self.metrics.set_in_flight(len(self._in_flight) + self.follower.pending())
+                self.metrics.set_files_by_state(self.journal.counts())
 
     def _status_line(self) -> str:
         o = self.outcomes
         text = (f"{len(self._in_flight)} uploading, {len(self.table) + len(self._ready)} waiting, "
                 f"{self.follower.pending()} tasks; {o['uploaded']} uploaded, {o[FAILED]} failed")
+        away = [f for f in self.folders if f.state == "unavailable"]
+        if away:
+            text += f"; {len(away)} folder(s) unavailable: {', '.join(str(f.root) for f in away)}"
         return f"PAUSED: {self._paused}" if self._paused else text
 
     def _write_status(self, final: bool = False) -> None:
@@ -418,3 +576,10 @@ class Daemon:
                                       json.dumps(status, indent=2).encode())
         except OSError as e:
             log.debug("cannot write status file: %s", e)
+
+
+def _unchanged(path: Path, sig: Signature) -> bool:
+    try:
+        return signature_of(os.stat(path)) == sig
+    except OSError:
+        return False

@@ -8,8 +8,10 @@ restarted and followed by a rescan, since events were lost while it was down.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 from runwatchd.config import FolderConfig
 from runwatchd.rules import RuleResolver
 from runwatchd.watch import (
+    NETWORK_FS,
     FileFilter,
     FolderWatcher,
     choose_observer,
@@ -28,6 +31,7 @@ from runwatchd.watch import (
 
 log = logging.getLogger(__name__)
 
+# The longest wait before a vanished folder or mount is noticed (shorter when polling faster).
 MOUNT_CHECK_INTERVAL = 5.0
 # NFS clients cache attributes for up to 60 s (acregmax): a shorter settle time can see a file
 # as unchanged while the server already has more bytes.
@@ -63,8 +67,11 @@ class Folder:
         self._watching_wanted = False
         self._next_rescan = clock() + self.settings.rescan_interval
         self._rescan_soon = False
-        self._next_mount_check = clock() + MOUNT_CHECK_INTERVAL
+        self._mount_check_interval = min(MOUNT_CHECK_INTERVAL, self.settings.poll_interval)
+        self._next_mount_check = clock() + self._mount_check_interval
         self._had_files = False
+        self._dev: int | None = None  # st_dev of the root while watched: a mount change shows here
+        self._network = False
 
     # -- filtering -----------------------------------------------------------------------------
 
@@ -85,7 +92,7 @@ class Folder:
         return True
 
     def scan(self, top: Path | None = None) -> Iterator[tuple[Path, os.stat_result]]:
-        if not self._available():
+        if self._probe()[0] is not None:
             return
         for path, st in scan_tree(top or self.root, self.config.recursive, self.filter):
             self._had_files = True
@@ -96,16 +103,26 @@ class Folder:
 
     def start_watching(self) -> None:
         self._watching_wanted = True
-        if not self._available():
-            self._set_unavailable("the folder does not exist (yet)")
+        why, dev = self._probe()
+        if why is not None:
+            self._set_unavailable(why)
             return
         self.kind = self._choose_kind()
-        self._watcher = FolderWatcher(
-            self.root, recursive=self.config.recursive, kind=self.kind,
-            poll_interval=self.settings.poll_interval, on_path=self._event,
-            on_overflow=self.rescan_soon, on_dir=self._dir_event,
-        )
-        self._watcher.start()
+        try:
+            self._watcher = self._new_watcher(self.kind)
+        except OSError as e:
+            if self.kind == "inotify" and e.errno in (errno.ENOSPC, errno.EMFILE):
+                log.warning("%s: %s; polling it instead", self.root, e.strerror)
+                self.kind = "polling"
+                try:
+                    self._watcher = self._new_watcher(self.kind)
+                except OSError as e2:
+                    self._set_unavailable(f"cannot watch it ({e2.strerror or e2})")
+                    return
+            else:
+                self._set_unavailable(f"cannot watch it ({e.strerror or e})")
+                return
+        self._dev = dev
         self.state = "watching"
         log.info("watching %s (%s, settle %.1f s)", self.root, self.kind,
                  self.settings.settle_seconds)
@@ -114,6 +131,15 @@ class Folder:
         self._watching_wanted = False
         self._stop_watcher()
         self.state = "idle"
+
+    def _new_watcher(self, kind: str) -> FolderWatcher:
+        watcher = FolderWatcher(
+            self.root, recursive=self.config.recursive, kind=kind,
+            poll_interval=self.settings.poll_interval, on_path=self._event,
+            on_overflow=self.rescan_soon, on_dir=self._dir_event,
+        )
+        watcher.start()  # raises OSError (folder gone meanwhile, watch limits)
+        return watcher
 
     def _stop_watcher(self) -> None:
         if self._watcher is not None:
@@ -127,6 +153,7 @@ class Folder:
     def _choose_kind(self) -> str:
         kind = choose_observer(self.root, self.settings.observer)
         fstype = fs_type(self.root)
+        self._network = fstype in NETWORK_FS
         if fstype.startswith("nfs") and self.settings.settle_seconds < NFS_ATTR_CACHE:
             log.warning("%s is on NFS: settle_seconds %.1f is shorter than the attribute cache "
                         "(up to %.0f s); raise it or mount with actimeo=1",
@@ -145,8 +172,7 @@ class Folder:
 
     def _event(self, path: Path, closed: bool) -> None:
         if self.state == "watching" and self.wants(path):
-            log.debug("detected %s", path)
-            self._on_candidate(path, self, closed)
+            self._on_candidate(path, self, closed)  # the daemon logs "detected" once per file
 
     def _dir_event(self, path: Path) -> None:
         if self.state == "watching" and self.filter.wants_dir(path):
@@ -164,23 +190,30 @@ class Folder:
                 self._rescan_soon = False
                 rescan()
             return
-        if now >= self._next_mount_check:
-            self._next_mount_check = now + MOUNT_CHECK_INTERVAL
-            if self.state == "watching" and not self._available():
-                self._stop_watcher()
-                self._set_unavailable("the folder or its mount disappeared")
+        dead = self.state == "watching" and (self._watcher is None
+                                              or not self._watcher.is_alive())
+        if now >= self._next_mount_check or dead:
+            # A dead observer is checked against the mount first: an emitter stops by itself when
+            # its folder is deleted or unmounted, and that is a pause, not a crash.
+            self._next_mount_check = now + self._mount_check_interval
+            why, dev = self._probe()
+            if why is not None:
+                if self.state != "unavailable":
+                    self._stop_watcher()
+                    self._set_unavailable(why)
                 return
-            if self.state == "unavailable" and self._available():
-                log.warning("%s is back; resuming with a rescan", self.root)
-                self.start_watching()
-                self._rescan_soon = True
+            if self.state == "unavailable":
+                log.warning("%s is available; resuming with a rescan", self.root)
+                self._restart()
+            elif dev != self._dev:
+                log.warning("the mount under %s changed; watching it again and rescanning",
+                            self.root)
+                self._restart()
+            elif dead:
+                log.error("the observer of %s died; restarting it and rescanning", self.root)
+                self._restart()
         if self.state != "watching":
             return
-        if self._watcher is not None and not self._watcher.is_alive():
-            log.error("the observer of %s died; restarting it and rescanning", self.root)
-            self._stop_watcher()
-            self.start_watching()
-            self._rescan_soon = True
         periodic = self.settings.rescan_interval > 0  # 0 turns the reconcile scan off
         if self._rescan_soon or (periodic and now >= self._next_rescan):
             self._rescan_soon = False
@@ -192,19 +225,37 @@ class Folder:
             return True  # paused for a missing mount is a known, reported state, not a hang
         return self._watcher is not None and self._watcher.is_alive()
 
-    def _available(self) -> bool:
+    def _restart(self) -> None:
+        self._stop_watcher()
+        self.start_watching()
+        self._rescan_soon = True
+
+    def _probe(self) -> tuple[str | None, int | None]:
+        """(why the folder is unavailable or None, its st_dev): missing, unreachable (ESTALE,
+        EIO, ENOTCONN), or suddenly empty where it had files, on a network share or after its
+        mount changed. An emptied local folder is normal (files get moved on), not a lost mount."""
         try:
-            if not self.root.is_dir():
-                return False
-            if self._had_files:
-                # A NAS mount point left behind by an unmount is an empty directory.
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            return "the folder does not exist (not yet, renamed, or its mount is gone)", None
+        except OSError as e:
+            return f"cannot reach the folder ({e.strerror or e})", None
+        if not stat.S_ISDIR(st.st_mode):
+            return "the path is no longer a directory", None
+        moved = self._dev is not None and st.st_dev != self._dev
+        if self._had_files and (moved or self._network):
+            try:
                 with os.scandir(self.root) as it:
-                    return next(it, None) is not None
-            return True
-        except OSError:  # ESTALE and friends
-            return False
+                    empty = next(it, None) is None
+            except OSError as e:
+                return f"cannot list the folder ({e.strerror or e})", None
+            if empty:
+                # A NAS mount point left behind by an unmount is an empty directory.
+                return "the folder is suddenly empty where it had files (mount gone?)", None
+        return None, st.st_dev
 
     def _set_unavailable(self, why: str) -> None:
         if self.state != "unavailable":
             log.warning("%s: %s; pausing this folder until it is back", self.root, why)
         self.state = "unavailable"
+        self.kind = "none"

@@ -5,23 +5,32 @@ resume without re-uploading finished files, forgetting failed ones, or submittin
 twice. Every state change is committed before the action it guards (WAL mode, so a reader such as
 `runwatchd status` never blocks the daemon, and a killed process loses nothing it committed).
 
-States of a row:
-    uploaded        uploaded, sidecar written, no rule applies (or generation done, see below)
-    invalid         a permanent problem (bad file, rule rejected it): not retried until the file changes
-    failed          transient failures exhausted for now; retried after `next_attempt` (epoch seconds)
-    no_sidecar      uploaded, but the sidecar could not be written (read-only folder): kept here
-    submitting      intent recorded, the generation POST is under way (a crash here => attention)
-    running         task id recorded; the follower polls it
+States of a row (the order a file goes through them):
+    uploading       an upload started; a crash here leaves at most a temp file beside the media
+    uploaded        uploaded, sidecar written, no rule applies: done
+    to_submit       uploaded, sidecar written, a rule applies, nothing submitted yet
+    submitting      the intent: a generation POST is about to be or is being sent
+                    (a crash here => attention: a task may exist that we do not know)
+    running         task id recorded (journal, then sidecar); the follower polls it
     succeeded       task SUCCEEDED and every output downloaded
-    task_failed     task FAILED or CANCELLED (or the API refused the request): never resubmitted
+    task_failed     task FAILED or CANCELLED, or the request was refused: never resubmitted
     attention       a task may exist that we do not know (crash or timeout after the POST):
                     never resubmitted until `runwatchd retry FILE`
-    awaiting_credits the API said there are no credits: resubmitted once credits are back
+    retry           `runwatchd retry FILE` asked for one more submission, on purpose
+    awaiting_credits the API said there are no credits: submitted once credits are back
+    invalid         a permanent problem (bad file, rule cannot take it): skipped until it changes
+    failed          transient failures exhausted for now; retried after `next_attempt` (epoch s)
+    no_sidecar      uploaded, but the sidecar could not be written (read-only folder)
+
+At most once: a generation is submitted only through `claim_submit`, which atomically (across
+threads and processes) refuses when the row already holds a task for the same content.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -39,13 +48,20 @@ CREATE TABLE IF NOT EXISTS files (
     error TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL,
     rule_fp TEXT, endpoint TEXT, task_id TEXT, task_status TEXT,
     outputs TEXT, failure TEXT, failure_code TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    rule_name TEXT, output_dir TEXT
 );
 CREATE INDEX IF NOT EXISTS files_state ON files(state);
 """
+# Columns added after the first release: (name, SQL type). Older journals get them on open.
+_ADDED_COLUMNS = (("rule_name", "TEXT"), ("output_dir", "TEXT"))
 
-TASK_STATES = ("submitting", "running", "succeeded", "task_failed", "attention", "awaiting_credits")
+# A row in one of these states holds (or may hold) a generation for its content: never again.
+TASK_STATES = ("submitting", "running", "succeeded", "task_failed", "attention")
+# Nothing left to do for the file as it is.
 FINAL_STATES = ("uploaded", "succeeded", "task_failed")
+# A row in one of these states means a write may have been under way when the daemon stopped.
+IN_PROGRESS_STATES = ("uploading", "submitting", "running")
 
 
 @dataclass
@@ -72,6 +88,8 @@ class FileRecord:
     failure: str | None = None
     failure_code: str | None = None
     updated_at: float = 0.0
+    rule_name: str | None = None
+    output_dir: str | None = None
 
     def same_file(self, size: int, mtime_ns: int, inode: int) -> bool:
         """True when the row describes this version of the file (ctime is left out on purpose:
@@ -80,6 +98,7 @@ class FileRecord:
 
 
 _COLUMNS = [f.name for f in fields(FileRecord)]
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM files"
 
 
 def _row_to_record(row: sqlite3.Row) -> FileRecord:
@@ -96,35 +115,88 @@ class Journal:
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()
+        self._owner_fd: int | None = None
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process (only power loss can drop the last commit).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        for name, sql_type in _ADDED_COLUMNS:
+            if name not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE files ADD COLUMN {name} {sql_type}")
+                except sqlite3.OperationalError as e:  # another process added it just now
+                    if "duplicate column" not in str(e):
+                        raise
+
+    def acquire_owner_lock(self) -> bool:
+        """Take the advisory lock that says "this process runs the daemon on this journal";
+        False if another process holds it. Held until close() or the process ends (even by
+        SIGKILL), so only the owner repairs work in progress after a crash."""
+        if self._owner_fd is not None:
+            return True
+        fd = os.open(self.path.with_name(self.path.name + ".lock"),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._owner_fd = fd
+        return True
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._owner_fd is not None:
+                os.close(self._owner_fd)  # releases the flock
+                self._owner_fd = None
 
     def get(self, path: Path | str) -> FileRecord | None:
         with self._lock:
-            row = self._db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM files WHERE path = ?", (str(path),)
-            ).fetchone()
+            row = self._db.execute(f"{_SELECT} WHERE path = ?", (str(path),)).fetchone()
         return _row_to_record(row) if row else None
 
     def put(self, record: FileRecord) -> None:
         """Insert or replace the whole row (committed when this returns)."""
+        with self._lock:
+            self._put(record)
+
+    def _put(self, record: FileRecord) -> None:
         record.updated_at = self._clock()
         values: list[Any] = [getattr(record, name) for name in _COLUMNS]
         values[_COLUMNS.index("outputs")] = json.dumps(record.outputs)
+        self._db.execute(
+            f"INSERT OR REPLACE INTO files ({', '.join(_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_COLUMNS))})",
+            values,
+        )
+
+    def claim_submit(self, record: FileRecord) -> FileRecord | None:
+        """Record the intent to submit `record` (state "submitting") unless the row already holds
+        a task for the same content; returns None on success, else the row that holds it.
+
+        One IMMEDIATE transaction, so two threads or two processes (the daemon and
+        `runwatchd retry`) can never both claim the same file content."""
+        record.state = "submitting"
         with self._lock:
-            self._db.execute(
-                f"INSERT OR REPLACE INTO files ({', '.join(_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_COLUMNS))})",
-                values,
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(f"{_SELECT} WHERE path = ?", (record.path,)).fetchone()
+                current = _row_to_record(row) if row else None
+                if (current is not None and current.state in TASK_STATES
+                        and current.sha256 == record.sha256):
+                    self._db.execute("ROLLBACK")
+                    return current
+                self._put(record)
+                self._db.execute("COMMIT")
+                return None
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def update(self, path: Path | str, **changes: Any) -> FileRecord | None:
         """Change some columns of an existing row; returns the new record (None if absent)."""
@@ -143,9 +215,7 @@ class Journal:
     def in_state(self, *states: str) -> list[FileRecord]:
         marks = ", ".join("?" * len(states))
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM files WHERE state IN ({marks})", states
-            ).fetchall()
+            rows = self._db.execute(f"{_SELECT} WHERE state IN ({marks})", states).fetchall()
         return [_row_to_record(r) for r in rows]
 
     def signatures(self) -> dict[str, tuple[str, int | None, int | None, int | None]]:
@@ -163,15 +233,13 @@ class Journal:
     def recent_errors(self, limit: int = 10) -> list[FileRecord]:
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM files WHERE error IS NOT NULL "
-                "ORDER BY updated_at DESC LIMIT ?",
-                (limit,),
+                f"{_SELECT} WHERE error IS NOT NULL ORDER BY updated_at DESC LIMIT ?", (limit,)
             ).fetchall()
         return [_row_to_record(r) for r in rows]
 
     def __iter__(self) -> Iterator[FileRecord]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM files").fetchall()
+            rows = self._db.execute(_SELECT).fetchall()
         return iter([_row_to_record(r) for r in rows])
 
 

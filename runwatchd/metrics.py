@@ -33,7 +33,7 @@ from prometheus_client import start_http_server as _start_http_server
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Metrics", "parse_address"]
+__all__ = ["Metrics", "failure_reason", "parse_address", "retry_operation"]
 
 
 def parse_address(addr: str) -> tuple[str, int]:
@@ -107,6 +107,19 @@ class Metrics:
         """A file failed outside the upload itself (a rejected or failed generation, ...)."""
         self._failures.labels(reason=reason).inc()
 
+    def file_processed(self, outcome: str, *, state: str | None, error: str | None,
+                       uploaded_bytes: int | None) -> None:
+        """One settled file went through the pipeline: `outcome` is pipeline's (uploaded,
+        submitted, skipped, invalid, failed, retry, attention, or the daemon's "paused"), `state`
+        and `error` its journal row afterwards, `uploaded_bytes` set when it was uploaded."""
+        if uploaded_bytes is not None:
+            self.upload_succeeded(uploaded_bytes)
+        reason = failure_reason(outcome, state, error)
+        if reason in ("invalid_file", "upload_failed"):
+            self.upload_failed(reason)
+        elif reason is not None:
+            self.failure(reason)
+
     def retry(self, operation: str) -> None:
         """One retry of ``operation`` (upload, create_task, get_task, download, ...)."""
         self._retries.labels(operation=operation).inc()
@@ -160,6 +173,34 @@ class Metrics:
     def serving(self) -> bool:
         """True while the HTTP endpoint runs."""
         return self._server is not None
+
+
+def failure_reason(outcome: str, state: str | None, error: str | None) -> str | None:
+    """A short stable token for runwatchd_failures_total{reason}; None when nothing failed."""
+    if outcome == "invalid":
+        return "rejected" if state == "task_failed" else "invalid_file"
+    if outcome == "failed":
+        text = error or ""
+        if text.startswith("upload failed"):
+            return "upload_failed"
+        if text.startswith("submit failed"):
+            return "submit_failed"
+        return "sidecar_write" if state == "no_sidecar" else "internal_error"
+    if outcome == "attention":
+        return "submit_uncertain"
+    if outcome == "paused":
+        return "key_rejected"
+    return None  # retry (file changed, waiting for credits) is not a failure yet
+
+
+def retry_operation(what: str) -> str:
+    """The client's retry label ("upload of shot.jpg", "status of task X") -> a stable token."""
+    for prefix, operation in (("upload of ", "upload"), ("download of ", "download"),
+                              ("status of task", "get_task"), ("cancel of task", "cancel_task"),
+                              ("key check", "check_key")):
+        if what.startswith(prefix):
+            return operation
+    return "create_task" if what.endswith(" request") else "other"
 
 
 def _url_host(host: str) -> str:

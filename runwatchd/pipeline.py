@@ -1,34 +1,47 @@
 """What happens to one settled file: check, upload, sidecar, and (when a rule applies) submit.
 
-The order of writes is what makes a crash at any moment repairable:
-    upload -> sidecar -> journal "uploaded"
-    journal "submitting" (the intent) -> POST -> journal "running" + task id -> sidecar task
-A restart that finds "submitting" knows a POST may have happened and never repeats it blindly.
+The order of writes is what makes a crash at any moment repairable, with at most one generation
+per file content (journal states: journal.py):
+
+    journal "uploading" -> upload -> sidecar -> journal "uploaded" (no rule) or "to_submit"
+    journal "submitting" (the intent, claim_submit) -> POST -> journal "running" + task id
+    -> sidecar task PENDING -> follower (tasks.py): status, downloads, final status
+
+    a crash after ...          the restart finds ...   and (recover(), then process()) ...
+    the upload, before sidecar "uploading"             removes our temps; uploads again
+    the sidecar, before intent "uploading"/"to_submit" reuses the sidecar's URI; submits
+    the intent (POST or not)   "submitting"            marks it "needs attention"; never resubmits
+    the task id, before sidecar "running"              writes the sidecar's task; follows it
+    during a download          "running"               removes our temps; polls; downloads again
+
+A URI is never sent when it is older than 24 h less a margin: the file is uploaded again first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
-from runwatchd import media, sidecar
-from runwatchd.client import RunwayClient
+from runwatchd import fsutil, media, sidecar
+from runwatchd.client import RunwayClient, UploadResult
 from runwatchd.errors import (
     FileChanged,
     InputRejected,
     InvalidFile,
+    KeyRejected,
     NoCredits,
     RetryableError,
     SubmitUncertain,
 )
-from runwatchd.journal import FileRecord, Journal
+from runwatchd.journal import IN_PROGRESS_STATES, TASK_STATES, FileRecord, Journal
 from runwatchd.rules import Rule, RuleResolver, build_request, check_media, rule_fingerprint
+from runwatchd.tasks import NEEDS_ATTENTION, sidecar_status, write_task_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +49,13 @@ URI_LIFETIME = 24 * 3600.0
 # A URI this close to its expiry is not sent: the task may sit PENDING/THROTTLED for a while.
 URI_MARGIN = 3600.0
 
-# Outcomes of process(); the daemon counts them and `scan` turns "failed"/"invalid" into exit 1.
-SKIPPED, UPLOADED, SUBMITTED, INVALID, FAILED, RETRY, ATTENTION = (
+# Outcomes of process(); the daemon counts them and `scan` turns failures into exit 1.
+SKIPPED, UPLOADED, SUBMITTED, INVALID, FAILED, RETRY, ATTENTION, AWAITING = (
     "skipped", "uploaded", "submitted", "invalid", "failed", "retry", "attention",
+    "awaiting_credits",
 )
+
+FollowFn = Callable[[Path, str, Path], None]
 
 
 @dataclass
@@ -51,15 +67,28 @@ class Job:
     resolver: RuleResolver | None
 
 
+def output_dir_for(rule: Rule, path: Path, root: Path) -> Path:
+    """Where the outputs of `path` go: the rule's output_dir, mirroring the subfolders between
+    the rule's base (its rules file's folder, or the watched folder) and the file, so that
+    a/shot.png and b/shot.png do not both become renders/shot.mp4."""
+    out = rule.output_path(root)
+    try:
+        rel = path.parent.relative_to(rule.base_dir or root)
+    except ValueError:
+        return out
+    return out / rel if rel.parts else out
+
+
 class Processor:
-    """Turns a settled file into a sidecar (and a submitted task). Safe to call from many threads."""
+    """Turns a settled file into a sidecar (and a submitted task). Safe to call from many
+    threads for different files; the daemon never processes one path twice at once."""
 
     def __init__(
         self,
         client: RunwayClient,
         journal: Journal,
         *,
-        follow: Callable[[Path, str, Path], None] | None = None,
+        follow: FollowFn | None = None,
         clock: Callable[[], float] = time.time,
         progress: Callable[[Path], Callable[[int], None] | None] | None = None,
     ) -> None:
@@ -68,6 +97,7 @@ class Processor:
         self.follow = follow
         self.clock = clock
         self.progress = progress
+        # Set on NoCredits: generation waits (files go to "awaiting_credits"), uploads go on.
         self.credits_paused = threading.Event()
 
     def process(self, job: Job) -> str:
@@ -80,6 +110,12 @@ class Processor:
         same = record is not None and record.same_file(st.st_size, st.st_mtime_ns, st.st_ino)
         if record is not None and same and record.state == "invalid":
             return SKIPPED
+        if record is not None and same and record.state in TASK_STATES:
+            self.ensure_task_sidecar(path, record)
+            return SKIPPED
+        if record is not None and not same and self._same_content(path, st, record):
+            return SKIPPED
+        forced = record is not None and same and record.state == "retry"
         rule = job.resolver.rule_for(path) if job.resolver else None
         if rule is not None:
             try:  # a .wav in an image_to_video folder: say so once, upload nothing
@@ -88,22 +124,19 @@ class Processor:
                 return self._invalid(path, st, str(e))
         data = sidecar.read_sidecar(path)
         matches = data is not None and sidecar.sidecar_matches(data, st, path.name)
-
-        if record is not None and same and record.state in ("running", "succeeded", "task_failed",
-                                                             "attention", "submitting"):
-            if not matches:  # the user deleted the sidecar: put it back from what we know
-                self._write_sidecar_from_record(path, record, rule)
+        if data is not None and matches and "task" in data and not forced:
+            if record is None or not same:  # a new state dir, or copied with its sidecar
+                self._adopt_sidecar(job, st, data, rule)
             return SKIPPED
-        if matches and (rule is None or "task" in data):
-            if record is None or not same:
-                self.journal.put(self._record_from_sidecar(path, st, data))
+        if data is not None and matches and rule is None:
+            if record is None or not same or record.state != "uploaded":
+                self.journal.put(self._record_from_sidecar(path, st, data, "uploaded"))
             return SKIPPED
-
-        if matches and not self._uri_stale(data):
+        if data is not None and matches and not self._uri_stale(data["uploaded_at"]):
             uri, uploaded_at = data["runway_uri"], _parse_time(data["uploaded_at"])
             sha, size, mtime_ns = data["file"]["sha256"], st.st_size, st.st_mtime_ns
         else:
-            outcome = self._upload(path, st)
+            outcome = self._upload(path, st, rule, record if same else None)
             if isinstance(outcome, str):
                 return outcome
             uri, uploaded_at, sha = outcome.runway_uri, outcome.uploaded_at.timestamp(), outcome.sha256
@@ -115,7 +148,13 @@ class Processor:
 
     # -- upload --------------------------------------------------------------------------------
 
-    def _upload(self, path: Path, st: os.stat_result):
+    def _upload(self, path: Path, st: os.stat_result, rule: Rule | None,
+                previous: FileRecord | None) -> UploadResult | str:
+        # Recorded first so a restart knows a sidecar temp may lie beside the file.
+        self.journal.put(FileRecord(
+            path=str(path), state="uploading", size=st.st_size, mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns, inode=st.st_ino,
+            attempts=previous.attempts if previous else 0))
         log.info("uploading %s (%s bytes)", path, st.st_size)
         try:
             result = self.client.upload(path, progress=self.progress(path) if self.progress else None)
@@ -133,9 +172,10 @@ class Processor:
             mtime_ns=result.mtime_ns, sha256=result.sha256,
         )
         record = FileRecord(
-            path=str(path), state="uploaded", size=result.size, mtime_ns=result.mtime_ns,
-            ctime_ns=st.st_ctime_ns, inode=st.st_ino, sha256=result.sha256,
-            runway_uri=result.runway_uri, uploaded_at=result.uploaded_at.timestamp(),
+            path=str(path), state="uploaded" if rule is None else "to_submit", size=result.size,
+            mtime_ns=result.mtime_ns, ctime_ns=st.st_ctime_ns, inode=st.st_ino,
+            sha256=result.sha256, runway_uri=result.runway_uri,
+            uploaded_at=result.uploaded_at.timestamp(),
         )
         if not self._try_write_sidecar(path, data, record):
             return FAILED
@@ -162,90 +202,171 @@ class Processor:
 
     def submit(self, job: Job, rule: Rule, *, uri: str, uploaded_at: float, sha256: str, size: int,
                mtime_ns: int, inode: int, ctime_ns: int) -> str:
+        """Submit the rule's generation for this file content, at most once (claim_submit).
+        `uri` must be fresh: process() uploads again when the sidecar's URI is near expiry."""
         path = job.path
-        fp = rule_fingerprint(rule)
-        record = self.journal.get(path)
-        if (record is not None and record.sha256 == sha256 and record.rule_fp == fp
-                and record.state in ("submitting", "running", "succeeded", "task_failed",
-                                     "attention")):
-            return SKIPPED  # at most once per content and rule
         base = FileRecord(
-            path=str(path), state="submitting", size=size, mtime_ns=mtime_ns, ctime_ns=ctime_ns,
-            inode=inode, sha256=sha256, runway_uri=uri, uploaded_at=uploaded_at, rule_fp=fp,
-            endpoint=rule.endpoint,
+            path=str(path), state="to_submit", size=size, mtime_ns=mtime_ns, ctime_ns=ctime_ns,
+            inode=inode, sha256=sha256, runway_uri=uri, uploaded_at=uploaded_at,
+            rule_fp=rule_fingerprint(rule), endpoint=rule.endpoint, rule_name=rule.name,
+            output_dir=str(output_dir_for(rule, path, job.root)),
         )
         if self.credits_paused.is_set():
-            base.state, base.error = "awaiting_credits", "no credits left for generation"
+            base.state, base.error = "awaiting_credits", "waiting for credits to submit"
             self.journal.put(base)
-            return RETRY
+            return AWAITING
         try:
             body = build_request(rule, path, uri, job.root)
         except InvalidFile as e:
-            return self._task_failed(path, base, rule, str(e), "RUNWATCHD.INPUT")
-        self.journal.put(base)  # the intent, committed before the POST
+            return self._task_failed(path, base, f"{e}; fix it, then run `runwatchd retry "
+                                                 f"{path}`", "RUNWATCHD.INPUT")
+        holder = self.journal.claim_submit(base)  # the intent, committed before the POST
+        if holder is not None:
+            log.info("%s already has a generation (%s, task %s); not submitting again",
+                     path, holder.state, holder.task_id)
+            self.ensure_task_sidecar(path, holder)
+            return SKIPPED
         try:
             answer = self.client.create_task(rule.endpoint, body)
         except SubmitUncertain as e:
-            base.state, base.error = "attention", f"a task may have been created: {e}"
-            self.journal.put(base)
-            self._write_task(path, base, rule, "NEEDS_ATTENTION", failure=base.error)
-            log.error("%s needs attention: %s; run `runwatchd retry %s` to submit again",
-                      path, base.error, path)
-            return ATTENTION
+            return self._attention(path, base, f"a task may have been created: {e}")
         except NoCredits as e:
             self.credits_paused.set()
-            base.state, base.error = "awaiting_credits", str(e)
+            base.state, base.error = "awaiting_credits", f"waiting for credits: {e}"
             self.journal.put(base)
-            log.error("generation paused: %s (uploads go on)", e)
-            return RETRY
+            log.error("generation paused: %s (uploads go on; reload after buying credits)", e)
+            return AWAITING
+        except KeyRejected:
+            base.state = "to_submit"  # a 401 creates no task
+            self.journal.put(base)
+            raise
         except InputRejected as e:
-            return self._task_failed(path, base, rule, str(e), "RUNWATCHD.REJECTED")
+            return self._task_failed(path, base, str(e), "RUNWATCHD.REJECTED")
         except RetryableError as e:  # create_task only lets these out when nothing was sent
-            base.state = "uploaded"
-            self.journal.put(base)
+            base.state = "failed"
             return self._failed(path, None, f"submit failed: {e}", keep=base)
         base.state, base.task_id, base.task_status, base.error = "running", answer["id"], "PENDING", None
         self.journal.put(base)
-        self._write_task(path, base, rule, "PENDING")
-        log.info("submitted %s %s for %s", rule.endpoint, base.task_id, path)
+        write_task_sidecar(path, base, "PENDING")
+        log.info("submitted %s task %s for %s", rule.endpoint, base.task_id, path)
         if self.follow:
-            self.follow(path, base.task_id, rule.output_path(job.root))
+            self.follow(path, base.task_id, Path(base.output_dir or path.parent))
         return SUBMITTED
 
-    def _task_failed(self, path: Path, base: FileRecord, rule: Rule, failure: str, code: str) -> str:
+    def _attention(self, path: Path, record: FileRecord, why: str) -> str:
+        record.state = "attention"
+        record.error = f"needs attention: {why}; run `runwatchd retry {path}` to submit again"
+        self.journal.put(record)
+        write_task_sidecar(path, record, NEEDS_ATTENTION, failure=record.error)
+        log.error("%s %s", path, record.error)
+        return ATTENTION
+
+    def _task_failed(self, path: Path, base: FileRecord, failure: str, code: str) -> str:
         base.state, base.task_status, base.failure, base.failure_code = (
             "task_failed", "FAILED", failure, code)
         base.error = failure
         self.journal.put(base)
-        self._write_task(path, base, rule, "FAILED", failure=failure, code=code)
+        write_task_sidecar(path, base, "FAILED", failure=failure, code=code)
         log.error("generation for %s not submitted: %s", path, failure)
         return INVALID
 
-    def _write_task(self, path: Path, record: FileRecord, rule: Rule | None, status: str, *,
-                    failure: str | None = None, code: str | None = None) -> None:
-        write_task_sidecar(path, record, status, rule_name=rule.name if rule else None,
-                           failure=failure, code=code)
+    def ensure_task_sidecar(self, path: Path, record: FileRecord) -> None:
+        """Make the sidecar say what the journal knows about the file's task (after a crash
+        between the two writes, or when the user deleted the sidecar)."""
+        status = sidecar_status(record)
+        if status is None:
+            return
+        data = sidecar.read_sidecar(path)
+        task = (data or {}).get("task") or {}
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        if (data is not None and sidecar.sidecar_matches(data, st, path.name)
+                and task.get("id") == record.task_id and task.get("status") == status):
+            return
+        write_task_sidecar(path, record, status, failure=record.failure or (
+            record.error if record.state == "attention" else None), code=record.failure_code)
 
-    def _write_sidecar_from_record(self, path: Path, record: FileRecord, rule: Rule | None) -> None:
-        self._write_task(path, record, rule, record.task_status or "NEEDS_ATTENTION",
-                         failure=record.failure or record.error, code=record.failure_code)
+    # -- startup -------------------------------------------------------------------------------
+
+    def recover(self, output_dir: Callable[[Path], Path], *,
+                in_scope: Callable[[Path], bool] | None = None) -> None:
+        """Repair what a crash left, before any worker or the follower runs: intents become
+        "needs attention", running tasks get their sidecar and are followed again (those
+        `in_scope`, if given), and our temp files beside in-progress files and in their output
+        folders are removed.
+
+        Call only while holding the journal's owner lock (no other process works on it)."""
+        ours: dict[Path, set[str]] = {}
+        for record in self.journal.in_state(*IN_PROGRESS_STATES):
+            path = Path(record.path)
+            ours.setdefault(path.parent, set()).add(sidecar.sidecar_path(path).name)
+            if record.state == "submitting":
+                self._attention(path, record, "the daemon stopped while submitting, so a task "
+                                "may have been created")
+            elif record.state == "running" and record.task_id:
+                out = Path(record.output_dir) if record.output_dir else output_dir(path)
+                ours.setdefault(out, set()).update((path.stem + ".", path.stem + "_"))
+                self.ensure_task_sidecar(path, record)
+                if self.follow and (in_scope is None or in_scope(path)):
+                    self.follow(path, record.task_id, out)
+        for directory, prefixes in ours.items():
+            _remove_temps(directory, prefixes)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    def _record_from_sidecar(self, path: Path, st: os.stat_result, data: dict) -> FileRecord:
-        task = data.get("task") or {}
+    def _same_content(self, path: Path, st: os.stat_result, record: FileRecord) -> bool:
+        """A touched (or rewritten, identical) file whose content already has its generation:
+        take on the new version without uploading or submitting again."""
+        if record.state not in TASK_STATES or record.state == "submitting":
+            return False
+        if record.size != st.st_size or not record.sha256:
+            return False
+        try:
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError:
+            return False
+        if digest != record.sha256:
+            return False
+        record.mtime_ns, record.ctime_ns, record.inode = st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+        self.journal.put(record)
+        self.ensure_task_sidecar(path, record)
+        log.info("%s changed on disk but not in content; its generation stands", path)
+        return True
+
+    def _adopt_sidecar(self, job: Job, st: os.stat_result, data: dict, rule: Rule | None) -> None:
+        """Believe a matching sidecar that has a task (the journal lost it, or never had it)."""
+        path = job.path
+        task = data["task"]
+        status = task.get("status")
+        state = {"SUCCEEDED": "succeeded", "FAILED": "task_failed", "CANCELLED": "task_failed",
+                 NEEDS_ATTENTION: "attention"}.get(status, "running" if task.get("id") else "attention")
+        record = self._record_from_sidecar(path, st, data, state)
+        record.endpoint, record.rule_name = task.get("endpoint"), task.get("rule")
+        record.task_id, record.task_status = task.get("id"), status
+        record.outputs = list(task.get("outputs") or [])
+        record.failure, record.failure_code = task.get("failure"), task.get("failure_code")
+        if state == "attention":
+            record.error = task.get("failure") or "needs attention"
+        if state == "running" and rule is not None:
+            record.output_dir = str(output_dir_for(rule, path, job.root))
+        self.journal.put(record)
+        if state == "running" and self.follow and record.task_id:
+            self.follow(path, record.task_id, Path(record.output_dir or path.parent))
+
+    def _record_from_sidecar(self, path: Path, st: os.stat_result, data: dict,
+                             state: str) -> FileRecord:
         return FileRecord(
-            path=str(path), state="succeeded" if task.get("status") == "SUCCEEDED" else (
-                "task_failed" if task else "uploaded"),
-            size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, inode=st.st_ino,
-            sha256=data["file"]["sha256"], runway_uri=data["runway_uri"],
-            uploaded_at=_parse_time(data["uploaded_at"]), task_id=task.get("id"),
-            task_status=task.get("status"), endpoint=task.get("endpoint"),
-            outputs=list(task.get("outputs") or []),
+            path=str(path), state=state, size=st.st_size, mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns, inode=st.st_ino, sha256=data["file"]["sha256"],
+            runway_uri=data["runway_uri"], uploaded_at=_parse_time(data["uploaded_at"]),
         )
 
-    def _uri_stale(self, data: dict) -> bool:
-        return _parse_time(data["uploaded_at"]) + URI_LIFETIME - URI_MARGIN <= self.clock()
+    def _uri_stale(self, uploaded_at: str | float) -> bool:
+        when = _parse_time(uploaded_at) if isinstance(uploaded_at, str) else uploaded_at
+        return when + URI_LIFETIME - URI_MARGIN <= self.clock()
 
     def _invalid(self, path: Path, st: os.stat_result | None, reason: str) -> str:
         if st is None:
@@ -267,10 +388,9 @@ class Processor:
     def _failed(self, path: Path, st: os.stat_result | None, reason: str, *,
                 keep: FileRecord | None = None) -> str:
         record = keep or self.journal.get(path) or FileRecord(path=str(path), state="failed")
-        if keep is None:
-            record.state = "failed"
-            if st is not None:
-                record.size, record.mtime_ns, record.inode = st.st_size, st.st_mtime_ns, st.st_ino
+        record.state = "failed"
+        if keep is None and st is not None:
+            record.size, record.mtime_ns, record.inode = st.st_size, st.st_mtime_ns, st.st_ino
         record.error = reason
         record.attempts += 1
         record.next_attempt = self.clock() + _backoff(record.attempts)
@@ -280,26 +400,29 @@ class Processor:
         return FAILED
 
 
-def write_task_sidecar(path: Path, record: FileRecord, status: str, *, rule_name: str | None,
-                       failure: str | None = None, code: str | None = None) -> None:
-    """Rewrite the sidecar with the task part as the journal knows it."""
-    if rule_name is None:  # the follower does not know the rule: keep what the sidecar says
-        previous = sidecar.read_sidecar(path) or {}
-        rule_name = (previous.get("task") or {}).get("rule")
-    task = {
-        "id": record.task_id, "endpoint": record.endpoint, "rule": rule_name, "status": status,
-        "outputs": list(record.outputs), "failure": failure, "failure_code": code,
-    }
-    data = sidecar.build_sidecar(
-        path, runway_uri=record.runway_uri or "", uploaded_at=datetime.fromtimestamp(
-            record.uploaded_at or 0, tz=timezone.utc),
-        size=record.size or 0, mtime_ns=record.mtime_ns or 0, sha256=record.sha256 or "",
-        task=task,
-    )
+def _remove_temps(directory: Path, prefixes: set[str]) -> int:
+    """Remove our temp files in `directory` whose final name starts with one of `prefixes`
+    (temp_path_for may have cut a long name, so a long cut head also counts)."""
+    removed = 0
     try:
-        sidecar.write_sidecar(path, data)
-    except OSError as e:
-        log.error("%s: cannot write sidecar: %s (state kept in the journal)", path, e.strerror or e)
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not fsutil.is_temp_name(entry.name):
+            continue
+        head = entry.name[1:entry.name.rindex(fsutil.TEMP_MARK)]
+        cut = len(os.fsencode(head)) >= 200
+        if not any(head.startswith(p) or (cut and p.startswith(head)) for p in prefixes):
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError as e:
+            log.warning("cannot remove temp file %s left by a crash: %s", entry.path, e)
+            continue
+        log.info("removed temp file %s left by a crash", entry.path)
+        removed += 1
+    return removed
 
 
 def _backoff(attempts: int) -> float:
@@ -308,4 +431,4 @@ def _backoff(attempts: int) -> float:
 
 
 def _parse_time(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    return sidecar.parse_time(text).timestamp()

@@ -308,7 +308,28 @@ def test_malformed_slot_reply_retried(respx_mock: respx.MockRouter, clip: Path,
     slots = slot_route(respx_mock, httpx.Response(200, json={"fields": {}}),
                        httpx.Response(200, json=SLOT))
     storage_route(respx_mock)
-    assert (2, 2) == (make_client().upload(clip).attempts, slots.call_count)
+    assert (1, 2) == (make_client().upload(clip).attempts, slots.call_count)
+
+
+def test_slot_failures_do_not_use_up_upload_attempts(respx_mock: respx.MockRouter, clip: Path,
+                                                     make_client: Callable[..., RunwayClient]
+                                                     ) -> None:
+    """The slot request retries on its own: 3 slot 503s and 3 storage 503s still succeed."""
+    busy = httpx.Response(503, json={"error": "busy"})
+    ok = httpx.Response(200, json=SLOT)
+    slots = slot_route(respx_mock, busy, busy, busy, ok, ok, ok, ok)
+    storage_route(respx_mock, 503, 503, 503, 204)
+    assert (4, 7) == (make_client().upload(clip).attempts, slots.call_count)
+
+
+def test_slot_failures_exhausted_are_not_retried_again(respx_mock: respx.MockRouter, clip: Path,
+                                                       make_client: Callable[..., RunwayClient]
+                                                       ) -> None:
+    """A slot request that used up its retries ends the upload (no retries of retries)."""
+    slots = slot_route(respx_mock, *[httpx.Response(503, json={"error": "busy"})] * 20)
+    with pytest.raises(errors.ServerError) as info:
+        make_client().upload(clip)
+    assert (4, 503) == (slots.call_count, info.value.status)
 
 
 # -- API error mapping --------------------------------------------------------------------

@@ -276,8 +276,12 @@ def serve_forever(
     faults: dict[str, Any] | None = None,
     task_seconds: float = 2.0,
     storage_dir: Path | None = None,
+    key_label: str | None = None,
 ) -> None:
-    """Run an emulator in the foreground until Ctrl-C or SIGTERM (`runwatchd emulator`)."""
+    """Run an emulator in the foreground until Ctrl-C or SIGTERM (`runwatchd emulator`).
+
+    `key_label` is shown instead of the key: a key taken from $RUNWAYML_API_SECRET may be a
+    real Runway secret, which must never be printed."""
     stop = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -296,9 +300,10 @@ def serve_forever(
     )
     try:
         with emulator:
-            # The emulator's key is no Runway secret: printed so the user can set up a client.
+            # A key given on the command line is no secret: printed so the user can set up a client.
             print(
-                f"runwatchd emulator listening on {emulator.url} (API key: {api_secret})",
+                f"runwatchd emulator listening on {emulator.url} "
+                f"(API key: {key_label or api_secret})",
                 flush=True,
             )
             try:

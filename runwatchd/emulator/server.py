@@ -145,6 +145,15 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def finish(self) -> None:
+        # StreamRequestHandler.finish lets a BrokenPipeError from closing the buffered wfile
+        # escape (the client vanished mid-reply) and then never closes rfile, whose reference
+        # keeps the socket open until garbage collection (a ResourceWarning in tests).
+        try:
+            super().finish()
+        except OSError:
+            self.rfile.close()
+
     def handle_expect_100(self) -> bool:
         # The 100 Continue would sit in our write buffer; curl would wait a second for it.
         accepted = super().handle_expect_100()

@@ -1,0 +1,34 @@
+"""The emulator in its own process, so its CPU and memory never count against a contender.
+
+Prints its URL on the first line of stdout, then serves until SIGTERM or until its stdin closes
+(the harness died). Uploaded bytes are only hashed (keep_files=False): the benchmarks push
+gigabytes and need the proof (size, sha256), not the bytes.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from runwatchd.emulator import Emulator
+
+
+def main() -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def watch_stdin() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    emulator = Emulator(port=0, keep_files=False, task_seconds=1.0)
+    with emulator:
+        print(emulator.url, flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,565 @@
+"""Reliability: runwatchd loses nothing, bills nothing twice and leaks nothing (short form).
+
+The scenarios here run at full size in tests/test_soak.py (`pytest -m soak -s tests/test_soak.py`):
+    fault_run   network faults from the emulator while files arrive; every file ends with a
+                correct sidecar, no stored object has wrong bytes, every retry is logged, backoff
+                and Retry-After are honoured (no busy loop)
+    crash_run   the real CLI daemon is SIGKILLed at random moments during a run with a
+                generation rule; after the last restart every file has one valid sidecar, no
+                generation was submitted twice, no temp file remains, no source file changed
+Credentials (revoked key, no credits) and secret redaction are tested here too; odd and hostile
+input is in test_hostile_input.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helpers import wait_for
+
+from runwatchd import config as configmod
+from runwatchd import errors, fsutil, sidecar
+from runwatchd.client import RetryPolicy, RunwayClient
+from runwatchd.daemon import Daemon
+from runwatchd.emulator import Emulator
+from runwatchd.journal import Journal
+
+PYTHON = sys.executable
+REPO = Path(__file__).resolve().parents[1]
+RULE = {"endpoint": "image_to_video", "output_dir": "renders",
+        "request": {"model": "gen4.5", "promptText": "{stem} comes to life", "ratio": "1280:720",
+                    "duration": 5}}
+FINAL_TASK = ("SUCCEEDED", "FAILED", "CANCELLED", "NEEDS_ATTENTION")
+
+# The real CLI, with the task follower's poll interval shortened (Runway asks for 5 s; the
+# emulator's tasks last a fraction of a second). Everything else is `runwatchd ...` as shipped.
+RUNNER = """
+import sys
+import runwatchd.daemon as daemon
+from runwatchd import cli
+_init = daemon.Daemon.__init__
+def _init_fast(self, *args, **kwargs):
+    kwargs["poll_interval"] = float(sys.argv[1])
+    _init(self, *args, **kwargs)
+daemon.Daemon.__init__ = _init_fast
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def new_secret() -> str:
+    return "key_" + secrets.token_hex(24)
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+def write_media(path: Path, size: int, rng: random.Random) -> str:
+    """Random bytes (the emulator checks sizes and extensions, not pixels); returns the sha256."""
+    data = rng.randbytes(size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fingerprint(path: Path) -> tuple[str, int, int]:
+    st = os.stat(path)
+    return sha_of(path), st.st_size, st.st_mtime_ns
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [Path(d) / n for d, _, names in os.walk(root) for n in names if fsutil.TEMP_MARK in n]
+
+
+def sidecar_problems(path: Path) -> list[str]:
+    """Why `path`'s sidecar is not a valid, matching description of its current bytes."""
+    where = sidecar.sidecar_path(path)
+    try:
+        data = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return [f"{path.name}: no readable sidecar ({e})"]
+    problems = [f"{path.name}: {p}" for p in sidecar.validate_sidecar(data)]
+    if problems:
+        return problems
+    if not sidecar.sidecar_matches(data, os.stat(path), path.name):
+        problems.append(f"{path.name}: sidecar does not match the file's name/size/mtime")
+    if data["file"]["sha256"] != sha_of(path):
+        problems.append(f"{path.name}: sidecar sha256 is not the file's content")
+    return problems
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# -- observing the wire and the logs -------------------------------------------------------------
+
+@dataclass
+class Sent:
+    """One HTTP request as the client's transport saw it."""
+
+    start: float
+    end: float
+    thread: int
+    method: str
+    path: str
+    filename: str | None
+    outcome: str  # status code, or the exception class name
+    failed: bool
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """The real transport, recording every request; `before` hooks act on a slot request for a
+    given filename (e.g. delete the file while its upload starts)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.sent: list[Sent] = []
+        self.before: dict[str, Callable[[], None]] = {}
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        filename = None
+        if request.url.path == "/v1/uploads":
+            filename = json.loads(request.read()).get("filename")
+            hook = self.before.pop(filename, None) if filename else None
+            if hook is not None:
+                hook()
+        start = time.monotonic()
+        try:
+            resp = self.inner.handle_request(request)
+        except Exception as e:
+            self._add(Sent(start, time.monotonic(), threading.get_ident(), request.method,
+                           request.url.path, filename, type(e).__name__, True))
+            raise
+        end = time.monotonic()
+        failed = resp.status_code >= 400
+        if not failed and request.url.path.startswith("/v1/"):
+            try:  # an injected garbled reply is a failure the client must retry
+                json.loads(resp.read())
+            except ValueError:
+                failed = True
+            except httpx.HTTPError:
+                failed = True
+        self._add(Sent(start, end, threading.get_ident(), request.method, request.url.path,
+                       filename, str(resp.status_code), failed))
+        return resp
+
+    def _add(self, item: Sent) -> None:
+        with self._lock:
+            self.sent.append(item)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def names_sent(self) -> set[str]:
+        return {s.filename for s in self.sent if s.filename}
+
+    def peak_per_second(self) -> int:
+        buckets = Counter(int(s.start) for s in self.sent)
+        return max(buckets.values(), default=0)
+
+
+class LogCapture(logging.Handler):
+    """Every record at every level, formatted with its traceback, for greps and counts."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.records: list[logging.LogRecord] = []
+        self.lines: list[str] = []
+        self._lock2 = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        with self._lock2:
+            self.records.append(record)
+            self.lines.append(text)
+
+    def text(self) -> str:
+        with self._lock2:
+            return "\n".join(self.lines)
+
+    def messages(self, level: int = logging.DEBUG, contains: str = "") -> list[str]:
+        with self._lock2:
+            return [r.getMessage() for r in self.records
+                    if r.levelno >= level and contains in r.getMessage()]
+
+
+@contextmanager
+def capture_logs() -> Iterator[LogCapture]:
+    """Root and every library logger at DEBUG (httpx and httpcore included) into one capture."""
+    handler = LogCapture()
+    root = logging.getLogger()
+    saved = {name: logging.getLogger(name).level for name in ("", "httpx", "httpcore", "watchdog")}
+    for name in saved:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+# -- running the daemon --------------------------------------------------------------------------
+
+def make_config(base: Path, folder: Path, *, rule: dict | None = None, settle: float = 0.2,
+                concurrency: int = 4, rescan: float = 0.0, extra: dict | None = None
+                ) -> configmod.Config:
+    entry: dict[str, Any] = {"path": str(folder)}
+    if rule:
+        entry["rule"] = rule
+    data = {"runway": {"concurrency": concurrency, "state_dir": str(base / "state")},
+            "defaults": {"settle_seconds": settle, "rescan_interval": rescan},
+            "daemon": {"grace_seconds": 10}, "folder": [entry], **(extra or {})}
+    return configmod.parse_config(data, "test")
+
+
+@dataclass
+class Running:
+    daemon: Daemon
+    journal: Journal
+    thread: threading.Thread
+    errors: list[BaseException] = field(default_factory=list)
+
+
+@contextmanager
+def daemon_thread(cfg: configmod.Config, client: RunwayClient, state_dir: Path,
+                  poll_interval: float = 0.2, **kwargs: Any) -> Iterator[Running]:
+    """A Daemon in a thread (no signal handlers); stopped and joined on exit."""
+    journal = Journal(state_dir / "journal.sqlite3")
+    daemon = Daemon(cfg, client, journal, state_dir=state_dir, poll_interval=poll_interval,
+                    **kwargs)
+    running = Running(daemon, journal, threading.Thread(target=lambda: None))
+
+    def run() -> None:
+        try:
+            daemon.run()
+        except BaseException as e:  # surfaced by the test below
+            running.errors.append(e)
+
+    running.thread = threading.Thread(target=run, name="test-daemon", daemon=True)
+    running.thread.start()
+    try:
+        yield running
+    finally:
+        daemon.request_stop()
+        running.thread.join(30)
+        journal.close()
+        assert [] == running.errors
+        assert not running.thread.is_alive(), "the daemon did not stop within 30 s"
+
+
+def write_toml_config(path: Path, base: Path, folder: Path, *, rule: dict | None = None,
+                      settle: float = 0.2, rescan: float = 2.0, secret_file: Path | None = None
+                      ) -> Path:
+    import tomli_w
+
+    entry: dict[str, Any] = {"path": str(folder)}
+    if rule:
+        entry["rule"] = rule
+    runway: dict[str, Any] = {"concurrency": 4, "state_dir": str(base / "state")}
+    if secret_file:
+        runway["api_secret_file"] = str(secret_file)
+    doc = {"runway": runway, "defaults": {"settle_seconds": settle, "rescan_interval": rescan},
+           "daemon": {"grace_seconds": 10}, "folder": [entry]}
+    path.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    return path
+
+
+def cli_env(emu_url: str, secret: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RUNWAYML_", "RUNWATCHD_", "NOTIFY_", "WATCHDOG_"))
+           and k not in ("JOURNAL_STREAM", "CREDENTIALS_DIRECTORY", "STATE_DIRECTORY")}
+    env["RUNWAYML_BASE_URL"] = emu_url
+    if secret is not None:
+        env["RUNWAYML_API_SECRET"] = secret
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def start_cli_daemon(config: Path, env: dict[str, str], log: Path,
+                     poll: float = 0.2) -> subprocess.Popen[bytes]:
+    out = open(log, "ab")  # noqa: SIM115 - the child owns the descriptor; closed below
+    try:
+        return subprocess.Popen([PYTHON, "-c", RUNNER, str(poll), "-v", "run", "-c", str(config)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=config.parent)
+    finally:
+        out.close()
+
+
+def stop_cli_daemon(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        raise
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "runwatchd", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_no_secret(secret: str, where: str, blob: bytes | str) -> None:
+    raw = blob if isinstance(blob, bytes) else blob.encode("utf-8", "surrogateescape")
+    assert secret.encode() not in raw, f"the API secret leaked into {where}"
+
+
+def state_files(state_dir: Path) -> list[Path]:
+    """The journal (with its -wal/-shm), status.json and anything else the daemon keeps."""
+    return [p for p in state_dir.rglob("*") if p.is_file()]
+
+
+# == 1. network faults ===========================================================================
+
+FAULTS = {
+    "error_rate": 0.2, "error_status": 503,          # 20 % 5xx
+    "rate_limit_every": 29, "rate_limit_burst": 6,   # 429s now and then, and a burst at once
+    "retry_after": 0.4,                              # ... with Retry-After
+    "drop_rate": 0.04,                               # connections dropped (mid-body on uploads)
+    "drop_after_rate": 0.02,                         # dropped after the work was done
+    "slow_rate": 0.02, "slow_seconds": 2.0,          # slower than the client's timeout
+    "bad_json_rate": 0.03,                           # garbled JSON
+    "expire_next_slots": 4,                          # upload slots that are already expired
+}
+FAULT_KINDS = ("error", "rate_limit", "drop", "drop_after", "slow", "bad_json", "expired_slot")
+CLIENT_TIMEOUT = 1.2
+
+
+def fault_run(base: Path, n_files: int, *, seed: int, deadline: float) -> dict[str, Any]:
+    """Upload `n_files` (half present at start, half arriving) through every network fault;
+    assert the end state and return the figures."""
+    rng = random.Random(seed)
+    folder = base / "hot"
+    folder.mkdir(parents=True)
+    secret = new_secret()
+    shas: dict[str, str] = {}
+    sizes = [rng.choice((512, 2048, 9000, 40_000, 70_000, 130_000)) for _ in range(n_files)]
+    names = [f"clip{i:04d}.png" for i in range(n_files)]
+    for name, size in zip(names[: n_files // 2], sizes):
+        shas[name] = write_media(folder / name, size, rng)
+    retries: list[tuple[int, str, BaseException, float]] = []
+    slept: list[float] = []
+
+    def on_retry(what: str, error: BaseException, delay: float) -> None:
+        retries.append((threading.get_ident(), what, error, delay))
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    transport = RecordingTransport()
+    started = time.monotonic()
+    faults = {**FAULTS, "seed": seed}
+    with capture_logs() as logs, Emulator(api_secret=secret, faults=faults) as emu:
+        client = RunwayClient(secret, emu.url, transport=transport, timeout=CLIENT_TIMEOUT,
+                              retry=RetryPolicy(max_attempts=20, initial_delay=0.05,
+                                                max_delay=1.0, deadline=120),
+                              sleep=sleep, on_retry=on_retry)
+        cfg = make_config(base, folder)
+        with client, daemon_thread(cfg, client, base / "state") as run:
+            for i, (name, size) in enumerate(zip(names[n_files // 2:], sizes[n_files // 2:])):
+                shas[name] = write_media(folder / name, size, rng)
+                if i == n_files // 4:
+                    emu.set_faults(rate_limit_burst=6)  # a second burst, mid-run
+                time.sleep(rng.uniform(0, 0.02))
+            done = wait_for(lambda: all(sidecar.sidecar_path(folder / n).exists() for n in names),
+                            timeout=deadline, interval=0.1)
+            missing = [n for n in names if not sidecar.sidecar_path(folder / n).exists()]
+            assert done, f"no sidecar after {deadline:.0f} s for {len(missing)}: {missing[:5]}"
+            journal_states = Counter(r.state for r in run.journal)
+        stats = emu.stats()
+        objects = emu.objects()
+    elapsed = time.monotonic() - started
+
+    # 300 correct sidecars: each one describes the file's bytes, and the URI holds those bytes.
+    problems = [p for n in names for p in sidecar_problems(folder / n)]
+    assert [] == problems
+    for name in names:
+        uri = read_json(sidecar.sidecar_path(folder / name))["runway_uri"]
+        assert (name, shas[name]) == (objects[uri]["filename"], objects[uri]["sha256"])
+    assert {"uploaded": n_files} == dict(journal_states)
+    # No object stored with wrong bytes: orphans of replies lost in transit included.
+    wrong = [o for o in objects.values() if o["sha256"] != shas.get(o["filename"])]
+    assert [] == wrong
+    # Every retry logged: each failed request ended one attempt, and each such attempt left a
+    # "retrying ..." warning (none was given up on, with 20 attempts).
+    failed = [s for s in transport.sent if s.failed]
+    retry_lines = logs.messages(logging.WARNING, "retrying upload of")
+    gave_up = logs.messages(logging.ERROR, "upload failed")
+    assert (len(failed), len(failed), 0) == (len(retries), len(retry_lines), len(gave_up))
+    # Backoff honoured: every 429 was waited out for at least its Retry-After, on the wire too.
+    limited = [r for r in retries if isinstance(r[2], errors.RateLimited)]
+    assert all(delay >= FAULTS["retry_after"] for _, _, _, delay in limited)
+    by_thread: dict[int, list[Sent]] = defaultdict(list)
+    for s in sorted(transport.sent, key=lambda s: s.start):
+        by_thread[s.thread].append(s)
+    gaps = []
+    for seq in by_thread.values():
+        for s, nxt in zip(seq, seq[1:]):
+            if s.outcome == "429":
+                gaps.append(nxt.start - s.end)
+    assert gaps and min(gaps) >= FAULTS["retry_after"] * 0.99, f"429 retried too early: {gaps}"
+    # No busy loop: requests are bounded by files and failures, and their rate stays modest.
+    assert len(transport.sent) <= 2 * (n_files + len(failed)) + 2
+    injected = {k: v for k, v in stats["faults_injected"].items() if k != "delay"}
+    assert set(FAULT_KINDS) <= set(injected), f"not every fault was exercised: {injected}"
+    # An expired slot can come in a reply that is garbled anyway: it then fails nothing itself.
+    assert sum(injected.values()) - injected["expired_slot"] <= len(failed)
+    assert_no_secret(secret, "the logs", logs.text())
+    for path in state_files(base / "state"):
+        assert_no_secret(secret, path.name, path.read_bytes())
+    return {
+        "files": n_files, "seconds": round(elapsed, 1), "requests": len(transport.sent),
+        "failed_requests": len(failed), "retries_logged": len(retry_lines),
+        "faults_injected": dict(sorted(injected.items())),
+        "peak_requests_per_second": transport.peak_per_second(),
+        "min_wait_after_429": round(min(gaps), 3), "seconds_slept_in_backoff": round(sum(slept), 1),
+        "orphan_objects": len(objects) - n_files, "uploads_completed": stats["uploads_completed"],
+    }
+
+
+def test_network_faults_lose_nothing(tmp_path: Path) -> None:
+    """60 files through 5xx, 429 bursts, drops, timeouts, bad JSON and expired slots: all arrive."""
+    figures = fault_run(tmp_path, 60, seed=7, deadline=45)
+    assert 60 == figures["files"]
+
+
+# == 2. crashes ==================================================================================
+
+def crash_run(base: Path, n_files: int, kills: int, *, seed: int, deadline: float
+              ) -> dict[str, Any]:
+    """SIGKILL the real daemon `kills` times while files arrive and generations run; assert the
+    end state after the last restart and return the figures."""
+    rng = random.Random(seed)
+    folder = base / "hot"
+    folder.mkdir(parents=True)
+    secret = new_secret()
+    names = [f"shot{i:04d}.png" for i in range(n_files)]
+    sizes = [rng.choice((600, 3000, 20_000, 90_000)) for _ in names]
+    before: dict[str, tuple[str, int, int]] = {}
+    first = n_files // 3
+    for name, size in zip(names[:first], sizes):
+        write_media(folder / name, size, rng)
+        before[name] = fingerprint(folder / name)
+    config = write_toml_config(base / "runwatchd.toml", base, folder, rule=RULE, settle=0.2,
+                               rescan=2.0)
+    log = base / "daemon.log"
+    stopped_writing = threading.Event()
+    kill_times: list[float] = []
+    started = time.monotonic()
+
+    def writer() -> None:
+        wrng = random.Random(seed + 1)
+        for name, size in zip(names[first:], sizes[first:]):
+            write_media(folder / name, size, wrng)
+            before[name] = fingerprint(folder / name)
+            time.sleep(wrng.uniform(0.0, 0.08))
+        stopped_writing.set()
+
+    with Emulator(api_secret=secret, task_seconds=0.4, max_concurrent_tasks=16) as emu:
+        env = cli_env(emu.url, secret)
+        feeder = threading.Thread(target=writer, name="test-writer")
+        feeder.start()
+        try:
+            for _ in range(kills):
+                proc = start_cli_daemon(config, env, log)
+                time.sleep(rng.uniform(0.4, 2.2))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+                kill_times.append(round(time.monotonic() - started, 2))
+        finally:
+            feeder.join(60)
+        readies = log.read_text(errors="replace").count("ready: watching")
+        proc = start_cli_daemon(config, env, log)
+        try:
+            assert wait_for(lambda: log.read_text(errors="replace").count("ready: watching")
+                            > readies, timeout=20, interval=0.05)
+
+            def finished() -> bool:
+                for name in names:
+                    data = read_json(sidecar.sidecar_path(folder / name))
+                    if not data or (data.get("task") or {}).get("status") not in FINAL_TASK:
+                        return False
+                return True
+
+            done = wait_for(finished, timeout=deadline, interval=0.2)
+            status_out = run_cli(["status", "-c", str(config)], env)
+        finally:
+            code = stop_cli_daemon(proc)
+        stats = emu.stats()
+        objects = emu.objects()
+    elapsed = time.monotonic() - started
+    log_text = log.read_text(encoding="utf-8", errors="replace")
+    assert done, "not every file reached a final task status; log tail:\n" + log_text[-3000:]
+    assert 0 == code
+
+    # Each file: exactly one valid sidecar describing its bytes; no sidecar for anything else.
+    assert [] == [p for n in names for p in sidecar_problems(folder / n)]
+    sidecars = sorted(p.name for p in base.rglob("*" + sidecar.SUFFIX))
+    assert sorted(n + sidecar.SUFFIX for n in names) == sidecars
+    # No generation submitted twice: tasks counted per source file across all its uploads.
+    tasks_per_file: Counter[str] = Counter()
+    for uri, count in stats["tasks_per_input_uri"].items():
+        tasks_per_file[objects[uri]["filename"]] += count
+    assert [] == [n for n, c in tasks_per_file.items() if c > 1]
+    statuses = Counter(read_json(sidecar.sidecar_path(folder / n))["task"]["status"]
+                       for n in names)
+    assert statuses["NEEDS_ATTENTION"] <= kills
+    assert n_files - statuses["NEEDS_ATTENTION"] <= stats["tasks_created"] <= n_files
+    for name in names:
+        data = read_json(sidecar.sidecar_path(folder / name))
+        if data["task"]["status"] == "SUCCEEDED":
+            outputs = [folder / o for o in data["task"]["outputs"]]
+            assert outputs and all(o.stat().st_size > 0 for o in outputs)
+    # No temp file left anywhere; no source file changed.
+    assert [] == temp_files(base)
+    assert before == {n: fingerprint(folder / n) for n in names}
+    assert_no_secret(secret, "the daemon's log", log_text)
+    assert_no_secret(secret, "`runwatchd status`", status_out.stdout + status_out.stderr)
+    for path in state_files(base / "state"):
+        assert_no_secret(secret, path.name, path.read_bytes())
+    assert "Traceback" not in log_text
+    return {
+        "files": n_files, "kills": kills, "kill_times_s": kill_times,
+        "seconds": round(elapsed, 1), "tasks_created": stats["tasks_created"],
+        "max_tasks_per_file": max(tasks_per_file.values(), default=0),
+        "statuses": dict(statuses), "uploads_completed": stats["uploads_completed"],
+        "extra_uploads": stats["uploads_completed"] - n_files,
+    }
+
+
+def test_sigkill_loses_nothing_and_bills_once(tmp_path: Path) -> None:
+    """3 SIGKILLs during a 60-file run with a rule: one valid sidecar each, no double billing."""
+    figures = crash_run(tmp_path, 60, 3, seed=11, deadline=45)
+    assert 1 >= figures["max_tasks_per_file"]
