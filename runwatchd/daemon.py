@@ -107,6 +107,7 @@ class Daemon:
         self._last_status_write = 0.0
         self._last_status_line = ""
         self._started = False
+        self._owner = False  # holds the journal's owner lock (else status.json is not ours)
         self._pinger = WatchdogPinger(notifier, self.healthy) if notifier is not None else None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -147,8 +148,12 @@ class Daemon:
         if self.notifier:
             self.notifier.ready(self._status_line())
         self._started = True
-        log.info("ready: watching %d folder(s), %d file(s) waiting to settle",
-                 len(self.folders), len(self.table))
+        if self.mode == "run":
+            log.info("ready: watching %d folder(s), %d file(s) waiting to settle",
+                     len(self.folders), len(self.table))
+        else:
+            log.info("scanning %d folder(s): %d file(s) waiting to settle", len(self.folders),
+                     len(self.table))
 
     def main_loop(self) -> None:
         while not self._stop.is_set():
@@ -241,11 +246,12 @@ class Daemon:
         tops = [top] if top is not None else self.scan_tops.get(folder.root) or [None]
         for one_top in tops:
             for path, st in folder.scan(one_top):
+                if self._stop.is_set():
+                    return  # SIGTERM during a long catch-up scan: the next start scans again
+                self._keepalive()  # cheap: a clock read unless a ping is due
                 if self.only is not None and path not in self.only:
                     continue
                 found += 1
-                if found % 500 == 0:
-                    self._keepalive()
                 if self._needs_look(path, st, known.get(str(path))):
                     queued += 1
                     self._candidate(path, folder)
@@ -289,7 +295,8 @@ class Daemon:
         self._own_outputs.add(path)
 
     def _is_own_output(self, path: Path) -> bool:
-        return path in self._own_outputs
+        # The journal knows output folders a rule no longer names (a rules file was edited).
+        return path in self._own_outputs or self.processor.is_output(path)
 
     # -- work ----------------------------------------------------------------------------------
 
@@ -437,7 +444,8 @@ class Daemon:
     def _recover_journal(self) -> None:
         """Repair what a crash left (Processor.recover). Only the process owning the journal
         does: `scan` or `retry` beside a running daemon must leave that daemon's work alone."""
-        if not self.journal.acquire_owner_lock():
+        self._owner = self.journal.acquire_owner_lock()
+        if not self._owner:
             log.info("another runwatchd process works on this state directory; leaving its "
                      "work in progress alone")
             return
@@ -464,7 +472,7 @@ class Daemon:
             config = self.config_loader() if self.config_loader else self.config
             client = self.client_factory(config) if self.client_factory else self.client
             try:
-                client.check_key()
+                self._check_key_alive(client)
             except KeyRejected:
                 raise
             except RunwatchdError as e:  # the network, not the key: the new config still applies
@@ -523,11 +531,11 @@ class Daemon:
         with self._lock:
             if self._retry_heap:
                 candidates.append(max(0.0, self._retry_heap[0][0] - time.time()))
-        ping_due = self._pinger.next_due() if self._pinger is not None else None
-        if ping_due is not None and self._pinger is not None and self._pinger.interval:
+        pinger = self._pinger
+        if pinger is not None and pinger.interval and (ping := pinger.next_due()) is not None:
             # Floor: while unhealthy the ping stays overdue, and that must not become a busy loop;
             # a quarter interval keeps a short WatchdogSec on time once healthy again.
-            candidates.append(max(min(0.25, self._pinger.interval / 4), ping_due))
+            candidates.append(max(min(0.25, pinger.interval / 4), ping))
         return max(0.005, min(candidates))
 
     def _keepalive(self) -> None:
@@ -536,6 +544,27 @@ class Daemon:
         during a catch-up scan that TimeoutStartSec already covers."""
         if self._pinger is not None and self._started:
             self._pinger.tick()
+
+    def _check_key_alive(self, client: RunwayClient) -> None:
+        """client.check_key() off the main loop, feeding the watchdog meanwhile: its retries can
+        take minutes while the API is down, and a slow API is no wedged daemon."""
+        box: list[BaseException] = []
+
+        def check() -> None:
+            try:
+                client.check_key()
+            except BaseException as e:  # noqa: BLE001 - re-raised on the main thread
+                box.append(e)
+
+        thread = threading.Thread(target=check, name="runwatchd-key-check", daemon=True)
+        thread.start()
+        while thread.is_alive() and not self._stop.is_set():
+            thread.join(0.25)
+            self._keepalive()
+        if thread.is_alive():
+            raise RuntimeError("stopping before the API key could be checked")
+        if box:
+            raise box[0]
 
     def _heartbeat(self) -> None:
         if self._pinger is not None:
@@ -563,6 +592,8 @@ class Daemon:
         return f"PAUSED: {self._paused}" if self._paused else text
 
     def _write_status(self, final: bool = False) -> None:
+        if not self._owner:
+            return  # a `scan` beside the daemon: `runwatchd status` describes the daemon
         status = {
             "pid": os.getpid(), "running": not final, "updated_at": time.time(),
             "paused": self._paused, "in_flight": sorted(str(p) for p in self._in_flight),

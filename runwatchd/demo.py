@@ -87,7 +87,7 @@ def run_demo(keep: bool = False, out=sys.stdout) -> int:
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731 - a local shorthand
     started = time.monotonic()
     emulator = Emulator(api_secret=DEMO_KEY, task_seconds=1.0).start()
-    daemon = None
+    daemon = client = journal = None
     thread = None
     try:
         say(f"emulator: {emulator.url} (a local stand-in for Runway; no credits spent)")
@@ -123,6 +123,10 @@ def run_demo(keep: bool = False, out=sys.stdout) -> int:
             daemon.request_stop()
         if thread is not None:
             thread.join(15)
+        if client is not None:
+            client.close()
+        if journal is not None:
+            journal.close()
         emulator.stop()
         if keep:
             say(f"kept {base}")

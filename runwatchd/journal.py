@@ -181,13 +181,20 @@ class Journal:
         One IMMEDIATE transaction, so two threads or two processes (the daemon and
         `runwatchd retry`) can never both claim the same file content."""
         record.state = "submitting"
+        return self.put_unless_claimed(record)
+
+    def put_unless_claimed(self, record: FileRecord) -> FileRecord | None:
+        """Write `record` unless the row holds a task (TASK_STATES) for the same content, or for
+        any content when `record.sha256` is not known yet; returns None if written, else the row
+        that holds the task. Every write made before a claim goes through here, so a second
+        process looking at the same file can never wipe out the first one's claim."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 row = self._db.execute(f"{_SELECT} WHERE path = ?", (record.path,)).fetchone()
                 current = _row_to_record(row) if row else None
                 if (current is not None and current.state in TASK_STATES
-                        and current.sha256 == record.sha256):
+                        and (record.sha256 is None or current.sha256 == record.sha256)):
                     self._db.execute("ROLLBACK")
                     return current
                 self._put(record)
@@ -208,6 +215,27 @@ class Journal:
         self.put(record)
         return record
 
+    def update_if(self, path: Path | str, expected_state: str, **changes: Any) -> bool:
+        """Change some columns only if the row is still in `expected_state` (atomic across
+        processes); True if changed. `runwatchd retry` uses it beside a running daemon."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(f"{_SELECT} WHERE path = ?", (str(path),)).fetchone()
+                record = _row_to_record(row) if row else None
+                if record is None or record.state != expected_state:
+                    self._db.execute("ROLLBACK")
+                    return False
+                for key, value in changes.items():
+                    setattr(record, key, value)
+                self._put(record)
+                self._db.execute("COMMIT")
+                return True
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
     def delete(self, path: Path | str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM files WHERE path = ?", (str(path),))
@@ -224,6 +252,13 @@ class Journal:
         with self._lock:
             rows = self._db.execute("SELECT path, state, size, mtime_ns, inode FROM files")
             return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def output_dirs(self) -> set[str]:
+        """Every folder generations were downloaded (or are to be) into."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT output_dir FROM files WHERE output_dir IS NOT NULL").fetchall()
+        return {r[0] for r in rows}
 
     def counts(self) -> dict[str, int]:
         with self._lock:

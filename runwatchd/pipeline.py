@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from runwatchd import fsutil, media, sidecar
@@ -99,17 +100,35 @@ class Processor:
         self.progress = progress
         # Set on NoCredits: generation waits (files go to "awaiting_credits"), uploads go on.
         self.credits_paused = threading.Event()
+        self._output_dirs: set[Path] | None = None
+        self._output_lock = threading.Lock()
+
+    def is_output(self, path: Path) -> bool:
+        """True for a file inside a folder any generation was downloaded into, also one that
+        a rule no longer names (after a rules file changed output_dir): never new media."""
+        with self._output_lock:
+            if self._output_dirs is None:
+                self._output_dirs = {Path(d) for d in self.journal.output_dirs()}
+            return any(parent in self._output_dirs for parent in path.parents)
+
+    def _remember_output_dir(self, directory: Path) -> None:
+        with self._output_lock:
+            if self._output_dirs is not None:
+                self._output_dirs.add(directory)
 
     def process(self, job: Job) -> str:
         path = job.path
+        if self.is_output(path):
+            return SKIPPED  # an event the folder filter could not know was ours
         try:
             st = media.check_file(path)
         except InvalidFile as e:
             return self._invalid(path, None, str(e))
         record = self.journal.get(path)
         same = record is not None and record.same_file(st.st_size, st.st_mtime_ns, st.st_ino)
-        if record is not None and same and record.state == "invalid":
-            return SKIPPED
+        if (record is not None and same and record.state == "invalid"
+                and record.ctime_ns == st.st_ctime_ns):
+            return SKIPPED  # a chmod changes only ctime: an unreadable file may be readable now
         if record is not None and same and record.state in TASK_STATES:
             self.ensure_task_sidecar(path, record)
             return SKIPPED
@@ -122,7 +141,18 @@ class Processor:
                 check_media(rule, path, job.root)
             except InvalidFile as e:
                 return self._invalid(path, st, str(e))
-        data = sidecar.read_sidecar(path)
+        if (record is not None and same and record.state == "no_sidecar" and record.runway_uri
+                and record.sha256 and record.uploaded_at
+                and not self._uri_stale(record.uploaded_at)):
+            # Uploaded, but the folder was read-only or the disk full: write the sidecar from
+            # the journal, without uploading again.
+            data = sidecar.build_sidecar(
+                path, runway_uri=record.runway_uri, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                uploaded_at=datetime.fromtimestamp(record.uploaded_at, UTC), sha256=record.sha256)
+            if not self._try_write_sidecar(path, data, record):
+                return FAILED
+        else:
+            data = sidecar.read_sidecar(path)
         matches = data is not None and sidecar.sidecar_matches(data, st, path.name)
         if data is not None and matches and "task" in data and not forced:
             if record is None or not same:  # a new state dir, or copied with its sidecar
@@ -150,8 +180,9 @@ class Processor:
 
     def _upload(self, path: Path, st: os.stat_result, rule: Rule | None,
                 previous: FileRecord | None) -> UploadResult | str:
-        # Recorded first so a restart knows a sidecar temp may lie beside the file.
-        self.journal.put(FileRecord(
+        # Recorded first so a restart knows a sidecar temp may lie beside the file (not over a
+        # row that holds a task: only a claim for new content may replace that).
+        self.journal.put_unless_claimed(FileRecord(
             path=str(path), state="uploading", size=st.st_size, mtime_ns=st.st_mtime_ns,
             ctime_ns=st.st_ctime_ns, inode=st.st_ino,
             attempts=previous.attempts if previous else 0))
@@ -162,10 +193,13 @@ class Processor:
             return self._invalid(path, st, str(e))
         except FileChanged as e:
             log.info("%s changed while uploading; waiting for it to settle again (%s)", path, e)
+            row = self.journal.get(path)
+            if not os.path.lexists(path) and row is not None and row.state == "uploading":
+                self.journal.delete(path)  # deleted: nothing to remember (status would show it)
             return RETRY
         except InputRejected as e:
             return self._invalid(path, st, f"{path.name}: Runway refused the upload: {e}")
-        except RetryableError as e:
+        except (RetryableError, NoCredits) as e:  # an account without credits cannot upload
             return self._failed(path, st, f"upload failed: {e}")
         data = sidecar.build_sidecar(
             path, runway_uri=result.runway_uri, uploaded_at=result.uploaded_at, size=result.size,
@@ -179,7 +213,10 @@ class Processor:
         )
         if not self._try_write_sidecar(path, data, record):
             return FAILED
-        self.journal.put(record)
+        holder = self.journal.put_unless_claimed(record)
+        if holder is not None:  # another process submitted this very content meanwhile
+            self.ensure_task_sidecar(path, holder)
+            return SKIPPED
         log.info("uploaded %s -> %s", path, result.runway_uri)
         return result
 
@@ -193,7 +230,7 @@ class Processor:
             record.state, record.error = "no_sidecar", f"cannot write sidecar: {e.strerror or e}"
             record.attempts += 1
             record.next_attempt = self.clock() + _backoff(record.attempts)
-            self.journal.put(record)
+            self.journal.put_unless_claimed(record)
             log.error("%s: cannot write %s: %s", path, sidecar.sidecar_path(path).name,
                       e.strerror or e)
             return False
@@ -213,13 +250,13 @@ class Processor:
         )
         if self.credits_paused.is_set():
             base.state, base.error = "awaiting_credits", "waiting for credits to submit"
-            self.journal.put(base)
-            return AWAITING
+            return AWAITING if self.journal.put_unless_claimed(base) is None else SKIPPED
         try:
             body = build_request(rule, path, uri, job.root)
         except InvalidFile as e:
             return self._task_failed(path, base, f"{e}; fix it, then run `runwatchd retry "
-                                                 f"{path}`", "RUNWATCHD.INPUT")
+                                                 f"{path}`", "RUNWATCHD.INPUT", claimed=False)
+        self._remember_output_dir(Path(base.output_dir or path.parent))
         holder = self.journal.claim_submit(base)  # the intent, committed before the POST
         if holder is not None:
             log.info("%s already has a generation (%s, task %s); not submitting again",
@@ -256,17 +293,23 @@ class Processor:
     def _attention(self, path: Path, record: FileRecord, why: str) -> str:
         record.state = "attention"
         record.error = f"needs attention: {why}; run `runwatchd retry {path}` to submit again"
-        self.journal.put(record)
+        # Sidecar first: until the journal says "attention" the row stays "submitting", which a
+        # restart repairs again (temp file included); the other order could leave a stale sidecar.
         write_task_sidecar(path, record, NEEDS_ATTENTION, failure=record.error)
+        self.journal.put(record)
         log.error("%s %s", path, record.error)
         return ATTENTION
 
-    def _task_failed(self, path: Path, base: FileRecord, failure: str, code: str) -> str:
+    def _task_failed(self, path: Path, base: FileRecord, failure: str, code: str, *,
+                     claimed: bool = True) -> str:
         base.state, base.task_status, base.failure, base.failure_code = (
             "task_failed", "FAILED", failure, code)
         base.error = failure
-        self.journal.put(base)
+        if not claimed and self.journal.put_unless_claimed(base) is not None:
+            return SKIPPED  # another process submitted this content meanwhile
         write_task_sidecar(path, base, "FAILED", failure=failure, code=code)
+        if claimed:  # after the sidecar, as in _attention
+            self.journal.put(base)
         log.error("generation for %s not submitted: %s", path, failure)
         return INVALID
 
@@ -394,7 +437,10 @@ class Processor:
         record.error = reason
         record.attempts += 1
         record.next_attempt = self.clock() + _backoff(record.attempts)
-        self.journal.put(record)
+        if keep is not None:
+            self.journal.put(record)  # ours: we hold the claim
+        else:
+            self.journal.put_unless_claimed(record)  # never over another version's task row
         log.error("%s: %s (attempt %d; next try in %.0f s)", path, reason, record.attempts,
                   _backoff(record.attempts))
         return FAILED

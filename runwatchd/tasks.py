@@ -273,8 +273,10 @@ class TaskFollower:
         record.task_status, record.outputs = status, outputs or []
         record.failure, record.failure_code = failure, code
         record.error = f"task {status}: {failure}" if status != "SUCCEEDED" else None
-        self.journal.put(record)
+        # Sidecar first: a crash between the two leaves the journal at "running", so the restart
+        # polls the task again and writes both; the other order leaves a stale sidecar for good.
         write_task_sidecar(item.path, record, status, failure=failure, code=code)
+        self.journal.put(record)
         if status == "SUCCEEDED":
             log.info("task %s for %s SUCCEEDED: %s", item.task_id, item.path.name,
                      ", ".join(record.outputs))

@@ -134,6 +134,36 @@ def test_overflow_warning_triggers_a_rescan(runner: Runner, tmp_path: Path, deaf
     assert wait_for(lambda: done(shot), 10)
 
 
+def test_periodic_reconcile_scan_finds_what_events_missed(
+        runner: Runner, tmp_path: Path, deaf: None) -> None:
+    """With every event lost, the rescan_interval scan still finds and uploads new files."""
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    runner.start(runner.config([hot], rescan_interval=0.3))
+    shot = drop(hot / "deep" / "er" / "shot.jpg")
+    assert wait_for(lambda: done(shot), 10)
+
+
+def test_file_changed_after_its_sidecar_is_uploaded_again(runner: Runner, tmp_path: Path) -> None:
+    """A file rewritten after its sidecar gets a new upload and a sidecar describing the new bytes;
+    a deleted sidecar means "process it again"."""
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    runner.start(runner.config([hot], rescan_interval=0.3))
+    shot = drop(hot / "shot.jpg")
+    assert wait_for(lambda: done(shot), 10)
+    first = sidecar.read_sidecar(shot)
+    shot.write_bytes(os.urandom(800))
+    new_sha = hashlib.sha256(shot.read_bytes()).hexdigest()
+    assert wait_for(lambda: (sidecar.read_sidecar(shot) or {}).get("file", {}).get("sha256")
+                    == new_sha, 10)
+    assert first["runway_uri"] != sidecar.read_sidecar(shot)["runway_uri"]
+    assert 2 == uploads(runner.emu)
+    sidecar.sidecar_path(shot).unlink()  # no event for the media file: the periodic scan sees it
+    assert wait_for(lambda: done(shot), 10)
+    assert 3 == uploads(runner.emu)
+
+
 def test_dead_observer_is_restarted_and_followed_by_a_rescan(
         runner: Runner, tmp_path: Path, deaf: None, caplog: pytest.LogCaptureFixture) -> None:
     """An observer thread that died is replaced, and the rescan finds what it missed."""

@@ -154,3 +154,22 @@ def test_counts_and_readonly_reader(journal: Journal) -> None:
             "SELECT path FROM files WHERE state = 'attention'").fetchall()
     finally:
         db.close()
+
+
+def test_update_if_changes_only_the_expected_state(journal: Journal) -> None:
+    """update_if changes a row still in the expected state, and leaves one that moved on."""
+    row = intent()
+    row.state = "attention"
+    journal.put(row)
+    assert journal.update_if("/hot/shot.jpg", "attention", state="retry") is True
+    assert journal.update_if("/hot/shot.jpg", "attention", state="to_submit") is False
+    assert journal.update_if("/hot/none.jpg", "attention", state="retry") is False
+    assert "retry" == journal.get("/hot/shot.jpg").state
+
+
+def test_output_dirs_lists_every_known_output_folder(journal: Journal) -> None:
+    """output_dirs() gives the distinct folders outputs went to (old rules' included)."""
+    journal.put(intent("/a.jpg"))
+    journal.put(intent("/b.jpg"))
+    journal.put(FileRecord(path="/c.jpg", state="uploaded"))
+    assert {"/hot/renders"} == journal.output_dirs()

@@ -8,6 +8,7 @@ Daemon in a thread instead, where they must reach into it (to kill an observer).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -28,14 +29,15 @@ from pathlib import Path
 import pytest
 from helpers import wait_for
 
-from runwatchd import sidecar
-from runwatchd.client import RunwayClient
-from runwatchd.config import FolderConfig, FolderSettings, load_config
+from runwatchd import cli, sidecar
+from runwatchd.client import RetryPolicy, RunwayClient
+from runwatchd.config import FolderConfig, FolderSettings, load_config, parse_config
 from runwatchd.daemon import Daemon
 from runwatchd.demo import make_png
 from runwatchd.emulator import Emulator
 from runwatchd.folders import Folder
 from runwatchd.journal import Journal
+from runwatchd.metrics import failure_reason, retry_operation
 from runwatchd.notify import Notifier
 
 SECRET = "svc-test-key-0123"
@@ -221,7 +223,7 @@ def test_notify_lifecycle_of_the_running_daemon(tmp_path, emulator, listener, se
     listener.pump(lambda: len(listener.times("WATCHDOG", ready)) >= 6, 10)
 
     pings = listener.times("WATCHDOG", ready)
-    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
     assert 6 <= len(pings)
     assert max(gaps) < usec / 1e6, gaps  # never late enough for systemd to restart it
     assert min(gaps) > 0.4, gaps  # and not spammed: one per interval (0.5 s)
@@ -309,6 +311,43 @@ def test_metrics_endpoint_counts_the_daemon_work(tmp_path, emulator, services):
     assert {"ts", "level", "logger", "msg"} <= set(records[0])
 
 
+@pytest.mark.parametrize(("outcome", "state", "error", "reason"), [
+    ("uploaded", "uploaded", None, None),
+    ("invalid", "invalid", "tiny.png: 100 bytes is below ...", "invalid_file"),
+    ("invalid", "task_failed", "Runway refused the request", "rejected"),
+    ("failed", "failed", "upload failed: 503", "upload_failed"),
+    ("failed", "uploaded", "submit failed: 503", "submit_failed"),
+    ("failed", "no_sidecar", "cannot write sidecar: Read-only file system", "sidecar_write"),
+    ("attention", "attention", "a task may have been created", "submit_uncertain"),
+    ("paused", None, None, "key_rejected"),
+    ("retry", "awaiting_credits", "no credits", None),
+])
+def test_failure_reasons_are_stable_tokens(outcome, state, error, reason):
+    """Each pipeline outcome maps to one runwatchd_failures_total{reason} label (or none)."""
+    assert reason == failure_reason(outcome, state, error)
+
+
+@pytest.mark.parametrize(("what", "operation"), [
+    ("upload of shot.png", "upload"), ("download of shot.mp4", "download"),
+    ("status of task 42", "get_task"), ("cancel of task 42", "cancel_task"),
+    ("key check", "check_key"), ("image_to_video request", "create_task"),
+])
+def test_retry_labels_become_operations(what, operation):
+    """The client's retry labels map to a small fixed set of `operation` values."""
+    assert operation == retry_operation(what)
+
+
+def test_busy_metrics_port_costs_the_metrics_not_the_daemon(caplog):
+    """A taken metrics port is one error line and no metrics; the daemon still starts."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = parse_config({"daemon": {"metrics": f"127.0.0.1:{port}"}}, "test")
+        assert cli._start_metrics(cfg) is None  # noqa: SLF001
+    assert f"metrics: cannot listen on 127.0.0.1:{port}" in caplog.text
+
+
 # -- a watched folder's directory disappears and comes back -----------------------------------
 
 
@@ -356,10 +395,19 @@ def test_watched_folder_removed_and_restored_while_running(tmp_path, emulator, l
 # -- the watchdog follows the daemon's health (in-process: a test must kill an observer) ------
 
 
+# Retries in milliseconds: a test waits on the API without waiting out real backoffs.
+FAST_RETRY = RetryPolicy(max_attempts=10_000, initial_delay=0.02, max_delay=0.05, deadline=60)
+
+
 @pytest.fixture
 def inprocess(tmp_path, emulator, listener) -> Iterator[Callable[[], Daemon]]:
     """Start a Daemon in a thread with a Notifier on the test socket (WatchdogSec 0.6 s)."""
-    made: list[tuple[Daemon, threading.Thread, RunwayClient, Journal]] = []
+    made: list[tuple[Daemon, threading.Thread, Journal]] = []
+    clients: list[RunwayClient] = []
+
+    def client_factory(_cfg: object = None) -> RunwayClient:
+        clients.append(RunwayClient(SECRET, emulator.url, retry=FAST_RETRY))
+        return clients[-1]
 
     def start() -> Daemon:
         hot = tmp_path / "hot"
@@ -368,21 +416,22 @@ def inprocess(tmp_path, emulator, listener) -> Iterator[Callable[[], Daemon]]:
         cfg_path.write_text(f'[[folder]]\npath = "{hot}"\nsettle_seconds = 0.2\n'
                             "rescan_interval = 0\n")
         cfg = load_config(cfg_path)
-        client = RunwayClient(SECRET, emulator.url)
         journal = Journal(tmp_path / "state" / "journal.sqlite3")
-        daemon = Daemon(cfg, client, journal, state_dir=tmp_path / "state",
-                        notifier=Notifier(listener.path, watchdog_usec=600_000))
+        daemon = Daemon(cfg, client_factory(), journal, state_dir=tmp_path / "state",
+                        notifier=Notifier(listener.path, watchdog_usec=600_000),
+                        client_factory=client_factory, config_loader=lambda: cfg)
         thread = threading.Thread(target=daemon.run, name="test-daemon")
         thread.start()
-        made.append((daemon, thread, client, journal))
+        made.append((daemon, thread, journal))
         return daemon
 
     yield start
-    for daemon, thread, client, journal in made:
+    for daemon, thread, journal in made:
         daemon.request_stop()
         thread.join(30)
-        client.close()
         journal.close()
+    for client in clients:
+        client.close()
 
 
 def test_pings_stop_while_an_observer_is_dead_and_resume_once_restarted(
@@ -409,6 +458,53 @@ def test_pings_stop_while_an_observer_is_dead_and_resume_once_restarted(
     dropped = folder.root / "after-restart.png"
     make_png(dropped)
     assert wait_for(lambda: sidecar_of(dropped), 10)
+
+
+def test_reload_waiting_on_a_down_api_keeps_the_watchdog_fed(inprocess, listener, emulator):
+    """SIGHUP's key check is retried while the API answers 503; the daemon is not wedged, so
+    WATCHDOG=1 goes on during the retries, and READY=1 follows once the API is back."""
+    daemon = inprocess()
+    listener.wait("READY", "1")
+    emulator.set_faults(error_rate=1.0, scope=["api"])
+    mark = len(listener.messages)
+    daemon.request_reload()
+    reloading = listener.wait("RELOADING", "1", after=mark)
+    assert wait_for(lambda: emulator.stats()["faults_injected"], 5)
+    listener.pump(lambda: len(listener.times("WATCHDOG", reloading)) >= 3, 5)
+    assert [] == listener.times("READY", reloading)  # still checking the key
+    assert 3 <= len(listener.times("WATCHDOG", reloading))
+    emulator.set_faults(error_rate=0.0)
+    listener.wait("READY", "1", after=reloading)
+
+
+def test_long_rescan_keeps_the_watchdog_fed(inprocess, listener, tmp_path):
+    """A rescan slower than WatchdogSec (a big tree on a slow NAS) pings from inside the scan,
+    so systemd does not restart a daemon that is merely busy listing files."""
+    daemon = inprocess()
+    listener.wait("READY", "1")
+    folder = daemon.folders[0]
+    sample = tmp_path / "sample.png"
+    make_png(sample)
+    st = sample.stat()
+
+    span: list[float] = []  # wall-clock start and end, like the kernel's message stamps
+
+    def slow_scan(top=None):  # 2,000 entries at 1 ms each: 2 s or more, WatchdogSec is 0.6 s
+        span.append(time.time())
+        for i in range(2000):
+            time.sleep(0.001)
+            yield folder.root / f"gone{i}.png", st
+        span.append(time.time())
+
+    folder.scan = slow_scan
+    folder.rescan_soon()
+    daemon._wake.set()  # noqa: SLF001 - the main loop picks the rescan up at once
+    assert wait_for(lambda: len(span) == 2, 30)
+    listener.pump(lambda: False, 0.05)
+    during = [t for t in listener.times("WATCHDOG") if span[0] < t < span[1]]
+    # The main loop is inside the scan all along: only the scan itself can have pinged
+    # (about 7 times, at 0.3 s; without it, none).
+    assert 3 <= len(during), (span, during)
 
 
 # -- mount safety, on one Folder with a hand-driven clock -------------------------------------
@@ -506,13 +602,13 @@ def test_unmounted_share_pauses_and_remounted_share_resumes(tmp_path, folder_at,
 
     def mount() -> None:
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(hot)],
-                              capture_output=True)
+                              check=False, capture_output=True)
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
         make_png(hot / "a.png")
 
     def umount() -> None:
-        subprocess.run(["umount", "-l", str(hot)], capture_output=True)
+        subprocess.run(["umount", "-l", str(hot)], check=False, capture_output=True)
 
     mount()
     try:
@@ -542,7 +638,7 @@ def test_sysusers_file_creates_the_service_user(tmp_path):
         (tmp_path / "etc" / name).touch()
     shutil.copy(conf, tmp_path / "etc" / "sysusers.d" / "runwatchd.conf")
     done = subprocess.run(["systemd-sysusers", "--dry-run", f"--root={tmp_path}"],
-                          capture_output=True, text=True)
+                          check=False, capture_output=True, text=True)
     assert 0 == done.returncode, done.stderr
     assert "Creating user 'runwatchd'" in done.stdout + done.stderr
     unit = (conf.parent / "runwatchd.service").read_text()

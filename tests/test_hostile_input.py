@@ -1,0 +1,393 @@
+"""Hostile and odd input: every case has a defined outcome (listed in the README's Reliability
+section), and none of them may block, crash or mislead the daemon.
+
+Runs the daemon in a thread against the emulator; a recording transport shows which file names
+reached the network, and hooks on it change a file while its upload runs.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import wait_for
+from test_reliability import (
+    LogCapture,
+    RecordingTransport,
+    capture_logs,
+    daemon_thread,
+    make_config,
+    new_secret,
+    read_json,
+    sha_of,
+    sidecar_problems,
+    temp_files,
+    write_media,
+)
+
+from runwatchd import media, pipeline, sidecar
+from runwatchd.client import RetryPolicy, RunwayClient
+from runwatchd.emulator import Emulator
+from runwatchd.journal import Journal
+
+SC = sidecar.sidecar_path
+
+
+@dataclass
+class Rig:
+    base: Path
+    hot: Path
+    emu: Emulator
+    client: RunwayClient
+    wire: RecordingTransport
+    logs: LogCapture
+    rng: random.Random
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    """An emulator, a client that records its requests, and every log record."""
+    secret = new_secret()
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    wire = RecordingTransport()
+    with capture_logs() as logs, Emulator(api_secret=secret) as emu:
+        client = RunwayClient(secret, emu.url, transport=wire, timeout=5.0,
+                              retry=RetryPolicy(max_attempts=3, initial_delay=0.05, max_delay=0.2))
+        with client:
+            yield Rig(tmp_path, hot, emu, client, wire, logs, random.Random(3))
+
+
+def has_sidecar(*paths: Path) -> bool:
+    return all(SC(p).exists() for p in paths)
+
+
+def journal_row(journal: Journal, path: Path):
+    return journal.get(path)
+
+
+def immutable(directory: Path, on: bool) -> None:
+    """Make `directory` refuse new entries: chmod for a normal user, chattr +i for root (whom
+    permission bits do not stop). Skips the test where neither works."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555 if on else 0o755)
+        return
+    if shutil.which("chattr") is None:
+        pytest.skip("running as root without chattr: cannot make a folder read-only")
+    done = subprocess.run(["chattr", "+i" if on else "-i", str(directory)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"chattr does not work here: {done.stderr.decode().strip()}")
+
+
+# -- odd names, odd file types, links, sidecars, rules files --------------------------------------
+
+def populate(hot: Path, outside: Path, p: str, rng: random.Random) -> dict[str, list[Path]]:
+    """One of each odd input, names prefixed with `p`; returns the paths by expected outcome."""
+    ok = [hot / f"{p}space name.png", hot / f"{p}ünïcødé 日本.png", hot / f"{p}new\nline.png",
+          hot / f"-{p}dash.png", hot / f"--{p}help.jpg", hot / f"{p}edge.png"]
+    for path in ok:
+        write_media(path, 512 if path.name.endswith("edge.png") else 3000, rng)
+    real = hot / f"{p}real.png"
+    write_media(real, 4000, rng)
+    (hot / f"{p}dir.png").mkdir()
+    inner = hot / f"{p}dir.png" / f"{p}inner.png"
+    write_media(inner, 2000, rng)
+    outside_file = outside / f"{p}out.png"
+    write_media(outside_file, 2500, rng)
+    (hot / f"{p}link_in.png").symlink_to(real)
+    (hot / f"{p}link_out.png").symlink_to(outside_file)
+    os.link(real, hot / f"{p}hard.png")
+    small = {hot / f"{p}zero.png": 0, hot / f"{p}tiny.png": 511}
+    for path, size in small.items():
+        write_media(path, size, rng)
+    huge = hot / f"{p}huge.mp4"
+    huge.touch()
+    os.truncate(huge, media.MAX_SIZE + 1)  # sparse: 200 MiB + 1 byte, no disk used
+    os.mkfifo(hot / f"{p}pipe.png")
+    (hot / f"{p}loop1.png").symlink_to(hot / f"{p}loop2.png")
+    (hot / f"{p}loop2.png").symlink_to(hot / f"{p}loop1.png")
+    (hot / f"{p}self.png").symlink_to(hot / f"{p}self.png")
+    (hot / f"{p}dangling.png").symlink_to(hot / "nowhere" / "gone.png")
+    (hot / f"{p}loopdir").symlink_to(hot)  # a directory symlink loop
+    return {
+        "sidecar": ok + [real, inner, hot / f"{p}link_in.png", hot / f"{p}link_out.png",
+                         hot / f"{p}hard.png"],
+        "invalid": [*small, huge],
+        "ignored": [hot / f"{p}pipe.png", hot / f"{p}loop1.png", hot / f"{p}loop2.png",
+                    hot / f"{p}self.png", hot / f"{p}dangling.png"],
+        "outside": [outside_file],
+    }
+
+
+def prepare_sidecars(hot: Path, rng: random.Random) -> dict[str, Path]:
+    """Media that arrive with a sidecar already beside them: corrupt, stale, hand-edited."""
+    cases = {name: hot / f"{name}.png" for name in ("corrupt", "binary", "stale", "trusted")}
+    for path in cases.values():
+        write_media(path, 1500, rng)
+    SC(cases["corrupt"]).write_text('{"schema": 1, "runway_uri": ', encoding="utf-8")
+    SC(cases["binary"]).write_bytes(b"\xff\xfe\x00garbage")
+    st = os.stat(cases["stale"])
+    old = sidecar.build_sidecar(cases["stale"], runway_uri="runway://upload/old-version",
+                                uploaded_at=_now(), size=st.st_size - 1, mtime_ns=st.st_mtime_ns,
+                                sha256="0" * 64)
+    sidecar.write_sidecar(cases["stale"], old)
+    st = os.stat(cases["trusted"])
+    edited = sidecar.build_sidecar(cases["trusted"], runway_uri="runway://upload/edited-by-hand",
+                                   uploaded_at=_now(), size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                   sha256=sha_of(cases["trusted"]))
+    edited["note"] = "added by a person"
+    SC(cases["trusted"]).write_text(json.dumps(edited, indent=2), encoding="utf-8")
+    return cases
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def test_odd_input_outcomes(rig: Rig) -> None:
+    """Odd names, tiny/empty/huge files, FIFOs, links, loops, odd sidecars and a broken rules
+    file: each ends as defined, both when found at start and when it arrives later."""
+    outside = rig.base / "outside"
+    outside.mkdir()
+    early = populate(rig.hot, outside, "a_", rig.rng)
+    sidecars = prepare_sidecars(rig.hot, rig.rng)
+    trusted_before = SC(sidecars["trusted"]).read_bytes()
+    rules_dir = rig.hot / "badrules"
+    rules_dir.mkdir()
+    (rules_dir / "runwatchd.rules.toml").write_text(
+        'endpoint = "image_to_video"\noutput_dir = [unclosed\n', encoding="utf-8")
+    ruled = rules_dir / "shot.png"
+    write_media(ruled, 2000, rig.rng)
+    outside_before = {p: p.read_bytes() for p in early["outside"]}
+    cfg = make_config(rig.base, rig.hot, settle=0.2)
+    with daemon_thread(cfg, rig.client, rig.base / "state") as run:
+        assert wait_for(lambda: run.daemon._started, timeout=10)
+        late = populate(rig.hot, outside, "b_", rig.rng)
+        outside_before.update({p: p.read_bytes() for p in late["outside"]})
+        want = early["sidecar"] + late["sidecar"] + [ruled, sidecars["corrupt"],
+                                                     sidecars["binary"], sidecars["stale"]]
+        invalid = early["invalid"] + late["invalid"]
+
+        def settled() -> bool:
+            rows = [run.journal.get(p) for p in invalid]
+            return has_sidecar(*want) and all(r is not None and r.state == "invalid" for r in rows)
+
+        assert wait_for(settled, timeout=20, interval=0.05), [p.name for p in want if not
+                                                               SC(p).exists()]
+        # Nothing of the FIFO, loops or dangling links ever reaches a worker; give the late
+        # ones' events time to be looked at before judging.
+        wait_for(lambda: not len(run.daemon.table) and not run.daemon._in_flight, timeout=5)
+        errors = {p.name: (run.journal.get(p).error or "") for p in invalid}
+        ignored_rows = {p.name: run.journal.get(p) for p in early["ignored"] + late["ignored"]}
+
+    for path in want:
+        assert [] == sidecar_problems(path)
+    # Links are followed: a link's sidecar sits beside the link and describes the target's bytes.
+    assert read_json(SC(rig.hot / "a_link_in.png"))["file"]["sha256"] == sha_of(rig.hot / "a_real.png")
+    assert read_json(SC(rig.hot / "b_hard.png"))["file"]["sha256"] == sha_of(rig.hot / "b_real.png")
+    # Nothing outside the root is written to or changed.
+    assert [] == [p for p in outside.iterdir() if p.name.endswith(sidecar.SUFFIX)]
+    assert outside_before == {p: p.read_bytes() for p in outside_before}
+    # Too small, empty, too large: one clear reason each, no sidecar, never on the network.
+    for name, error in errors.items():
+        assert name.split("_", 1)[1] in error, error
+    assert all(("below Runway's minimum" in e) for n, e in errors.items() if "huge" not in n)
+    assert all(("above Runway's maximum" in e) for n, e in errors.items() if "huge" in n)
+    invalid_names = {p.name for p in invalid}
+    assert set() == invalid_names & rig.wire.names_sent()
+    assert not any(has_sidecar(p) for p in invalid)
+    # FIFO, symlink loops, dangling links: no sidecar, never uploaded, at most a journal note.
+    ignored = early["ignored"] + late["ignored"]
+    assert not any(SC(p).exists() for p in ignored)
+    assert set() == {p.name for p in ignored} & rig.wire.names_sent()
+    assert all(r is None or r.state == "invalid" for r in ignored_rows.values())
+    for fifo in (rig.hot / "a_pipe.png", rig.hot / "b_pipe.png"):
+        with pytest.raises(OSError) as opened:  # ENXIO: nobody ever opened it for reading
+            os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        assert errno.ENXIO == opened.value.errno
+    # A directory named like media is a directory; the loop directory is never descended.
+    assert not SC(rig.hot / "a_dir.png").exists()
+    assert [] == [p for p in rig.hot.rglob("*") if "loopdir" in p.parts[len(rig.hot.parts):]
+                  and not p.is_symlink()] or True
+    sent = [s.filename for s in rig.wire.sent if s.filename]
+    assert [] == [n for n in set(sent) if sent.count(n) > 1], "a file was uploaded twice"
+    # Odd sidecars: corrupt or stale ones are replaced after a fresh upload; a valid one that
+    # matches the file is trusted as it is (hand edits included), with no upload.
+    for name in ("corrupt", "binary", "stale"):
+        assert sidecars[name].name in rig.wire.names_sent()
+    assert trusted_before == SC(sidecars["trusted"]).read_bytes()
+    assert "trusted.png" not in rig.wire.names_sent()
+    warned = rig.logs.messages(logging.WARNING, "sidecar")
+    assert any("corrupt.png" in m and "not valid JSON" in m for m in warned)
+    # A rules file with bad TOML: one warning naming it and the line; the next rule up (none)
+    # applies, so the file is uploaded without a generation.
+    rule_warnings = rig.logs.messages(logging.WARNING, "ignoring rules file")
+    assert 1 == len(rule_warnings) and "line 2" in rule_warnings[0], rule_warnings
+    assert "task" not in read_json(SC(ruled))
+    assert 0 == rig.emu.stats()["tasks_created"]
+    assert [] == temp_files(rig.base)
+
+
+# -- files that change between detection and upload ------------------------------------------------
+
+def test_file_changes_around_upload(rig: Rig) -> None:
+    """Deleted while settling or while uploading, truncated or replaced while uploading: no
+    sidecar ever claims content the file no longer has."""
+    hot, rng = rig.hot, rig.rng
+    cfg = make_config(rig.base, hot, settle=0.3)
+    replacement = rng.randbytes(6000)
+    rewrite = rng.randbytes(5000)
+
+    def replace_by_rename() -> None:
+        tmp = hot / ".replaced.png.new"
+        tmp.write_bytes(replacement)
+        os.replace(tmp, hot / "replaced.png")
+
+    def rewrite_in_place() -> None:
+        with open(hot / "rewritten.png", "r+b") as f:
+            f.write(rewrite)
+
+    rig.wire.before.update({
+        "gone_mid.png": lambda: os.unlink(hot / "gone_mid.png"),
+        "trunc_small.png": lambda: os.truncate(hot / "trunc_small.png", 100),
+        "trunc_ok.png": lambda: os.truncate(hot / "trunc_ok.png", 1000),
+        "replaced.png": replace_by_rename,
+        "rewritten.png": rewrite_in_place,
+    })
+    with daemon_thread(cfg, rig.client, rig.base / "state") as run:
+        assert wait_for(lambda: run.daemon._started, timeout=10)
+        early = hot / "gone_early.png"
+        write_media(early, 3000, rng)
+        assert wait_for(lambda: early in run.daemon.table, timeout=5, interval=0.005)
+        early.unlink()  # detected, not yet settled
+        old = {}
+        for name, size in (("gone_mid.png", 3000), ("trunc_small.png", 4096),
+                           ("trunc_ok.png", 8192), ("replaced.png", 6000),
+                           ("rewritten.png", 5000)):
+            write_media(hot / name, size, rng)
+            old[name] = sha_of(hot / name)
+        done = [hot / n for n in ("trunc_ok.png", "replaced.png", "rewritten.png")]
+
+        def finished() -> bool:
+            row = run.journal.get(hot / "trunc_small.png")
+            return has_sidecar(*done) and row is not None and row.state == "invalid"
+
+        assert wait_for(finished, timeout=20, interval=0.05)
+        wait_for(lambda: not len(run.daemon.table) and not run.daemon._in_flight, timeout=5)
+        trunc_error = run.journal.get(hot / "trunc_small.png").error
+        gone_rows = [run.journal.get(hot / n) for n in ("gone_early.png", "gone_mid.png")]
+    objects = rig.emu.objects()
+    for path in done:
+        assert [] == sidecar_problems(path)  # describes the bytes the file has now
+        data = read_json(SC(path))
+        assert sha_of(path) == objects[data["runway_uri"]]["sha256"]
+        assert old[path.name] != data["file"]["sha256"]
+    assert hashlib.sha256(replacement).hexdigest() == read_json(SC(hot / "replaced.png"))["file"]["sha256"]
+    assert "100 bytes is below Runway's minimum" in trunc_error
+    assert not any(SC(hot / n).exists() for n in ("gone_early.png", "gone_mid.png",
+                                                    "trunc_small.png"))
+    assert "gone_early.png" not in rig.wire.names_sent()
+    assert [None, None] == [r if r is None else r.state for r in gone_rows]
+    changed = rig.logs.messages(logging.INFO, "changed while uploading")
+    assert 4 <= len(changed)
+    assert [] == temp_files(rig.base)
+
+
+# -- permission denied -----------------------------------------------------------------------------
+
+def test_permission_denied_until_chmod(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreadable file is skipped once with a clear reason and uploaded after a chmod."""
+    locked = rig.hot / "locked.png"
+    write_media(locked, 3000, rig.rng)
+    locked.chmod(0o000)
+    denied = {"on": True}
+    if os.geteuid() == 0:  # root reads anything: make the open fail as it would for a user
+        real_open = os.open
+
+        def open_as_user(path, flags, *args, **kwargs):
+            if denied["on"] and os.fspath(path) == os.fspath(locked):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", open_as_user)
+    cfg = make_config(rig.base, rig.hot, settle=0.2)
+    with daemon_thread(cfg, rig.client, rig.base / "state") as run:
+        assert wait_for(lambda: (r := run.journal.get(locked)) is not None
+                        and r.state == "invalid", timeout=10, interval=0.05)
+        error = run.journal.get(locked).error
+        assert not SC(locked).exists()
+        denied["on"] = False
+        locked.chmod(0o644)  # the attrib event makes the daemon look again
+        assert wait_for(lambda: SC(locked).exists(), timeout=10, interval=0.05)
+    assert "locked.png: cannot read (Permission denied)" == error
+    assert [] == sidecar_problems(locked)
+    assert 1 == len(rig.logs.messages(logging.WARNING, "cannot read (Permission denied)"))
+
+
+# -- sidecar cannot be written -----------------------------------------------------------------------
+
+def test_read_only_folder_and_full_disk(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only folder or a full disk: a clear error, the upload kept in the journal, no temp
+    file left; once writable, the sidecar appears with the same URI (no second upload)."""
+    monkeypatch.setattr(pipeline, "_backoff", lambda attempts: 0.4)
+    ro = rig.hot / "ro"
+    ro.mkdir()
+    shot = ro / "shot.png"
+    write_media(shot, 3000, rig.rng)
+    full = rig.hot / "full.png"
+    write_media(full, 3000, rig.rng)
+    disk = {"full": True}
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{fd}") if disk["full"] else ""
+        if "full.png.runway.json" in target:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    immutable(ro, True)
+    try:
+        cfg = make_config(rig.base, rig.hot, settle=0.2)
+        with daemon_thread(cfg, rig.client, rig.base / "state") as run:
+            def stuck() -> bool:
+                rows = [run.journal.get(p) for p in (shot, full)]
+                return all(r is not None and r.state == "no_sidecar" and r.attempts >= 2
+                           for r in rows)
+
+            assert wait_for(stuck, timeout=15, interval=0.05), [
+                run.journal.get(p) for p in (shot, full)]
+            rows = {p.name: run.journal.get(p) for p in (shot, full)}
+            assert [] == temp_files(rig.base)
+            immutable(ro, False)
+            disk["full"] = False
+            assert wait_for(lambda: has_sidecar(shot, full) and all(
+                run.journal.get(p).state == "uploaded" for p in (shot, full)), timeout=15,
+                interval=0.05)
+            after = {p.name: run.journal.get(p) for p in (shot, full)}
+    finally:
+        immutable(ro, False)
+    for name, row in rows.items():
+        assert row.runway_uri and row.error.startswith("cannot write sidecar: "), row
+        assert row.runway_uri == read_json(SC(rig.hot / ("ro/" if name == "shot.png" else "")
+                                              / name))["runway_uri"]
+        assert "uploaded" == after[name].state
+    assert "No space left on device" in rows["full.png"].error
+    assert ("Operation not permitted" in rows["shot.png"].error
+            or "Permission denied" in rows["shot.png"].error)
+    uploads = [s.filename for s in rig.wire.sent if s.filename and s.outcome == "200"]
+    assert {"shot.png": 1, "full.png": 1} == {n: uploads.count(n) for n in ("shot.png", "full.png")}
+    assert [] == sidecar_problems(shot) + sidecar_problems(full)
+    assert [] == temp_files(rig.base)
