@@ -151,7 +151,8 @@ def _client_options(cfg: configmod.Config, attempts: int | None = None) -> dict:
         except ValueError:
             delay = -1.0
         if not 0.0 <= delay <= 60.0:
-            raise ConfigError([f"{RETRY_DELAY_ENV}: expected seconds between 0 and 60, got {raw!r}"])
+            raise ConfigError([f"{RETRY_DELAY_ENV}: expected seconds between 0 and 60, "
+                               f"got {raw!r}"])
         policy["initial_delay"] = delay
     if policy:
         from runwatchd.client import RetryPolicy
@@ -403,6 +404,8 @@ def _upload_files(args: argparse.Namespace, cfg: configmod.Config, sizes: dict[P
     """Upload in parallel, filling `results` and `failures`; URIs are printed as they come, in
     order, unless --json. KeyRejected ends everything (every other file would fail the same)."""
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    client = make_client(cfg, on_retry=(lambda *_: bar.retried()) if bar else None,
+                         attempts=UPLOAD_ATTEMPTS)
     client_log = logging.getLogger("runwatchd.client")
     old_level = client_log.level
     if not args.verbose:
@@ -412,10 +415,11 @@ def _upload_files(args: argparse.Namespace, cfg: configmod.Config, sizes: dict[P
     bar_filter = bar.log_filter() if bar else None
     for handler in logging.getLogger().handlers if bar_filter else ():
         handler.addFilter(bar_filter)
-    client = make_client(cfg, on_retry=(lambda *_: bar.retried()) if bar else None,
-                         attempts=UPLOAD_ATTEMPTS)
-    pool = ThreadPoolExecutor(max(1, args.jobs or cfg.runway.concurrency),
-                              thread_name_prefix="runwatchd-upload")
+    jobs = max(1, args.jobs or cfg.runway.concurrency)
+    # `jobs` transfers at once, and as many files again asking for their upload slots meanwhile:
+    # for small files the API round trip is most of the time (the daemon does the same).
+    client.limit_transfers(jobs)
+    pool = ThreadPoolExecutor(2 * jobs, thread_name_prefix="runwatchd-upload")
     wait = True
     try:
         handles = {f: bar.track(f.name, size) if bar else None for f, size in sizes.items()}

@@ -1,7 +1,7 @@
 """Wiring and lifecycle: observers and scans feed one candidate table; settled files go to workers.
 
     startup()    check the key, start observers, catch-up scan, READY=1
-    main_loop()  settle -> dispatch (at most `concurrency` in flight), rescans, retries, health
+    main_loop()  settle -> dispatch (`concurrency` transfers at most), rescans, retries, health
     shutdown()   stop taking files, let in-flight uploads finish within the grace period, STOPPING=1
 
 Signals only set flags (`request_stop`, `request_reload`); the CLI installs the handlers, so a
@@ -26,11 +26,12 @@ from runwatchd.client import RunwayClient
 from runwatchd.config import Config
 from runwatchd.errors import KeyRejected, RunwatchdError
 from runwatchd.folders import Folder
-from runwatchd.journal import Journal
+from runwatchd.journal import FileRecord, Journal
 from runwatchd.notify import WatchdogPinger
 from runwatchd.pipeline import (
     ATTENTION, AWAITING, FAILED, INVALID, RETRY, SKIPPED, Job, Processor,
 )
+from runwatchd.rules import Rule
 from runwatchd.settle import CandidateTable, Signature, signature_of
 from runwatchd.status import STATUS_FILE
 from runwatchd.tasks import TaskFollower
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 # Files whose journal row is in one of these states, unchanged, need nothing at a scan.
 _SETTLED_STATES = ("uploaded", "succeeded", "task_failed", "attention", "invalid", "running",
                    "submitting")
+# Files worked on per upload in flight: while `concurrency` files move their bytes (the client's
+# transfer limit), as many again wait on an API round trip (slot request, journal, sidecar) rather
+# than on a free worker. For small files that round trip is most of the time (benchmarks/, case 2).
+_WORKERS_PER_TRANSFER = 2
 # Settled states that are no success: `scan` exits 1 while such a file sits in its scope.
 _FAILURE_STATES = ("task_failed", "attention", "invalid")
 
@@ -101,7 +106,9 @@ class Daemon:
         self._paused: str | None = None
         self._lock = threading.Lock()
         self._detect_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(config.runway.concurrency, thread_name_prefix="runwatchd-up")
+        self._pool = ThreadPoolExecutor(_WORKERS_PER_TRANSFER * config.runway.concurrency,
+                                        thread_name_prefix="runwatchd-up")
+        client.limit_transfers(config.runway.concurrency)
         self._uninstall_overflow: Callable[[], None] | None = None
         self._last_progress = clock()
         self._last_status_write = 0.0
@@ -131,6 +138,8 @@ class Daemon:
         self._wake.set()
 
     def request_reload(self) -> None:
+        if self.mode != "run":
+            return  # a scan has nothing to reload, and must not start observers
         self._reload.set()
         self._wake.set()
 
@@ -243,19 +252,44 @@ class Daemon:
     def _scan(self, folder: Folder, why: str, top: Path | None = None) -> None:
         known = self.journal.signatures()
         found = queued = 0
+        # Catch-up only: files the journal does not know whose sidecars already describe them are
+        # recorded here, in batches, instead of each going through settle and a worker.
+        adopt = why == "catch-up" and self.only is None
+        adopted: list[FileRecord] = []
+        recorded = 0
+        rules: dict[Path, Rule | None] = {}
         tops = [top] if top is not None else self.scan_tops.get(folder.root) or [None]
-        for one_top in tops:
-            for path, st in folder.scan(one_top):
-                if self._stop.is_set():
-                    return  # SIGTERM during a long catch-up scan: the next start scans again
-                self._keepalive()  # cheap: a clock read unless a ping is due
-                if self.only is not None and path not in self.only:
-                    continue
-                found += 1
-                if self._needs_look(path, st, known.get(str(path))):
+        try:
+            for one_top in tops:
+                for path, st in folder.scan(one_top):
+                    if self._stop.is_set():
+                        return  # SIGTERM during a long catch-up scan: the next start scans again
+                    self._keepalive()  # cheap: a clock read unless a ping is due
+                    if self.only is not None and path not in self.only:
+                        continue
+                    found += 1
+                    row = known.get(str(path))
+                    if not self._needs_look(path, st, row):
+                        continue
+                    if adopt and row is None:
+                        if path.parent not in rules:
+                            rules[path.parent] = folder.resolver.rule_for(path)
+                        record = self.processor.adoptable(path, st, rules[path.parent])
+                        if record is not None:
+                            adopted.append(record)
+                            if len(adopted) >= 1000:
+                                self.journal.put_many(adopted)
+                                recorded += len(adopted)
+                                adopted.clear()
+                            continue
                     queued += 1
                     self._candidate(path, folder)
-        log.info("%s scan of %s: %d file(s), %d to look at", why, folder.root, found, queued)
+        finally:
+            if adopted:
+                self.journal.put_many(adopted)
+                recorded += len(adopted)
+        log.info("%s scan of %s: %d file(s), %d to look at%s", why, folder.root, found, queued,
+                 f", {recorded} recorded from their sidecars" if recorded else "")
 
     def _needs_look(self, path: Path, st: os.stat_result, row: tuple | None) -> bool:
         """Whether a scanned file goes to the candidate table. A journal row describing the file
@@ -301,7 +335,8 @@ class Daemon:
     # -- work ----------------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        while self._ready and not self._paused and len(self._in_flight) < self.config.runway.concurrency:
+        limit = _WORKERS_PER_TRANSFER * self.config.runway.concurrency
+        while self._ready and not self._paused and len(self._in_flight) < limit:
             path, folder, sig = self._ready.popleft()
             self._queued.discard(path)
             if path in self._in_flight or folder not in self.folders:
@@ -434,9 +469,10 @@ class Daemon:
         self._wake.set()
 
     def _key_rejected(self, error: KeyRejected) -> None:
-        if self._paused is None:
+        with self._lock:  # workers and the follower meet the 401 together: one message
+            first, self._paused = self._paused is None, str(error)
+        if first:
             log.error("%s; all work is paused. Fix the key, then reload (SIGHUP)", error)
-        self._paused = str(error)
         self.follower.paused.set()
         if self.mode == "scan":
             self.request_stop()
@@ -483,6 +519,7 @@ class Daemon:
                 self.notifier.ready(self._status_line())
             return
         self.config, self.client = config, client
+        client.limit_transfers(config.runway.concurrency)
         self.processor.client = self.follower.client = client
         old = {f.root: f for f in self.folders}
         new_roots = {fc.path for fc in config.folders}

@@ -164,6 +164,20 @@ class Journal:
         with self._lock:
             self._put(record)
 
+    def put_many(self, records: list[FileRecord]) -> None:
+        """put() for many rows in one transaction: one commit per row costs ~90 us, which a
+        catch-up scan recording 100,000 files from their sidecars cannot afford."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for record in records:
+                    self._put(record)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
     def _put(self, record: FileRecord) -> None:
         record.updated_at = self._clock()
         values: list[Any] = [getattr(record, name) for name in _COLUMNS]

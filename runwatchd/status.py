@@ -79,7 +79,8 @@ def render_status(state_dir: Path, *, as_json: bool = False) -> str:
         if daemon.get("paused"):
             lines.append(f"PAUSED: {daemon['paused']}")
         lines.append(f"in flight: {len(daemon.get('in_flight', []))}, waiting to settle: "
-                     f"{daemon.get('waiting', 0)}, tasks followed: {daemon.get('tasks_followed', 0)}")
+                     f"{daemon.get('waiting', 0)}, "
+                     f"tasks followed: {daemon.get('tasks_followed', 0)}")
         for path in daemon.get("in_flight", []):
             lines.append(f"  uploading {path}")
         done = daemon.get("outcomes") or {}

@@ -77,7 +77,7 @@ class Setup:
                               capture_output=True, text=True, timeout=timeout,
                               cwd=cwd or self.tmp)
 
-    def start(self) -> Daemon:
+    def start(self) -> DaemonProcess:
         self._logs += 1
         log = self.tmp / f"daemon{self._logs}.log"
         with open(log, "wb") as out:
@@ -85,7 +85,7 @@ class Setup:
                 [sys.executable, "-m", "runwatchd", "run", "-c", str(self.config)],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp)
         self._procs.append(proc)
-        daemon = Daemon(proc, log)
+        daemon = DaemonProcess(proc, log)
         assert daemon.wait_log("ready:", timeout=20), daemon.log()
         return daemon
 
@@ -99,7 +99,7 @@ class Setup:
         return self.emu.stats()
 
 
-class Daemon:
+class DaemonProcess:
     """One `runwatchd run` process and its log."""
 
     def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -174,8 +174,7 @@ def test_500_files_in_new_nested_folders_each_uploaded_exactly_once(
 
 
 def test_writer_pausing_shorter_than_settle_time_is_uploaded_once_whole(setup: Setup) -> None:
-    """10 chunks with 0.5 s pauses and settle 2 s: one upload, after the last chunk, sha256 equal.
-    The writer reopens the file for each chunk, so every chunk ends with a close_write."""
+    """10 chunks (each closed) with 0.5 s pauses, settle 2 s: one upload, of the whole file."""
     setup.write_config(settle_seconds=2.0)
     daemon = setup.start()
     clip = setup.hot / "clip.mov"
@@ -244,8 +243,7 @@ def test_files_arriving_while_stopped_are_picked_up_and_a_finished_restart_uploa
 
 
 def test_sigterm_during_a_burst_exits_0_within_10_s_and_loses_nothing(setup: Setup) -> None:
-    """SIGTERM while uploads are in flight: exit 0 in time, complete sidecars only; a later scan
-    finishes the rest without uploading anything twice."""
+    """SIGTERM mid-burst: exit 0 within 10 s, in-flight uploads finish, nothing goes up twice."""
     setup.write_config(concurrency=4)
     setup.emu.set_faults(delay=0.2, scope=["storage"])
     daemon = setup.start()
@@ -320,7 +318,7 @@ def test_sighup_reload_adds_and_removes_folders(setup: Setup) -> None:
 
 
 def test_scan_exit_codes_and_dirs(setup: Setup) -> None:
-    """scan: 0 when all succeed, 1 with a failure named on stderr; DIRs limit it; no config needed."""
+    """scan: 0 if all succeed, 1 with the failure on stderr; DIRs limit it; works without config."""
     setup.write_config()
     a, b, c = (drop(setup.hot / d / "shot.jpg") for d in ("a", "b", "c"))
     result = setup.cli("scan", "-c", str(setup.config), str(setup.hot / "a"), str(setup.hot / "b"))

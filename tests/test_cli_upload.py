@@ -246,3 +246,27 @@ def test_interrupt_exits_130_without_waiting(tmp_path: Path, env: dict[str, str]
     assert (130, "", ["runwatchd: interrupted; uploads in flight were abandoned (each file with "
                       "a sidecar is done)"]) == (proc.returncode, out, err.splitlines())
     assert took < 5, took
+
+
+def test_usage_and_configuration_exit_codes(tmp_path: Path, emulator: Emulator) -> None:
+    """No FILE or an unknown option: 2. No secret, a bad RUNWAYML_BASE_URL or a broken config
+    file: 78 with one line each, and nothing reaches the API."""
+    media = make_media(tmp_path, "a.jpg", 2000)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[runway]\nconcurrency = 0\n")
+    runs = {
+        "no file": run_cli(["upload"], cli_env(tmp_path, emulator.url, SECRET), tmp_path),
+        "bad option": run_cli(["upload", "--nope", str(media)],
+                              cli_env(tmp_path, emulator.url, SECRET), tmp_path),
+        "no secret": run_cli(["upload", str(media)], cli_env(tmp_path, emulator.url), tmp_path),
+        "bad url": run_cli(["upload", str(media)], cli_env(tmp_path, "ftp://x", SECRET), tmp_path),
+        "bad config": run_cli(["upload", "-c", str(broken), str(media)],
+                              cli_env(tmp_path, emulator.url, SECRET), tmp_path),
+    }
+    codes = {name: proc.returncode for name, proc in runs.items()}
+    assert {"no file": 2, "bad option": 2, "no secret": 78, "bad url": 78, "bad config": 78
+            } == codes
+    config_lines = [runs[n].stderr.splitlines() for n in ("no secret", "bad url", "bad config")]
+    assert [1, 1, 1] == [len(lines) for lines in config_lines], config_lines
+    assert (0, False) == (emulator.stats()["api_calls_total"],
+                          sidecar.sidecar_path(media).exists())

@@ -63,7 +63,8 @@ class Runner:
         }
         return parse_config(data, "test")
 
-    def daemon(self, cfg: Config, *, mode: str = "run", attempts: int = 2, **kw: object) -> Daemon:
+    def daemon(self, cfg: Config, *, mode: str = "run", attempts: int = 2,
+               **kw: object) -> Daemon:
         client = RunwayClient(KEY, self.emu.url,
                               retry=RetryPolicy(max_attempts=attempts, initial_delay=0.01))
         journal = Journal(self.state / "journal.sqlite3")
@@ -145,8 +146,7 @@ def test_periodic_reconcile_scan_finds_what_events_missed(
 
 
 def test_file_changed_after_its_sidecar_is_uploaded_again(runner: Runner, tmp_path: Path) -> None:
-    """A file rewritten after its sidecar gets a new upload and a sidecar describing the new bytes;
-    a deleted sidecar means "process it again"."""
+    """A file rewritten after its sidecar, or whose sidecar was deleted, is uploaded again."""
     hot = tmp_path / "hot"
     hot.mkdir()
     runner.start(runner.config([hot], rescan_interval=0.3))
@@ -202,7 +202,7 @@ def test_watch_limit_too_low_is_reported_with_sysctl_and_polls(
 def test_network_mount_is_polled_unless_overridden(
         runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         requested: str, expected: str) -> None:
-    """`auto` polls a folder on NFS (inotify misses other clients' writes); a folder may override."""
+    """`auto` polls a folder on NFS (inotify misses other hosts' writes); a folder may override."""
     hot = tmp_path / "hot"
     hot.mkdir()
     monkeypatch.setattr(watch, "fs_type", lambda path, mountinfo_text=None: "nfs4")
@@ -242,7 +242,7 @@ def test_detected_settled_uploading_uploaded_logged_once_per_file(
     """A file written in 1000 chunks gives one line per state change, not one per event."""
     hot = tmp_path / "hot"
     hot.mkdir()
-    runner.start(runner.config([hot], settle_seconds=0.5))
+    runner.start(runner.config([hot], settle_seconds=1.0))
     clip = hot / "clip.wav"
     with open(clip, "wb") as f:
         for _ in range(1000):
@@ -259,7 +259,7 @@ def test_a_file_still_being_written_blocks_no_other(runner: Runner, tmp_path: Pa
     """While one file keeps growing, others settle and upload; the grown file goes up whole."""
     hot = tmp_path / "hot"
     hot.mkdir()
-    runner.start(runner.config([hot]))
+    runner.start(runner.config([hot], settle_seconds=1.0))  # far above the writer's pauses
     growing = hot / "growing.mp4"
     writing = threading.Event()
     finish = threading.Event()
@@ -430,9 +430,9 @@ def test_grace_period_ends_shutdown_with_uploads_still_running(
 
 # -- scan mode -----------------------------------------------------------------------------------
 
-def test_scan_covers_only_the_dirs_given_and_exits_by_outcome(runner: Runner, tmp_path: Path) -> None:
-    """scan DIR DIR inside one folder: only those, exit 0 when all went well, 1 with a bad file,
-    and still 1 on the next scan while the bad file has not changed."""
+def test_scan_covers_only_the_dirs_given_and_exits_by_outcome(runner: Runner,
+                                                              tmp_path: Path) -> None:
+    """scan of two DIRs in one folder: only those; exit 1 with a bad file, until it changes."""
     hot = tmp_path / "hot"
     a, b, c = (drop(hot / d / "shot.jpg") for d in ("a", "b", "c"))
     cfg = runner.config([hot])
@@ -459,7 +459,7 @@ def test_scan_only_named_files(runner: Runner, tmp_path: Path) -> None:
 
 
 def test_scan_exits_1_when_uploads_fail(runner: Runner, tmp_path: Path) -> None:
-    """A transient failure that outlasts the client's retries makes a scan exit 1 with the reason."""
+    """A transient failure outlasting the client's retries: scan exits 1, naming the reason."""
     hot = tmp_path / "hot"
     shot = drop(hot / "shot.jpg")
     runner.emu.set_faults(error_rate=1.0, scope=["storage"])

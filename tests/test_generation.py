@@ -112,7 +112,7 @@ def test_a_hundred_stills_give_a_hundred_tasks_outputs_and_sidecars(
 
 def test_a_failing_prompt_is_recorded_and_never_resubmitted(
         tmp_path: Path, emulator: Emulator) -> None:
-    """The emulator fails the task: FAILED with its code in the sidecar; later scans send nothing."""
+    """The emulator fails the task: FAILED with its code in the sidecar; later scans send none."""
     cli = Cli(tmp_path, emulator, prompt="FAIL:SAFETY.INPUT.TEXT {stem}")
     shots = cli.stills(3)
     first = cli.run("scan")
@@ -146,7 +146,8 @@ def test_sigkill_mid_run_and_a_restart_submit_no_file_twice(
     statuses = Counter(status_of(s) for s in shots)
     assert {"SUCCEEDED", "NEEDS_ATTENTION"} >= set(statuses), statuses
     assert all(per_file[s.name] == 1 for s in shots if status_of(s) == "SUCCEEDED")
-    assert (0 if statuses["NEEDS_ATTENTION"] == 0 else 1) == result.returncode, result.stderr[-3000:]
+    expected_code = 0 if statuses["NEEDS_ATTENTION"] == 0 else 1
+    assert expected_code == result.returncode, result.stderr[-3000:]
     assert 100 == len(list(cli.hot.glob("*.runway.json")))
     assert statuses["SUCCEEDED"] == len(list((cli.hot / "renders").iterdir()))
     assert [] == temps(tmp_path / "hot")
@@ -185,8 +186,8 @@ def test_editing_the_rules_file_changes_the_next_file(tmp_path: Path, emulator: 
     assert 2 == emulator.stats()["tasks_created"]
 
 
-def test_config_rule_missing_a_field_is_rejected_at_load(tmp_path: Path,
-                                                         emulator: Emulator) -> None:
+def test_config_rule_missing_a_field_is_rejected_at_load(
+        tmp_path: Path, emulator: Emulator) -> None:
     """[folder.rule] without request.model: check-config and run exit 78 naming file and key."""
     cli = Cli(tmp_path, emulator)
     cli.config.write_text(cli.config.read_text().replace('model = "gen4.5"\n', ""))
@@ -201,8 +202,8 @@ def test_config_rule_missing_a_field_is_rejected_at_load(tmp_path: Path,
 def test_rules_file_missing_a_field_is_rejected_with_path_and_key(
         tmp_path: Path, emulator: Emulator) -> None:
     """A bad runwatchd.rules.toml is named with its path and key; other folders go on."""
-    cli = Cli(tmp_path, emulator, prompt=None,
-              extra=f'[[folder]]\npath = "{tmp_path / "other"}"\n{RULE}'.replace("{prompt}", "{stem}"))
+    other = f'[[folder]]\npath = "{tmp_path / "other"}"\n{RULE}'.replace("{prompt}", "{stem}")
+    cli = Cli(tmp_path, emulator, prompt=None, extra=other)
     bad_rules = cli.hot / RULES_FILENAME
     bad_rules.write_text('endpoint = "image_to_video"\n[request]\npromptText = "x"\n',
                          encoding="utf-8")

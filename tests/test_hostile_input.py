@@ -191,6 +191,7 @@ def test_odd_input_outcomes(rig: Rig) -> None:
         wait_for(lambda: not len(run.daemon.table) and not run.daemon._in_flight, timeout=5)
         errors = {p.name: (run.journal.get(p).error or "") for p in invalid}
         ignored_rows = {p.name: run.journal.get(p) for p in early["ignored"] + late["ignored"]}
+        journal_paths = [r.path for r in run.journal]
 
     for path in want:
         assert [] == sidecar_problems(path)
@@ -212,15 +213,19 @@ def test_odd_input_outcomes(rig: Rig) -> None:
     ignored = early["ignored"] + late["ignored"]
     assert not any(SC(p).exists() for p in ignored)
     assert set() == {p.name for p in ignored} & rig.wire.names_sent()
-    assert all(r is None or r.state == "invalid" for r in ignored_rows.values())
+    # A FIFO found by a scan is passed over; one that appears is reported once as what it is.
+    notes = {name: (row.state, row.error) for name, row in ignored_rows.items() if row}
+    assert {"b_pipe.png": ("invalid", "b_pipe.png: not a regular file (named pipe)")} == notes
+    looped = rig.logs.messages(logging.WARNING, "Too many levels of symbolic links")
+    assert {"b_loop1.png", "b_loop2.png", "b_self.png"} == {
+        n for n in ("b_loop1.png", "b_loop2.png", "b_self.png") if any(n in m for m in looped)}
     for fifo in (rig.hot / "a_pipe.png", rig.hot / "b_pipe.png"):
         with pytest.raises(OSError) as opened:  # ENXIO: nobody ever opened it for reading
             os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         assert errno.ENXIO == opened.value.errno
     # A directory named like media is a directory; the loop directory is never descended.
     assert not SC(rig.hot / "a_dir.png").exists()
-    assert [] == [p for p in rig.hot.rglob("*") if "loopdir" in p.parts[len(rig.hot.parts):]
-                  and not p.is_symlink()] or True
+    assert [] == [p for p in journal_paths if "loopdir" in p]
     sent = [s.filename for s in rig.wire.sent if s.filename]
     assert [] == [n for n in set(sent) if sent.count(n) > 1], "a file was uploaded twice"
     # Odd sidecars: corrupt or stale ones are replaced after a fresh upload; a valid one that

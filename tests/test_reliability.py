@@ -535,7 +535,9 @@ def crash_run(base: Path, n_files: int, kills: int, *, seed: int, deadline: floa
     assert [] == [n for n, c in tasks_per_file.items() if c > 1]
     statuses = Counter(read_json(sidecar.sidecar_path(folder / n))["task"]["status"]
                        for n in names)
-    assert statuses["NEEDS_ATTENTION"] <= kills
+    # A kill while a worker's POST is under way leaves "needs attention" (never a resubmit);
+    # each of the 4 workers can be in that window when a kill comes.
+    assert statuses["NEEDS_ATTENTION"] <= kills * 4
     assert n_files - statuses["NEEDS_ATTENTION"] <= stats["tasks_created"] <= n_files
     for name in names:
         data = read_json(sidecar.sidecar_path(folder / name))

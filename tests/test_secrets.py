@@ -78,7 +78,8 @@ def test_failures_and_tracebacks_leak_nothing(tmp_path: Path, emulator: Emulator
     wrong = run_cli(["--verbose", "upload", str(media)],
                     cli_env(tmp_path, emulator.url, SECRET + "x"), tmp_path)
     unreachable = run_cli(["--verbose", "upload", str(media)],
-                          cli_env(tmp_path, f"http://127.0.0.1:{free_port()}", SECRET), tmp_path)
+                          cli_env(tmp_path, f"http://127.0.0.1:{free_port()}", SECRET,
+                                  RUNWATCHD_RETRY_BASE_DELAY="0"), tmp_path)
     config = tmp_path / "runwatchd.toml"
     config.write_text(f'[[folder]]\npath = "{tmp_path / "hot"}"\n')
     check = run_cli(["check-config", "-c", str(config)], cli_env(tmp_path, emulator.url, SECRET),
