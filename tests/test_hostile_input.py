@@ -38,7 +38,6 @@ from test_reliability import (
 from runwatchd import media, pipeline, sidecar
 from runwatchd.client import RetryPolicy, RunwayClient
 from runwatchd.emulator import Emulator
-from runwatchd.journal import Journal
 
 SC = sidecar.sidecar_path
 
@@ -70,10 +69,6 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 def has_sidecar(*paths: Path) -> bool:
     return all(SC(p).exists() for p in paths)
-
-
-def journal_row(journal: Journal, path: Path):
-    return journal.get(path)
 
 
 def immutable(directory: Path, on: bool) -> None:
@@ -196,8 +191,9 @@ def test_odd_input_outcomes(rig: Rig) -> None:
     for path in want:
         assert [] == sidecar_problems(path)
     # Links are followed: a link's sidecar sits beside the link and describes the target's bytes.
-    assert read_json(SC(rig.hot / "a_link_in.png"))["file"]["sha256"] == sha_of(rig.hot / "a_real.png")
-    assert read_json(SC(rig.hot / "b_hard.png"))["file"]["sha256"] == sha_of(rig.hot / "b_real.png")
+    assert sha_of(rig.hot / "a_real.png") == read_json(SC(rig.hot / "a_link_in.png"))["file"][
+        "sha256"]
+    assert sha_of(rig.hot / "b_real.png") == read_json(SC(rig.hot / "b_hard.png"))["file"]["sha256"]
     # Nothing outside the root is written to or changed.
     assert [] == [p for p in outside.iterdir() if p.name.endswith(sidecar.SUFFIX)]
     assert outside_before == {p: p.read_bytes() for p in outside_before}
@@ -299,7 +295,8 @@ def test_file_changes_around_upload(rig: Rig) -> None:
         data = read_json(SC(path))
         assert sha_of(path) == objects[data["runway_uri"]]["sha256"]
         assert old[path.name] != data["file"]["sha256"]
-    assert hashlib.sha256(replacement).hexdigest() == read_json(SC(hot / "replaced.png"))["file"]["sha256"]
+    new_sha = hashlib.sha256(replacement).hexdigest()
+    assert new_sha == read_json(SC(hot / "replaced.png"))["file"]["sha256"]
     assert "100 bytes is below Runway's minimum" in trunc_error
     assert not any(SC(hot / n).exists() for n in ("gone_early.png", "gone_mid.png",
                                                     "trunc_small.png"))
@@ -341,7 +338,7 @@ def test_permission_denied_until_chmod(rig: Rig, monkeypatch: pytest.MonkeyPatch
     assert 1 == len(rig.logs.messages(logging.WARNING, "cannot read (Permission denied)"))
 
 
-# -- sidecar cannot be written -----------------------------------------------------------------------
+# -- sidecar cannot be written ---------------------------------------------------------------------
 
 def test_read_only_folder_and_full_disk(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """A read-only folder or a full disk: a clear error, the upload kept in the journal, no temp

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from helpers import wait_for
 
 from runwatchd import config as configmod
@@ -325,7 +324,8 @@ def stop_cli_daemon(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
         raise
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], env: dict[str, str],
+            timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PYTHON, "-m", "runwatchd", *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
 
