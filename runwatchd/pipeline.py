@@ -137,6 +137,9 @@ class Processor:
         if record is not None and not same and self._same_content(path, st, record):
             return SKIPPED
         forced = record is not None and same and record.state == "retry"
+        broken = job.resolver.broken_rules_file(path) if job.resolver else None
+        if broken is not None:
+            return self._failed(path, st, f"waiting: {broken}")
         rule = job.resolver.rule_for(path) if job.resolver else None
         if rule is not None:
             try:  # a .wav in an image_to_video folder: say so once, upload nothing

@@ -420,6 +420,30 @@ class RuleResolver:
                     return rule
         return self.config_rule
 
+    def broken_rules_file(self, media_path: Path) -> str | None:
+        """Why `media_path` must wait, when the nearest rules file above it is invalid.
+
+        Falling back to a rule further up would generate (and bill) the file with a rule its
+        folder meant to override; so files under a broken rules file wait until it is fixed.
+        """
+        directory = Path(os.path.abspath(media_path)).parent
+        try:
+            rel = directory.relative_to(self.root)
+        except ValueError:
+            return None
+        dirs = [self.root]
+        for part in rel.parts:
+            dirs.append(dirs[-1] / part)
+        with self._lock:
+            for d in reversed(dirs):
+                path = d / RULES_FILENAME
+                if self._rule_in(path) is not None:
+                    return None
+                cached = self._cache.get(path)
+                if cached is not None and cached[2]:
+                    return f"the rules file {path} is invalid: {'; '.join(cached[2])}"
+        return None
+
     def _rule_in(self, path: Path) -> Rule | None:
         try:
             st = os.stat(path)

@@ -212,9 +212,10 @@ def test_odd_input_outcomes(rig: Rig) -> None:
     # A FIFO found by a scan is passed over; one that appears is reported once as what it is.
     notes = {name: (row.state, row.error) for name, row in ignored_rows.items() if row}
     assert {"b_pipe.png": ("invalid", "b_pipe.png: not a regular file (named pipe)")} == notes
-    looped = rig.logs.messages(logging.WARNING, "Too many levels of symbolic links")
-    assert {"b_loop1.png", "b_loop2.png", "b_self.png"} == {
-        n for n in ("b_loop1.png", "b_loop2.png", "b_self.png") if any(n in m for m in looped)}
+    # A loop that appears is named once (b_loop1 may have been seen while still dangling).
+    looped = " ".join(rig.logs.messages(logging.WARNING, "Too many levels of symbolic links"))
+    assert (True, True) == ("b_self.png" in looped, "b_loop2.png" in looped or
+                            "b_loop1.png" in looped)
     for fifo in (rig.hot / "a_pipe.png", rig.hot / "b_pipe.png"):
         with pytest.raises(OSError) as opened:  # ENXIO: nobody ever opened it for reading
             os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)

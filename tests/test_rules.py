@@ -420,6 +420,20 @@ def test_invalid_rules_file_is_ignored_and_reported_once(tmp_path: Path, caplog)
     assert {} == resolver.problems()
 
 
+def test_files_under_a_broken_rules_file_wait_for_the_fix(tmp_path: Path) -> None:
+    """A broken nearest rules file blocks its files (no fallback billing); a valid one unblocks."""
+    write_rules(tmp_path, 'endpoint = "image_to_video"\n[request]\nmodel = "root"\n')
+    path = write_rules(tmp_path / "sub", 'endpoint = "img2vid"\n')
+    resolver = RuleResolver(tmp_path, rule(model="cfg"))
+    reason = resolver.broken_rules_file(tmp_path / "sub" / "deeper" / "x.jpg")
+    assert reason is not None and reason.startswith(f"the rules file {path} is invalid: endpoint")
+    assert None is resolver.broken_rules_file(tmp_path / "x.jpg")
+    path.write_text('endpoint = "image_to_video"\n[request]\nmodel = "sub"\n', encoding="utf-8")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert None is resolver.broken_rules_file(tmp_path / "sub" / "x.jpg")
+
+
 def test_a_directory_named_like_a_rules_file_is_reported(tmp_path: Path) -> None:
     """A directory called runwatchd.rules.toml is skipped and reported, not crashed on."""
     (tmp_path / RULES_FILENAME).mkdir()
