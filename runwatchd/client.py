@@ -14,7 +14,6 @@ import io
 import logging
 import math
 import os
-import queue
 import re
 import threading
 import time
@@ -43,11 +42,9 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _DOWNLOAD_CHUNK = 1024 * 1024
 _SLOWEST_UPLOAD = 256 * 1024  # bytes/s the default upload deadline still allows
 # httpx asks the file for 64 KiB at a time; handing it 1 MiB makes 16x fewer trips through
-# httpx/h11/socket per upload (measured: 200 MiB over loopback, 3,200 chunks -> 200).
+# httpx, h11 and the socket: a 200 MiB upload over loopback went from 1.44x to 1.14x curl's time
+# (benchmarks/, case 1). Hashing on a helper thread instead was slower on 2 cores.
 _READ_CHUNK = 1024 * 1024
-# From this size on the sha256 is computed on a helper thread (see _Sha256Behind); below it a
-# thread costs more than the overlap saves.
-_HASH_BEHIND_MIN = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -307,8 +304,6 @@ class RunwayClient:
         except errors.RunwatchdError:
             _check_unchanged(path, f, st)
             raise
-        finally:
-            reader.close()
         return resp, reader
 
     def _request_slot_retrying(self, filename: str) -> _Slot:
@@ -482,53 +477,11 @@ class _SlotsExhausted(Exception):
         self.error = error
 
 
-class _Sha256Behind:
-    """sha256 of the chunks given to `update`, in order. For a big file the hashing runs on a
-    helper thread, a chunk or two behind the socket: hashlib and socket writes both release the
-    GIL, so hashing overlaps sending instead of adding to it (inline, it was ~40% of a 200 MiB
-    upload over loopback). At most _QUEUED chunks wait, so memory stays flat."""
-
-    _QUEUED = 4
-
-    def __init__(self, threaded: bool) -> None:
-        self._hash = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] | None = None
-        self._thread: threading.Thread | None = None
-        if threaded:
-            self._queue = queue.Queue(maxsize=self._QUEUED)
-            self._thread = threading.Thread(target=self._run, name="runwatchd-sha256",
-                                            daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        assert self._queue is not None
-        while (chunk := self._queue.get()) is not None:
-            self._hash.update(chunk)
-
-    def update(self, chunk: bytes) -> None:
-        if self._queue is None:
-            self._hash.update(chunk)
-        else:
-            self._queue.put(chunk)
-
-    def close(self) -> None:
-        """Finish the hash and end the helper thread (idempotent)."""
-        if self._thread is not None:
-            assert self._queue is not None
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def hexdigest(self) -> str:
-        self.close()
-        return self._hash.hexdigest()
-
-
 class _UploadReader:
     """The open file as httpx sees it: keeps fileno() (so httpx sends Content-Length from
     fstat instead of chunked encoding), hashes and counts what is read, never reads past the
     size checked at the start, and enforces the attempt's overall deadline (httpx's write
-    timeout is per chunk). close() it when the request is over."""
+    timeout is per chunk)."""
 
     def __init__(self, f: BinaryIO, size: int, deadline: float, name: str,
                  progress: Callable[[int], None]) -> None:
@@ -538,14 +491,8 @@ class _UploadReader:
         self._until = time.monotonic() + deadline
         self._name = name
         self._progress = progress
-        self._hash = self._new_hash()
+        self._hash = hashlib.sha256()
         self.sent = 0
-
-    def _new_hash(self) -> _Sha256Behind:
-        return _Sha256Behind(threaded=self._size >= _HASH_BEHIND_MIN)
-
-    def close(self) -> None:
-        self._hash.close()
 
     def fileno(self) -> int:
         return self._f.fileno()
@@ -558,8 +505,7 @@ class _UploadReader:
         if offset != 0 or whence != os.SEEK_SET:
             raise io.UnsupportedOperation("only seek(0) is supported")
         self._f.seek(0)
-        self._hash.close()
-        self._hash = self._new_hash()
+        self._hash = hashlib.sha256()
         if self.sent:
             self._progress(-self.sent)
         self.sent = 0

@@ -317,26 +317,26 @@ def test_slow_upload_delays_no_detection(runner: Runner, tmp_path: Path) -> None
 
 
 def test_at_most_concurrency_uploads_in_flight(runner: Runner, tmp_path: Path) -> None:
-    """[runway] concurrency bounds the uploads in flight, and the bound is used."""
+    """[runway] concurrency bounds the uploads moving bytes at once, and the bound is used."""
     hot = tmp_path / "hot"
     hot.mkdir()
-    daemon = runner.start(runner.config([hot], concurrency=2))
     lock = threading.Lock()
     now = {"in": 0, "max": 0}
-    real = daemon.processor.process
+    real = runner.emu.storage.receive
 
-    def process(job: pipeline.Job) -> str:
+    def receive(*args: object, **kwargs: object) -> object:
         with lock:
             now["in"] += 1
             now["max"] = max(now["max"], now["in"])
         try:
-            time.sleep(0.05)  # stands for a longer upload, so workers overlap
-            return real(job)
+            time.sleep(0.05)  # stands for a longer transfer, so uploads overlap
+            return real(*args, **kwargs)
         finally:
             with lock:
                 now["in"] -= 1
 
-    daemon.processor.process = process  # type: ignore[method-assign]
+    runner.emu.storage.receive = receive  # type: ignore[method-assign]
+    runner.start(runner.config([hot], concurrency=2))
     files = [drop(hot / f"f{i}.jpg") for i in range(8)]
     assert wait_for(lambda: all(done(p) for p in files), 15)
     assert 2 == now["max"]

@@ -60,7 +60,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     hot = tmp_path / "hot"
     hot.mkdir()
     wire = RecordingTransport()
-    with capture_logs() as logs, Emulator(api_secret=secret) as emu:
+    with capture_logs() as logs, Emulator(api_secret=secret, task_seconds=0.2) as emu:
         client = RunwayClient(secret, emu.url, transport=wire, timeout=5.0,
                               retry=RetryPolicy(max_attempts=3, initial_delay=0.05, max_delay=0.2))
         with client:
@@ -152,27 +152,21 @@ def _now():
 
 
 def test_odd_input_outcomes(rig: Rig) -> None:
-    """Odd names, tiny/empty/huge files, FIFOs, links, loops, odd sidecars and a broken rules
-    file: each ends as defined, both when found at start and when it arrives later."""
+    """Odd names, tiny/empty/huge files, FIFOs, links, loops and odd sidecars: each ends as
+    defined, both when found at start and when it arrives later."""
     outside = rig.base / "outside"
     outside.mkdir()
     early = populate(rig.hot, outside, "a_", rig.rng)
     sidecars = prepare_sidecars(rig.hot, rig.rng)
     trusted_before = SC(sidecars["trusted"]).read_bytes()
-    rules_dir = rig.hot / "badrules"
-    rules_dir.mkdir()
-    (rules_dir / "runwatchd.rules.toml").write_text(
-        'endpoint = "image_to_video"\noutput_dir = [unclosed\n', encoding="utf-8")
-    ruled = rules_dir / "shot.png"
-    write_media(ruled, 2000, rig.rng)
     outside_before = {p: p.read_bytes() for p in early["outside"]}
     cfg = make_config(rig.base, rig.hot, settle=0.2)
     with daemon_thread(cfg, rig.client, rig.base / "state") as run:
         assert wait_for(lambda: run.daemon._started, timeout=10)
         late = populate(rig.hot, outside, "b_", rig.rng)
         outside_before.update({p: p.read_bytes() for p in late["outside"]})
-        want = early["sidecar"] + late["sidecar"] + [ruled, sidecars["corrupt"],
-                                                     sidecars["binary"], sidecars["stale"]]
+        want = early["sidecar"] + late["sidecar"] + [sidecars["corrupt"], sidecars["binary"],
+                                                     sidecars["stale"]]
         invalid = early["invalid"] + late["invalid"]
 
         def settled() -> bool:
@@ -233,13 +227,36 @@ def test_odd_input_outcomes(rig: Rig) -> None:
     assert "trusted.png" not in rig.wire.names_sent()
     warned = rig.logs.messages(logging.WARNING, "sidecar")
     assert any("corrupt.png" in m and "not valid JSON" in m for m in warned)
-    # A rules file with bad TOML: one warning naming it and the line; the next rule up (none)
-    # applies, so the file is uploaded without a generation.
-    rule_warnings = rig.logs.messages(logging.WARNING, "ignoring rules file")
-    assert 1 == len(rule_warnings) and "line 2" in rule_warnings[0], rule_warnings
-    assert "task" not in read_json(SC(ruled))
-    assert 0 == rig.emu.stats()["tasks_created"]
     assert [] == temp_files(rig.base)
+
+
+def test_broken_rules_file_holds_its_files_until_fixed(rig: Rig,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rules file with bad TOML: its files wait (error names file, line and column), nothing
+    is uploaded; once it is fixed they get its generation."""
+    monkeypatch.setattr(pipeline, "_backoff", lambda attempts: 0.3)
+    rules = rig.hot / "stills" / "runwatchd.rules.toml"
+    rules.parent.mkdir()
+    rules.write_text('endpoint = "image_to_video"\noutput_dir = [unclosed\n', encoding="utf-8")
+    shot = rules.parent / "shot.png"
+    write_media(shot, 2000, rig.rng)
+    free = rig.hot / "free.png"
+    write_media(free, 2000, rig.rng)
+    cfg = make_config(rig.base, rig.hot, settle=0.1)
+    with daemon_thread(cfg, rig.client, rig.base / "state") as run:
+        assert wait_for(lambda: SC(free).exists() and (r := run.journal.get(shot)) is not None
+                        and r.attempts >= 2, timeout=10, interval=0.05)
+        waiting = run.journal.get(shot)
+        assert not SC(shot).exists()
+        rules.write_text('endpoint = "image_to_video"\noutput_dir = "renders"\n[request]\n'
+                         'model = "gen4.5"\npromptText = "{stem}"\n', encoding="utf-8")
+        assert wait_for(lambda: (read_json(SC(shot)) or {}).get("task", {}).get("status")
+                        == "SUCCEEDED", timeout=15, interval=0.05)
+    assert waiting.error.startswith(f"waiting: the rules file {rules} is invalid: line 2, column")
+    assert 1 == sum(1 for s in rig.wire.sent if s.filename == "shot.png" and s.outcome == "200")
+    assert 1 == rig.emu.stats()["tasks_created"]
+    assert "task" not in read_json(SC(free))  # the folder's other files went on meanwhile
+    assert [] == sidecar_problems(shot)
 
 
 # -- files that change between detection and upload ------------------------------------------------
