@@ -64,6 +64,9 @@ def test_scan_with_faults_leaks_nothing_in_state_dir(tmp_path: Path, emulator: E
     folder = tmp_path / "hot"
     for i in range(4):
         make_media(folder, f"clip{i}.mp4", 4000)
+    # A milder mix than the upload test's: scan has no later pass, and this test is about
+    # secrets, so every file must get through its retry budget (it did not, 1 run in 8).
+    emulator.set_faults(error_rate=0.1, drop_rate=0.05, drop_after_rate=0.0, bad_json_rate=0.02)
     env = cli_env(tmp_path, emulator.url, SECRET)
     proc = run_cli(["--verbose", "scan", str(folder)], env, tmp_path, timeout=90)
     state = tmp_path / "home" / ".state" / "runwatchd"
