@@ -466,11 +466,12 @@ def verdict(ok: bool, text: str) -> str:
 
 
 def profiled(cmd: list[str], raw_out: Path, rate: int = 250) -> list[str]:
-    """`cmd` under py-spy (every thread, idle ones left out), collapsed stacks to `raw_out`."""
+    """`cmd` under py-spy, collapsed stacks to `raw_out`: only samples of the thread holding the
+    GIL (`--gil`), so the profile shows where CPU goes, not where threads wait on sockets."""
     spy = py_spy()
     if spy is None:
         raise RuntimeError("py-spy is not installed (pip install '.[bench]')")
-    return [spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking", "-o",
+    return [spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking", "--gil", "-o",
             str(raw_out), "--", *cmd]
 
 
