@@ -95,7 +95,9 @@ def run(ctx: h.Context) -> h.CaseResult:
                       f"stored objects {len(objects)}")
         if errors:
             row.figure += f"; failed uploads {len(errors)}"
-        row.ratio = f"done {h.fmt_s(end - t_written)} after the last write"
+        after = end - t_written
+        row.ratio = (f"done {h.fmt_s(after)} after the writers" if after >= 0
+                     else f"done {h.fmt_s(-after)} before the writers finished")
         if name == "runwatchd run":
             row.target = h.verdict(partial == 0 and len(complete) == n,
                                    "zero partial uploads, every file whole")

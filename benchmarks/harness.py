@@ -466,12 +466,12 @@ def verdict(ok: bool, text: str) -> str:
 
 
 def profiled(cmd: list[str], raw_out: Path, rate: int = 250) -> list[str]:
-    """`cmd` under py-spy, collapsed stacks to `raw_out`: only samples of the thread holding the
-    GIL (`--gil`), so the profile shows where CPU goes, not where threads wait on sockets."""
+    """`cmd` under py-spy, collapsed stacks of every thread that is not idle to `raw_out`. A
+    thread blocked in a socket or fsync call counts as busy, so this is where wall time goes."""
     spy = py_spy()
     if spy is None:
         raise RuntimeError("py-spy is not installed (pip install '.[bench]')")
-    return [spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking", "--gil", "-o",
+    return [spy, "record", "--format", "raw", "--rate", str(rate), "--nonblocking", "-o",
             str(raw_out), "--", *cmd]
 
 

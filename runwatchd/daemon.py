@@ -39,6 +39,9 @@ from runwatchd.watch import install_overflow_hook
 
 log = logging.getLogger(__name__)
 
+# Long enough for any poll or slot request started with a client replaced by a reload to end.
+RETIRED_CLIENT_GRACE = 120.0
+
 # Files whose journal row is in one of these states, unchanged, need nothing at a scan.
 _SETTLED_STATES = ("uploaded", "succeeded", "task_failed", "attention", "invalid", "running",
                    "submitting")
@@ -116,6 +119,7 @@ class Daemon:
         self._started = False
         self._owner = False  # holds the journal's owner lock (else status.json is not ours)
         self._pinger = WatchdogPinger(notifier, self.healthy) if notifier is not None else None
+        self._retired_clients: list[tuple[float, RunwayClient]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -210,6 +214,8 @@ class Daemon:
                         "start", self.unfinished, grace)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.follower.stop()
+        for _, old in self._retired_clients:
+            old.close()
         if self._uninstall_overflow:
             self._uninstall_overflow()
         self._write_status(final=True)
@@ -518,6 +524,10 @@ class Daemon:
             if self.notifier:
                 self.notifier.ready(self._status_line())
             return
+        if client is not self.client:
+            # Uploads in flight and a poll under way may still use the old client: close it
+            # once they are done (see _close_retired_clients), not now.
+            self._retired_clients.append((self.clock(), self.client))
         self.config, self.client = config, client
         client.limit_transfers(config.runway.concurrency)
         self.processor.client = self.follower.client = client
@@ -545,6 +555,13 @@ class Daemon:
         log.info("configuration reloaded: %d folder(s)", len(self.folders))
         if self.notifier:
             self.notifier.ready(self._status_line())
+
+    def _close_retired_clients(self) -> None:
+        """Close clients replaced by a reload once nothing can be using them any more."""
+        while (self._retired_clients and not self._in_flight
+               and self.clock() - self._retired_clients[0][0] > RETIRED_CLIENT_GRACE):
+            _, old = self._retired_clients.pop(0)
+            old.close()
 
     # -- health and status ---------------------------------------------------------------------
 
@@ -609,6 +626,7 @@ class Daemon:
         now = time.monotonic()
         if now - self._last_status_write >= 2.0:
             self._last_status_write = now
+            self._close_retired_clients()
             self._write_status()
             line = self._status_line()
             if self.notifier and line != self._last_status_line:

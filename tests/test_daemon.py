@@ -17,7 +17,7 @@ from runwatchd import folders as folders_mod
 from runwatchd import pipeline, sidecar, watch
 from runwatchd.client import RetryPolicy, RunwayClient
 from runwatchd.config import Config, parse_config
-from runwatchd.daemon import Daemon
+from runwatchd.daemon import RETIRED_CLIENT_GRACE, Daemon
 from runwatchd.emulator import Emulator
 from runwatchd.folders import Folder
 from runwatchd.journal import Journal
@@ -233,6 +233,33 @@ def test_reload_adds_and_removes_folders(runner: Runner, tmp_path: Path) -> None
     assert not done(ignored)
     assert ignored not in daemon.table
     assert 3 == uploads(runner.emu)
+
+
+def test_reload_closes_the_replaced_client_once_nothing_uses_it(runner: Runner,
+                                                                 tmp_path: Path) -> None:
+    """A reload's new client takes over; the old one is closed after the grace, not leaked."""
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    now = [1000.0]
+    cfg = runner.config([hot])
+    new_client = RunwayClient(KEY, runner.emu.url)
+    daemon = runner.daemon(cfg, clock=lambda: now[0], client_factory=lambda _cfg: new_client,
+                           config_loader=lambda: cfg)
+    old_client = daemon.client
+    try:
+        daemon._do_reload()
+        assert (new_client, [old_client]) == (daemon.client,
+                                              [c for _, c in daemon._retired_clients])
+        daemon._close_retired_clients()
+        assert False is old_client._http.is_closed  # still within the grace: a poll may use it
+        now[0] += RETIRED_CLIENT_GRACE + 1
+        daemon._close_retired_clients()
+        assert (True, []) == (old_client._http.is_closed, daemon._retired_clients)
+    finally:
+        for folder in daemon.folders:
+            folder.stop_watching()
+        new_client.close()
+        daemon.journal.close()
 
 
 # -- settling and workers ------------------------------------------------------------------------
