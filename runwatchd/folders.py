@@ -18,16 +18,9 @@ from pathlib import Path
 
 from runwatchd.config import FolderConfig
 from runwatchd.rules import RuleResolver
-from runwatchd.watch import (
-    NETWORK_FS,
-    FileFilter,
-    FolderWatcher,
-    choose_observer,
-    count_dirs,
-    fs_type,
-    inotify_watch_limit,
-    scan_tree,
-)
+from runwatchd.mounts import NETWORK_FS, choose_observer, count_dirs, fs_type, inotify_watch_limit
+from runwatchd.scan import FileFilter, scan_tree
+from runwatchd.watch import FolderWatcher
 
 log = logging.getLogger(__name__)
 

@@ -1,25 +1,22 @@
-"""Watch: which files a folder wants, how to find them (scan) and how to hear about them (observer).
+"""Watch: how to hear about a folder's files, with a watchdog observer (inotify or polling).
 
 The watcher is deliberately dumb: it turns watchdog events into `on_path(path, closed)` and
-`on_dir(path)` calls and leaves every decision to `FileFilter` and the candidate table.
+`on_dir(path)` calls and leaves every decision to `scan.FileFilter` and the candidate table.
 watchdog 7.1 pitfalls handled here:
 - an exception escaping a handler kills the observer thread silently: the handler catches all;
 - an inotify queue overflow is only logged (no event): `install_overflow_hook` listens to that log;
-- `PurePath.full_match` patterns miss files in subfolders, and PatternMatchingEventHandler drops
-  rsync's final rename when dotfiles are ignored: we match basenames ourselves, on the destination.
+- PatternMatchingEventHandler drops rsync's final rename when dotfiles are ignored: we report
+  every path, a move by its destination, and `scan.FileFilter` matches basenames itself.
 """
 
 from __future__ import annotations
 
 import errno
-import fnmatch
 import logging
 import os
-import re
-import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import (
@@ -37,30 +34,10 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from runwatchd.mounts import OBSERVER_KINDS, inotify_watch_limit
+
 log = logging.getLogger(__name__)
 
-# fsutil.TEMP_MARK, spelled out so this module does not depend on fsutil's import order.
-_TEMP_MARK = ".runwatchd-tmp"
-
-BUILTIN_IGNORE: tuple[str, ...] = (
-    ".*",  # dotfiles: rsync temps (".clip.mov.AbC123"), ".nfs*" silly renames, "._*" AppleDouble
-    "*.part", "*.partial", "*.crdownload", "*.tmp", "~$*",
-    ".nfs*", "._*", ".DS_Store", "Thumbs.db",
-    "@eaDir", "#recycle", ".snapshot",  # Synology / NetApp metadata folders
-    "*.runway.json", "*.prompt.txt", "runwatchd.rules.toml",  # our own sidecars and inputs
-    f"*{_TEMP_MARK}*",
-)
-
-# Filesystems where inotify does not see changes made by other machines (or the VM host).
-NETWORK_FS: frozenset[str] = frozenset({
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "coda", "9p", "virtiofs", "vboxsf",
-    "ceph", "fuse.ceph", "glusterfs", "fuse.glusterfs", "lustre", "gpfs", "beegfs", "ocfs2",
-    "davfs", "fuse.davfs", "fuse.davfs2", "sshfs", "fuse.sshfs", "fuse.rclone", "fuse.s3fs",
-    "fuse.gcsfuse", "fuse.goofys", "fuse.juicefs", "fuse.smbnetfs", "fuse.vmhgfs-fuse",
-    "fuse.grpcfuse",
-})
-
-OBSERVER_KINDS = ("inotify", "polling")
 _OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
 # Only the event kinds we act on: the daemon's own reads of every file it uploads would
 # otherwise add IN_OPEN/IN_CLOSE_NOWRITE to the inotify queue and make overflows likelier.
@@ -69,216 +46,6 @@ _EVENT_FILTER: list[type[FileSystemEvent]] = [
     DirCreatedEvent, DirMovedEvent,
 ]
 
-
-def _compile(patterns: Sequence[str]) -> re.Pattern[str] | None:
-    if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), re.IGNORECASE)
-
-
-def _under(path: str, dirs: Sequence[str]) -> bool:
-    return any(path == d or path.startswith(d + os.sep) for d in dirs)
-
-
-class FileFilter:
-    """Which paths below `root` a folder wants. Matching is case-insensitive, on names only."""
-
-    def __init__(
-        self,
-        root: Path,
-        include: Sequence[str],
-        ignore: Sequence[str] = (),
-        exclude_dirs: Sequence[Path] = (),
-    ) -> None:
-        self.root = Path(root)
-        self._root = os.path.abspath(root)
-        self._include = _compile(include)
-        self._ignore = _compile((*BUILTIN_IGNORE, *ignore))
-        excluded: set[str] = set()
-        for d in exclude_dirs:
-            excluded.add(os.path.abspath(d))
-            excluded.add(os.path.realpath(d))  # a symlinked output dir is excluded either way
-        self._exclude = tuple(sorted(excluded))
-
-    def wants(self, path: Path) -> bool:
-        """A file: include matches its name, no component below root is ignored, not an output."""
-        parts = self._parts(path)
-        if not parts:
-            return False
-        return self._name_wanted(parts[-1]) and self._dirs_wanted(parts[:-1], path)
-
-    def wants_dir(self, path: Path) -> bool:
-        """A directory worth descending into (root itself always is)."""
-        parts = self._parts(path)
-        if parts is None:
-            return False
-        return self._dirs_wanted(parts, path)
-
-    def _name_wanted(self, name: str) -> bool:
-        if self._ignore is not None and self._ignore.match(name):
-            return False
-        return self._include is not None and self._include.match(name) is not None
-
-    def _dir_name_wanted(self, name: str) -> bool:
-        return self._ignore is None or self._ignore.match(name) is None
-
-    def _dirs_wanted(self, parts: Sequence[str], path: Path) -> bool:
-        if not all(self._dir_name_wanted(p) for p in parts):
-            return False
-        return not (self._exclude and _under(os.path.abspath(path), self._exclude))
-
-    def _parts(self, path: Path) -> list[str] | None:
-        """Components below root ([] for root itself), None when outside root."""
-        p = os.path.abspath(path)
-        if p == self._root:
-            return []
-        prefix = self._root if self._root.endswith(os.sep) else self._root + os.sep
-        if not p.startswith(prefix):
-            return None
-        return p[len(prefix):].split(os.sep)
-
-
-# -- filesystem type -------------------------------------------------------------------------------
-
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
-
-
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \040, \011, \012, \134.
-    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _mounts(mountinfo_text: str) -> list[tuple[str, str]]:
-    mounts = []
-    for line in mountinfo_text.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or len(fields) < 5 or not right.split():
-            continue
-        mounts.append((_unescape(fields[4]), right.split()[0]))
-    return mounts
-
-
-def _existing(path: Path) -> Path:
-    p = Path(os.path.abspath(path))
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p.resolve()
-
-
-def fs_type(path: Path, mountinfo_text: str | None = None) -> str:
-    """The filesystem type of the mount holding `path` ("ext4", "nfs4", ...; "unknown" if unsure)."""
-    if mountinfo_text is None:
-        try:
-            mountinfo_text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "unknown"
-    target = str(_existing(path))
-    best, best_len = "unknown", -1
-    for mount_point, fstype in _mounts(mountinfo_text):
-        inside = (
-            target == mount_point
-            or mount_point == "/"
-            or target.startswith(mount_point.rstrip("/") + "/")
-        )
-        # ">=": a later line for the same mount point is a mount on top of the earlier one.
-        if inside and len(mount_point) >= best_len:
-            best, best_len = fstype, len(mount_point)
-    return best
-
-
-def choose_observer(path: Path, requested: str, mountinfo_text: str | None = None) -> str:
-    """"inotify" or "polling": "auto" polls on network filesystems, where inotify is blind."""
-    if requested in OBSERVER_KINDS:
-        return requested
-    if requested != "auto":
-        raise ValueError(f"observer must be auto, inotify or polling, not {requested!r}")
-    fstype = fs_type(path, mountinfo_text)
-    return "polling" if fstype in NETWORK_FS else "inotify"
-
-
-def inotify_watch_limit() -> int | None:
-    """fs.inotify.max_user_watches, or None where it cannot be read."""
-    try:
-        return int(Path("/proc/sys/fs/inotify/max_user_watches").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-# -- scanning --------------------------------------------------------------------------------------
-
-def scan_tree(root: Path, recursive: bool, filt: FileFilter) -> Iterator[tuple[Path, os.stat_result]]:
-    """Regular files below `root` that `filt` wants, with their stat (file symlinks followed).
-
-    Never follows directory symlinks (no loops), prunes ignored and excluded directories, and
-    skips what cannot be read with one warning per directory. Never raises: a missing root is
-    a warning and an empty scan.
-    """
-    top = os.path.abspath(root)  # exclude_dirs are absolute
-    if not filt.wants_dir(Path(top)):
-        return
-    stack = [top]
-    while stack:
-        directory = stack.pop()
-        try:
-            with os.scandir(directory) as it:
-                entries = list(it)
-        except OSError as e:
-            # A subfolder deleted mid-scan is routine; a missing top or unreadable folder is not.
-            vanished = isinstance(e, (FileNotFoundError, NotADirectoryError)) and directory != top
-            (log.debug if vanished else log.warning)("cannot scan %s: %s", directory,
-                                                     e.strerror or e)
-            continue
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                # Parent components were checked on the way down: only this name can be ignored.
-                if recursive and filt._dir_name_wanted(entry.name) and (
-                    not filt._exclude or not _under(entry.path, filt._exclude)
-                ):
-                    stack.append(entry.path)
-                continue
-            if not filt._name_wanted(entry.name):
-                continue
-            try:
-                st = entry.stat()  # follows a symlink to a file
-            except OSError as e:
-                log.debug("skipping %s: %s", entry.path, e.strerror or e)
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                log.debug("skipping %s: not a regular file", entry.path)
-                continue
-            yield Path(entry.path), st
-
-
-def count_dirs(root: Path, recursive: bool, limit: int) -> int:
-    """Directories an inotify watch of `root` needs (root included), counting no further than limit."""
-    count = 1
-    if not recursive or count >= limit:
-        return min(count, limit)
-    stack = [os.fspath(root)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    try:
-                        if not entry.is_dir(follow_symlinks=False):
-                            continue
-                    except OSError:
-                        continue
-                    count += 1
-                    if count >= limit:
-                        return limit
-                    stack.append(entry.path)
-        except OSError:
-            continue
-    return count
-
-
-# -- observing -------------------------------------------------------------------------------------
 
 class _OverflowHandler(logging.Handler):
     def __init__(self, callback: Callable[[], None], thread_ident: int | None) -> None:

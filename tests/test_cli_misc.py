@@ -19,7 +19,7 @@ import httpx
 import pytest
 from cli_helpers import cli_env, run_cli
 
-from runwatchd import cli, config as configmod
+from runwatchd import cli, config_text
 
 HELP_FILE = Path(__file__).parent / "data" / "help.txt"
 HELP_COLUMNS = "100"
@@ -30,7 +30,7 @@ def test_init_writes_a_config_that_checks_clean(tmp_path: Path) -> None:
     env = cli_env(tmp_path, secret="key_x")
     made = run_cli(["init", "cfg/runwatchd.toml"], env, tmp_path)
     checked = run_cli(["check-config", "-c", "cfg/runwatchd.toml"], env, tmp_path)
-    assert (0, configmod.starter_config(), 0) == (
+    assert (0, config_text.starter_config(), 0) == (
         made.returncode, (tmp_path / "cfg" / "runwatchd.toml").read_text(), checked.returncode)
     assert ("", True) == (checked.stderr, "API secret: from RUNWAYML_API_SECRET" in checked.stdout)
 

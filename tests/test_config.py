@@ -1,8 +1,7 @@
-"""Tests for runwatchd.config: TOML -> frozen dataclasses, problems, secrets, starter config."""
+"""Tests for runwatchd.config: TOML -> frozen dataclasses, problems, secrets, precedence."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -293,49 +292,6 @@ def test_config_for_dirs(tmp_path: Path) -> None:
     assert None is cfg.source
 
 
-def test_starter_config_round_trips_without_problems(tmp_path: Path, monkeypatch) -> None:
-    """The starter config loads cleanly and its values equal the dataclass defaults."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    cfg = load(tmp_path, config.starter_config())
-    assert (RunwayConfig(), FolderSettings(), DaemonConfig()) == (
-        cfg.runway,
-        cfg.defaults,
-        cfg.daemon,
-    )
-    assert [(tmp_path.resolve() / "runway-inbox", True, None)] == [
-        (f.path, f.recursive, f.rule) for f in cfg.folders
-    ]
-
-
-def test_starter_config_commented_examples_are_valid(tmp_path: Path, monkeypatch) -> None:
-    """Uncommenting every example key of the starter config still gives a valid config."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    text = re.sub(r"(?m)^# (?=\[|\w+ = )", "", config.starter_config())
-    cfg = load(tmp_path, text)
-    rule = cfg.folders[0].rule
-    assert rule is not None
-    assert ("image_to_video", "renders", "promptImage") == (
-        rule.endpoint,
-        rule.output_dir,
-        rule.input_field,
-    )
-    assert ("127.0.0.1:9100", 5.0) == (cfg.daemon.metrics, cfg.folders[0].settings.settle_seconds)
-
-
-def test_write_starter_refuses_to_overwrite(tmp_path: Path) -> None:
-    """init writes the starter once, creates parents, leaves no temp file, never overwrites."""
-    path = tmp_path / "etc" / "config.toml"
-    config.write_starter(path)
-    assert config.starter_config() == path.read_text(encoding="utf-8")
-    path.write_text("mine", encoding="utf-8")
-    with pytest.raises(FileExistsError):
-        config.write_starter(path)
-    assert ("mine", ["config.toml"]) == (
-        path.read_text(encoding="utf-8"),
-        sorted(p.name for p in path.parent.iterdir()),
-    )
-
-
 def test_secret_resolution_order(tmp_path: Path) -> None:
     """RUNWAYML_API_SECRET wins, then api_secret_file, then $CREDENTIALS_DIRECTORY; stripped."""
     (tmp_path / "file").write_text("from-file\n", encoding="utf-8")
@@ -381,15 +337,6 @@ def test_secret_errors_never_contain_the_secret(tmp_path: Path) -> None:
         f"runway.api_secret_file: cannot read {tmp_path / 'nope'} (No such file or directory)"
         == str(info.value)
     )
-
-
-def test_explain_names_the_secret_source_but_not_the_secret(tmp_path: Path) -> None:
-    """check-config's summary says where the secret comes from and never shows it."""
-    cfg = load(tmp_path, "[[folder]]\npath = 'stills'\n" + RULE)
-    text = config.explain(cfg, {"RUNWAYML_API_SECRET": "sk-very-secret", "HOME": str(tmp_path)})
-    assert "sk-very-secret" not in text
-    assert "API secret: from RUNWAYML_API_SECRET" in text
-    assert f"outputs to {tmp_path.resolve() / 'stills' / 'outputs'}" in text
 
 
 def test_base_url_precedence() -> None:

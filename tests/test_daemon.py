@@ -14,7 +14,7 @@ import pytest
 from helpers import wait_for
 
 from runwatchd import folders as folders_mod
-from runwatchd import pipeline, sidecar, watch
+from runwatchd import mounts, pipeline, sidecar
 from runwatchd.client import RetryPolicy, RunwayClient
 from runwatchd.config import Config, parse_config
 from runwatchd.daemon import RETIRED_CLIENT_GRACE, Daemon
@@ -205,7 +205,7 @@ def test_network_mount_is_polled_unless_overridden(
     """`auto` polls a folder on NFS (inotify misses other hosts' writes); a folder may override."""
     hot = tmp_path / "hot"
     hot.mkdir()
-    monkeypatch.setattr(watch, "fs_type", lambda path, mountinfo_text=None: "nfs4")
+    monkeypatch.setattr(mounts, "fs_type", lambda path, mountinfo_text=None: "nfs4")
     monkeypatch.setattr(folders_mod, "fs_type", lambda path, mountinfo_text=None: "nfs4")
     daemon = runner.start(runner.config([{"path": str(hot), "observer": requested}]))
     assert expected == daemon.folders[0].kind

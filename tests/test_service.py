@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from helpers import wait_for
 
-from runwatchd import cli, sidecar
+from runwatchd import cli_daemon, sidecar
 from runwatchd.client import RetryPolicy, RunwayClient
 from runwatchd.config import FolderConfig, FolderSettings, load_config, parse_config
 from runwatchd.daemon import Daemon
@@ -344,7 +344,7 @@ def test_busy_metrics_port_costs_the_metrics_not_the_daemon(caplog):
         taken.listen()
         port = taken.getsockname()[1]
         cfg = parse_config({"daemon": {"metrics": f"127.0.0.1:{port}"}}, "test")
-        assert cli._start_metrics(cfg) is None  # noqa: SLF001
+        assert cli_daemon._start_metrics(cfg) is None  # noqa: SLF001
     assert f"metrics: cannot listen on 127.0.0.1:{port}" in caplog.text
 
 
