@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,12 @@ from watchdog.observers.polling import PollingObserver
 from runwatchd.mounts import OBSERVER_KINDS, inotify_watch_limit
 
 log = logging.getLogger(__name__)
+
+# watchdog 7.1 warns (RuntimeWarning) when a directory created during its recursive walk gets
+# its callback registered twice; the callback is simply replaced and no event is lost, so the
+# warning is only noise on the daemon's stderr.
+warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
+
 
 _OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
 # Only the event kinds we act on: the daemon's own reads of every file it uploads would
