@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from helpers import wait_for
+from helpers import drop, wait_for
+from helpers import has_sidecar as done
 
 from runwatchd import sidecar
 from runwatchd.emulator import Emulator
@@ -26,16 +27,6 @@ JUNK = (
     ".cache/deep/x.jpg", "notes.txt", "shot.prompt.txt", "orphan.jpg.runway.json",
     ".shot.jpg.runwatchd-tmp-1f2e3d",
 )
-
-
-def drop(path: Path, size: int = 600) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(os.urandom(size))
-    return path
-
-
-def done(path: Path) -> bool:
-    return sidecar.sidecar_path(path).exists()
 
 
 def sha(path: Path) -> str:

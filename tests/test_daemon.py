@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
+from helpers import drop, wait_for
+from helpers import has_sidecar as done
 
 from runwatchd import folders as folders_mod
 from runwatchd import mounts, pipeline, sidecar
@@ -24,16 +25,6 @@ from runwatchd.journal import Journal
 
 KEY = "daemon-test-key-7f3a"
 OVERFLOW_TEXT = "Inotify queue overflowed; filesystem events were lost"
-
-
-def drop(path: Path, size: int = 600) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(os.urandom(size))
-    return path
-
-
-def done(path: Path) -> bool:
-    return sidecar.sidecar_path(path).exists()
 
 
 def uploads(emu: Emulator) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from helpers import FakeClock
 
 from runwatchd.emulator import API_VERSION, Emulator
 
@@ -26,22 +27,9 @@ HEADERS = {"Authorization": f"Bearer {KEY}", "X-Runway-Version": API_VERSION}
 PAYLOAD = bytes(range(256)) * 8  # 2 KiB, above the 512 B minimum
 
 
-class FakeClock:
-    """A clock tests move by hand, so expiry and task lifecycle need no sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_790_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_790_000_000.0)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import FakeClock
 
 from runwatchd.settle import RECHECK_INTERVAL, CandidateTable, Signature, signature_of
 
@@ -41,17 +42,6 @@ class FakeFS:
             raise FileNotFoundError(2, "No such file or directory", str(path))
         size, mtime, ctime, ino = self.files[path]
         return os.stat_result((0o100644, ino, 1, 1, 0, 0, size, 0, 0, 0, 0, 0, 0, mtime, mtime, ctime))
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
