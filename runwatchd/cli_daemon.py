@@ -23,6 +23,10 @@ from runwatchd.errors import ConfigError, KeyRejected, RunwatchdError
 
 log = logging.getLogger("runwatchd")
 
+# The start-up key check only proves the key; with the API unreachable the daemon starts anyway
+# and its uploads retry on their own, so a few quick tries beat holding systemd's start for minutes.
+STARTUP_KEY_CHECK_ATTEMPTS = 3
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = command_config(args, [d.resolve() for d in args.watch])
@@ -137,7 +141,7 @@ def _run_daemon(args, cfg, *, mode: str, tops=None, only=None) -> int:
             metrics.stop()
         raise
     try:
-        client.check_key()
+        client.check_key(attempts=STARTUP_KEY_CHECK_ATTEMPTS)
     except KeyRejected as e:
         print(f"runwatchd: {e}", file=sys.stderr)
         client.close()

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -162,9 +162,17 @@ class RunwayClient:
 
     # -- API calls ------------------------------------------------------------------------
 
-    def check_key(self) -> dict[str, Any]:
-        """GET /v1/organization: proves the key works; returns credit balance and limits."""
-        return self._retrying("key check", lambda: self._api_object("GET", "/v1/organization"))
+    def check_key(self, *, attempts: int | None = None) -> dict[str, Any]:
+        """GET /v1/organization: proves the key works; returns credit balance and limits.
+
+        `attempts` caps the retries below the policy's: a start-up check must not keep systemd
+        waiting for minutes while the API is unreachable (the daemon starts and retries later).
+        """
+        policy = self._retry
+        if attempts is not None:
+            policy = replace(policy, max_attempts=min(attempts, policy.max_attempts))
+        return self._retrying("key check", lambda: self._api_object("GET", "/v1/organization"),
+                              policy=policy)
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         """GET /v1/tasks/{id}, retried on transient errors."""
@@ -366,15 +374,16 @@ class RunwayClient:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _retrying(self, what: str, fn: Callable[[], _T]) -> _T:
-        policy = self._retry
+    def _retrying(self, what: str, fn: Callable[[], _T], *,
+                  policy: RetryPolicy | None = None) -> _T:
+        policy = policy or self._retry
         retryer = tenacity.Retrying(
             sleep=self._sleep,
             stop=(tenacity.stop_after_attempt(policy.max_attempts)
                   | tenacity.stop_before_delay(policy.deadline)),
             wait=self._wait,
             retry=tenacity.retry_if_exception_type(errors.RetryableError),
-            before_sleep=lambda rs: self._before_sleep(what, rs),
+            before_sleep=lambda rs: self._before_sleep(what, rs, policy.max_attempts),
             reraise=True,
             name=what,
         )
@@ -388,11 +397,11 @@ class RunwayClient:
         retry_after = getattr(error, "retry_after", None)
         return max(retry_after, backoff) if retry_after is not None else backoff
 
-    def _before_sleep(self, what: str, rs: tenacity.RetryCallState) -> None:
+    def _before_sleep(self, what: str, rs: tenacity.RetryCallState, max_attempts: int) -> None:
         error = rs.outcome.exception() if rs.outcome else None
         delay = rs.upcoming_sleep
         log.warning("retrying %s in %.1f s (attempt %d/%d): %s", what, delay,
-                    rs.attempt_number + 1, self._retry.max_attempts, error)
+                    rs.attempt_number + 1, max_attempts, error)
         if self._on_retry is not None and error is not None:
             self._on_retry(what, error, delay)
 

@@ -473,6 +473,16 @@ def test_check_key(respx_mock: respx.MockRouter, make_client: Callable[..., Runw
     assert {"creditBalance": 42} == make_client().check_key()
 
 
+def test_check_key_attempts_cap_the_retries(respx_mock: respx.MockRouter,
+                                            make_client: Callable[..., RunwayClient]) -> None:
+    """check_key(attempts=2) gives up after two tries of an unreachable API (start-up check)."""
+    route = respx_mock.get(f"{BASE}/v1/organization").mock(
+        side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(errors.NetworkError):
+        make_client().check_key(attempts=2)
+    assert 2 == route.call_count
+
+
 def test_cancel_task(respx_mock: respx.MockRouter, make_client: Callable[..., RunwayClient]) -> None:
     """DELETE cancels; a task already gone (404) counts as cancelled."""
     ok = respx_mock.delete(f"{BASE}/v1/tasks/a").mock(return_value=httpx.Response(204))
