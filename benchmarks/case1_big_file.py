@@ -18,23 +18,26 @@ from pathlib import Path
 import harness as h
 
 TARGET_RATIO = 1.15
+CURL = "curl -F (presigned POST only)"
+CLI = "runwatchd upload (CLI)"
+CALL = "runwatchd RunwayClient.upload() call"
 TARGET_RSS = 60 * h.MIB
 
 
 def run(ctx: h.Context) -> h.CaseResult:
     size = 50 * h.MIB if ctx.quick else 200 * h.MIB
-    repeats = 1 if ctx.quick else 3
+    repeats = 1 if ctx.quick else 5
     d = ctx.workdir / "case1"
     d.mkdir()
     big = d / "big.mp4"
     sha = h.write_media(big, size, "case1")
+    h.flush_writes()
     h.sha256_of(big)  # warm the page cache for everyone alike
     env = h.contender_env(ctx.emulator, d)
     contenders = {
-        "curl -F (presigned POST only)": None,
-        "runwatchd upload (CLI)": h.runwatchd_cmd("upload", str(big)),
-        "runwatchd RunwayClient.upload()": [h.PY, str(h.CONTENDERS / "runwatchd_call.py"),
-                                            str(big)],
+        CURL: None,
+        CLI: h.runwatchd_cmd("upload", str(big)),
+        CALL: [h.PY, str(h.CONTENDERS / "runwatchd_call.py"), str(big)],
         "SDK create_ephemeral(Path)": [h.PY, str(h.CONTENDERS / "sdk_loop.py"), "--mode", "path",
                                        str(big)],
         "SDK create_ephemeral(open file)": [h.PY, str(h.CONTENDERS / "sdk_loop.py"), "--mode",
@@ -71,30 +74,32 @@ def run(ctx: h.Context) -> h.CaseResult:
 
     med = {k: statistics.median(v) for k, v in walls.items()}
     call = {k: statistics.median(v) for k, v in calls.items() if v}
-    floor = med["curl -F (presigned POST only)"]
+    floor = med[CURL]
     result = h.CaseResult()
     label = f"1. one {size // h.MIB} MiB file"
     for name in contenders:
-        row = h.Row(label, name, h.fmt_s(med[name]), h.fmt_s(statistics.median(cpus[name])),
-                    h.fmt_mb(rss[name]))
-        row.ratio = h.fmt_x(med[name] / floor) + " of curl"
-        if name in call:
+        in_process = name == CALL
+        wall = call[name] if in_process else med[name]
+        row = h.Row(label, name, h.fmt_s(wall), h.fmt_s(statistics.median(cpus[name])),
+                    h.fmt_mb(rss[name]), ratio=h.fmt_x(wall / floor) + " curl")
+        if in_process:
+            row.figure = f"its process: {h.fmt_s(med[name])} (interpreter start, key check)"
+            row.target = h.verdict(wall / floor <= TARGET_RATIO,
+                                   f"upload within {TARGET_RATIO}x of curl")
+        elif name in call:
             row.figure = f"upload call {h.fmt_s(call[name])} = {h.fmt_x(call[name] / floor)} curl"
-        if name == "runwatchd upload (CLI)":
-            ok = rss[name] < TARGET_RSS
-            row.target = h.verdict(ok, f"peak RSS < {TARGET_RSS // h.MIB} MiB")
-        if name == "runwatchd RunwayClient.upload()":
-            r = call[name] / floor
-            row.target = h.verdict(r <= TARGET_RATIO, f"upload within {TARGET_RATIO}x of curl")
+        if name == CLI:
+            row.figure = (f"{h.fmt_s(med[name] - call[CALL])} of it is fixed cost: interpreter "
+                          "start, imports, key check, fsynced sidecar")
+            row.target = h.verdict(rss[name] < TARGET_RSS, f"peak RSS < {TARGET_RSS // h.MIB} MiB")
         result.rows.append(row)
-    cli = med["runwatchd upload (CLI)"] - call["runwatchd RunwayClient.upload()"]
     result.notes.append(
-        f"Case 1: {repeats} run(s) per contender, in turns; median wall, highest peak RSS "
-        f"(VmHWM of the process tree, sampled every 10 ms). The `runwatchd upload` command costs "
-        f"{cli:.2f} s more than its upload call: interpreter start and imports, the key check "
-        f"(GET /v1/organization) and the fsynced sidecar; curl pays none of that, so the 1.15x "
-        f"target is held against the call. On a link slower than loopback (1 Gbit/s: 200 MiB "
-        f"takes 1.7 s) that fixed cost fades.")
+        f"Case 1: {repeats} run(s) per contender, in turns; median wall and CPU, highest peak "
+        "RSS. curl is a C binary and gets its slot before the clock starts, so the 1.15x target "
+        "is held against runwatchd's upload call measured inside its process (slot request "
+        "included); the whole `runwatchd upload` command adds a fixed ~0.2 s, which a real link "
+        "hides (at 1 Gbit/s 200 MiB takes 1.7 s). CPU and RSS of the in-process row are its "
+        "whole process's.")
     return result
 
 

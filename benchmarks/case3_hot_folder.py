@@ -108,7 +108,7 @@ def run(ctx: h.Context) -> h.CaseResult:
         if errors:
             kinds: dict[str, int] = {}
             for e in errors:
-                kind = e.split(": ", 2)[1] if ": " in e else e
+                kind = e.split(": ", 1)[1] if ": " in e else e
                 kinds[kind] = kinds.get(kind, 0) + 1
             result.notes.append(
                 "Case 3 naive script's failed uploads: " + "; ".join(

@@ -1,10 +1,11 @@
 """runwatchd against the alternatives, same run, same emulator: writes benchmarks/results.md.
 
-    python benchmarks/run.py [--quick] [--cases 1,2,3,4] [--profile] [--out FILE]
+    python benchmarks/run.py [--quick] [--cases 1,2,3,4,5] [--profile] [--out FILE]
 
---quick scales every case down (a smoke test of the harness, minutes -> seconds); --profile
-also records py-spy profiles of runwatchd in cases 2 and 4 (benchmarks/profiles/). Installs
-the `bench` extra (runwayml, psutil, py-spy) first if it is missing. Not part of the test run.
+--quick scales every case down (a smoke test of the harness); --profile also records py-spy
+profiles of runwatchd in cases 2 and 4 (benchmarks/out/profiles/), which case 5 sums up next to
+its record of what profiling found and fixed. Installs the `bench` extra (runwayml, psutil, py-spy)
+first if it is missing. Not part of the test run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CASES = {
     "2": "case2_many_files",
     "3": "case3_hot_folder",
     "4": "case4_startup",
+    "5": "case5_profile",
 }
 
 
@@ -55,7 +57,8 @@ def main() -> int:
             module = importlib.import_module(CASES[key])
             case_dir = workdir / f"case{key}-run"
             case_dir.mkdir()
-            ctx = h.Context(emulator, case_dir, args.quick, args.profile, h.BENCH / "profiles")
+            ctx = h.Context(emulator, case_dir, args.quick, args.profile,
+                            h.BENCH / "out" / "profiles")
             t = time.monotonic()
             h.log(f"case {key}: {module.__doc__.splitlines()[0]}")
             emulator.reset()
@@ -79,11 +82,14 @@ def render(results: list[tuple[str, h.CaseResult]], machine: dict[str, str], tot
            args: argparse.Namespace) -> str:
     cmd = "python benchmarks/run.py" + (" --quick" if args.quick else "") + (
         f" --cases {args.cases}" if args.cases != ",".join(CASES) else "")
+    quick = " (quick: scaled down, not comparable)" if args.quick else ""
     lines = [
-        f"# runwatchd benchmark results{' (quick: scaled down, not comparable)' if args.quick else ''}",
+        f"# runwatchd benchmark results{quick}",
         "",
-        f"{machine['date']} · {machine['nproc']} cores, {machine['cpu']} · {machine['memory']} RAM · "
-        f"Python {machine['python']} · {machine['os']} · temp files on {machine['tmp_fs']} · "
+        f"{machine['date']} · {machine['nproc']} cores, {machine['cpu']} · "
+        f"{machine['memory']} RAM · Python {machine['python']} · {machine['os']} · "
+        f"temp files on {machine['tmp_fs']} · runwayml {machine['runwayml']} · "
+        f"curl {machine['curl']} · runwatchd {machine['runwatchd']} · "
         f"`{cmd}` took {total / 60:.1f} min",
         "",
         "| case | contender | wall | CPU | peak RSS | figures | ratio | target |",

@@ -40,7 +40,11 @@ class UploadOnCreate(FileSystemEventHandler):
             Path(f"{path}.runway.json").write_text(json.dumps(doc))
             print(f"ok {path}", flush=True)
         except Exception as e:  # noqa: BLE001 - an escaping exception kills the observer
-            print(f"error {path}: {type(e).__name__}: {e}".replace("\n", " "), flush=True)
+            body = getattr(e, "body", None)
+            code = body.split("<Code>")[1].split("</Code>")[0] if isinstance(body, str) and (
+                "<Code>" in body) else ""
+            detail = f"{type(e).__name__}: {e}" + (f" ({code})" if code else "")
+            print(f"error {path}: {detail}".replace("\n", " "), flush=True)
 
 
 def main() -> int:
