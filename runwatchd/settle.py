@@ -99,7 +99,11 @@ class CandidateTable:
                 if entry.seq == _CHECKING:
                     entry.recheck = True
                     return
-                early = max(self._clock(), entry.last_check + RECHECK_INTERVAL)
+                # A close is at most one event per write session, so it skips the throttle:
+                # stat now, and the file is ready settle seconds after its last write, not up
+                # to RECHECK_INTERVAL later. The stat still decides; nothing is made ready.
+                now = self._clock()
+                early = now if closed else max(now, entry.last_check + RECHECK_INTERVAL)
                 if early < entry.due:
                     self._schedule(key, entry, early)
                 return

@@ -149,6 +149,19 @@ def test_close_write_tightens_the_wait(table: CandidateTable, clock: FakeClock, 
     assert closed_at + 4.0 == pytest.approx(out[A], abs=0.06)
 
 
+def test_close_write_rechecks_without_the_throttle(table: CandidateTable, clock: FakeClock,
+                                                    fs: FakeFS) -> None:
+    """A close right after a write is stat'ed at once: ready settle seconds after the close."""
+    fs.write(A)
+    table.touch(A, 2.0)
+    clock.advance(0.05)  # well inside RECHECK_INTERVAL of the first stat
+    fs.write(A)
+    table.touch(A, 2.0, closed=True)
+    closed_at = clock.now
+    out = run_until(table, clock, clock.now + 5)
+    assert closed_at + 2.0 == pytest.approx(out[A], abs=0.06)  # throttled: +0.25 s
+
+
 def test_touch_of_known_path_keeps_its_clock(table: CandidateTable, clock: FakeClock, fs: FakeFS) -> None:
     """Repeated events on an unchanged file (a scan, a chmod) do not push readiness back."""
     fs.write(A)
