@@ -267,6 +267,8 @@ def test_detected_settled_uploading_uploaded_logged_once_per_file(
             f.write(b"x")
             f.flush()
     assert wait_for(lambda: done(clip), 10)
+    # The "uploaded" line is logged just after the sidecar is written: wait for it too.
+    assert wait_for(lambda: messages(caplog, f"uploaded {clip}"), 5)
     for state in ("detected", "settled", "uploading", "uploaded"):
         assert 1 == len([m for m in messages(caplog, f"{state} {clip}")]), state
     uri = sidecar.read_sidecar(clip)["runway_uri"]
