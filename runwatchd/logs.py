@@ -65,6 +65,12 @@ def _priority(levelno: int) -> int:
     return _SYSLOG_PRIORITY[logging.DEBUG]
 
 
+def _one_line(message: str) -> str:
+    """A file name may hold a newline: escape it, so one record stays one line and a crafted
+    name cannot forge a log entry (tracebacks are added after this and keep their lines)."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class _TextFormatter(logging.Formatter):
     """``2026-11-25 12:00:00 INFO  runwatchd.daemon: message``, optionally coloured."""
 
@@ -76,7 +82,7 @@ class _TextFormatter(logging.Formatter):
         level = f"{record.levelname:<5}"
         if self.colour:
             level = f"{_COLOURS.get(record.levelno, '')}{level}{_RESET}"
-        return f"{record.asctime} {level} {record.name}: {record.message}"
+        return f"{record.asctime} {level} {record.name}: {_one_line(record.message)}"
 
 
 class _JournalFormatter(logging.Formatter):
@@ -84,6 +90,9 @@ class _JournalFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return f"{record.levelname} {record.name}: {_one_line(record.message)}"
 
     def format(self, record: logging.LogRecord) -> str:
         prefix = f"<{_priority(record.levelno)}>"

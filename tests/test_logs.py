@@ -54,6 +54,25 @@ def test_plain_lines_on_a_pipe() -> None:
     assert "INFO  runwatchd.daemon: watching 2 folders" == match.group(1)
 
 
+def test_a_newline_in_a_file_name_cannot_forge_a_line(tmp_path: Path) -> None:
+    """A name holding a newline is escaped: one record stays one line, on a pipe and journald."""
+    name = "evil.jpg\n2026-01-01 00:00:00 ERROR runwatchd.daemon: forged"
+    out = io.StringIO()
+    setup_logging("INFO", stream=out, env={})
+    logging.getLogger("runwatchd.daemon").info("uploaded %s", name)
+    assert 1 == len(lines(out))
+    assert lines(out)[0].endswith("uploaded evil.jpg\\n2026-01-01 00:00:00 ERROR "
+                                  "runwatchd.daemon: forged")
+    with open(tmp_path / "journal", "w+") as journal:
+        st = os.fstat(journal.fileno())
+        setup_logging("INFO", stream=journal,
+                      env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+        logging.getLogger("runwatchd.daemon").info("uploaded %s", name)
+        journal.flush()
+        journal.seek(0)
+        assert 1 == len(journal.read().splitlines())
+
+
 def test_colour_on_a_terminal() -> None:
     """On a TTY the level is coloured."""
     out = FakeTTY()
