@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from runwatchd import errors, rules
-from runwatchd.rules import Rule, check_type, describe
+from runwatchd.rules import Rule
+from runwatchd.tomlcheck import check_type, describe, parse_toml_text
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"  # same value as client.DEFAULT_BASE_URL
 DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.webp", "*.mp4", "*.mov", "*.webm",
@@ -198,7 +199,7 @@ def load_config(path: Path) -> Config:
         raw = path.read_bytes()
     except OSError as e:
         raise errors.ConfigError([f"cannot read ({e.strerror})"], str(path)) from e
-    data, problem = rules.parse_toml_text(raw)
+    data, problem = parse_toml_text(raw)
     if data is None:
         raise errors.ConfigError([problem or "invalid TOML"], str(path))
     cfg = parse_config(data, str(path), base_dir=Path(os.path.abspath(path)).parent)

@@ -6,12 +6,14 @@
 
 Signals only set flags (`request_stop`, `request_reload`); the CLI installs the handlers, so a
 test can run a Daemon in a thread without touching the process's signals.
+
+The daemon's other concerns are mixed in from their own modules: scans (catchup.py), the book of
+how each file ended and its retries (outcomes.py), SIGHUP's reload (reload.py), and health and
+status reports (health.py).
 """
 
 from __future__ import annotations
 
-import heapq
-import json
 import logging
 import os
 import threading
@@ -21,39 +23,30 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from runwatchd import fsutil, sidecar
+from runwatchd.catchup import ScanMixin
 from runwatchd.client import RunwayClient
 from runwatchd.config import Config
-from runwatchd.errors import KeyRejected, RunwatchdError
+from runwatchd.errors import KeyRejected
 from runwatchd.folders import Folder
-from runwatchd.journal import FileRecord, Journal
+from runwatchd.health import HealthMixin
+from runwatchd.journal import Journal
 from runwatchd.notify import WatchdogPinger
-from runwatchd.pipeline import (
-    ATTENTION, AWAITING, FAILED, INVALID, RETRY, SKIPPED, Job, Processor,
-)
-from runwatchd.rules import Rule
+from runwatchd.outcomes import FAILED, INVALID, OutcomeMixin
+from runwatchd.pipeline import Job, Processor
+from runwatchd.reload import ReloadMixin
 from runwatchd.settle import CandidateTable, Signature, signature_of
-from runwatchd.status import STATUS_FILE
 from runwatchd.tasks import TaskFollower
 from runwatchd.watch import install_overflow_hook
 
 log = logging.getLogger(__name__)
 
-# Long enough for any poll or slot request started with a client replaced by a reload to end.
-RETIRED_CLIENT_GRACE = 120.0
-
-# Files whose journal row is in one of these states, unchanged, need nothing at a scan.
-_SETTLED_STATES = ("uploaded", "succeeded", "task_failed", "attention", "invalid", "running",
-                   "submitting")
 # Files worked on per upload in flight: while `concurrency` files move their bytes (the client's
 # transfer limit), as many again wait on an API round trip (slot request, journal, sidecar) rather
 # than on a free worker. For small files that round trip is most of the time (benchmarks/, case 2).
 _WORKERS_PER_TRANSFER = 2
-# Settled states that are no success: `scan` exits 1 while such a file sits in its scope.
-_FAILURE_STATES = ("task_failed", "attention", "invalid")
 
 
-class Daemon:
+class Daemon(ScanMixin, OutcomeMixin, ReloadMixin, HealthMixin):
     """The hot-folder daemon. `mode="scan"` processes what exists and returns when all is done."""
 
     def __init__(
@@ -224,7 +217,7 @@ class Daemon:
                  "◆ %d still waiting", o["uploaded"], o["submitted"], o["skipped"], o[FAILED],
                  o[INVALID], len(self.table) + len(self._ready))
 
-    # -- scanning and events -------------------------------------------------------------------
+    # -- events --------------------------------------------------------------------------------
 
     def _make_folder(self, fc) -> Folder:
         return Folder(fc, on_candidate=self._candidate, on_dir=self._dir_appeared,
@@ -254,74 +247,6 @@ class Daemon:
         for folder in self.folders:
             folder.rescan_soon()
         self._wake.set()
-
-    def _scan(self, folder: Folder, why: str, top: Path | None = None) -> None:
-        known = self.journal.signatures()
-        found = queued = 0
-        # Catch-up only: files the journal does not know whose sidecars already describe them are
-        # recorded here, in batches, instead of each going through settle and a worker.
-        adopt = why == "catch-up" and self.only is None
-        adopted: list[FileRecord] = []
-        recorded = 0
-        rules: dict[Path, Rule | None] = {}
-        tops = [top] if top is not None else self.scan_tops.get(folder.root) or [None]
-        try:
-            for one_top in tops:
-                for path, st in folder.scan(one_top):
-                    if self._stop.is_set():
-                        return  # SIGTERM during a long catch-up scan: the next start scans again
-                    self._keepalive()  # cheap: a clock read unless a ping is due
-                    if self.only is not None and path not in self.only:
-                        continue
-                    found += 1
-                    row = known.get(str(path))
-                    if not self._needs_look(path, st, row):
-                        continue
-                    if adopt and row is None:
-                        if path.parent not in rules:
-                            rules[path.parent] = folder.resolver.rule_for(path)
-                        record = self.processor.adoptable(path, st, rules[path.parent])
-                        if record is not None:
-                            adopted.append(record)
-                            if len(adopted) >= 1000:
-                                self.journal.put_many(adopted)
-                                recorded += len(adopted)
-                                adopted.clear()
-                            continue
-                    queued += 1
-                    self._candidate(path, folder)
-        finally:
-            if adopted:
-                self.journal.put_many(adopted)
-                recorded += len(adopted)
-        log.info("%s scan of %s: %d file(s), %d to look at%s", why, folder.root, found, queued,
-                 f", {recorded} recorded from their sidecars" if recorded else "")
-
-    def _needs_look(self, path: Path, st: os.stat_result, row: tuple | None) -> bool:
-        """Whether a scanned file goes to the candidate table. A journal row describing the file
-        unchanged answers without reading the sidecar (a rescan of 100k finished files is cheap)."""
-        if self.only is not None:
-            return True  # named on purpose (`runwatchd retry`): the processor decides
-        if row is None or row[1:] != (st.st_size, st.st_mtime_ns, st.st_ino):
-            return True
-        state = row[0]
-        if state == "failed" and self.mode == "run":
-            record = self.journal.get(path)
-            if record is not None and record.next_attempt and record.next_attempt > time.time():
-                self._schedule_retry(str(path), record.next_attempt)  # its backoff stands
-                return False
-            return True
-        if state not in _SETTLED_STATES:
-            return True
-        if state not in ("invalid", "running", "submitting") and not os.path.exists(
-                sidecar.sidecar_path(path)):
-            return True  # the sidecar was deleted: the user wants the file processed again
-        if self.mode == "scan" and state in _FAILURE_STATES:
-            # Not retried (the file did not change), but not a success either.
-            record = self.journal.get(path)
-            reason = record.error if record and record.error else state
-            self.failed_paths[str(path)] = f"{reason} (recorded earlier; the file did not change)"
-        return False
 
     def _folder_for(self, path: Path) -> Folder | None:
         best = None
@@ -398,82 +323,6 @@ class Daemon:
             self._count(job.path, outcome, before.runway_uri if before else None)
         self._wake.set()
 
-    def _count(self, path: Path, outcome: str, uri_before: str | None) -> None:
-        """Metrics for one processed file; a new runway:// URI in its journal row means it was
-        uploaded by this job (a fresh sidecar needs no upload, a stale URI needs one)."""
-        try:
-            record = self.journal.get(path)
-            uploaded = bool(record and record.runway_uri and record.runway_uri != uri_before)
-            self.metrics.file_processed(
-                outcome, state=record.state if record else None,
-                error=record.error if record else None,
-                uploaded_bytes=(record.size or 0) if record and uploaded else None)
-        except Exception:  # noqa: BLE001 - metrics must never cost a file its bookkeeping
-            log.exception("recording metrics for %s failed", path)
-
-    def _after(self, path: Path, outcome: str, internal: str | None) -> bool:
-        """Record how a file ended (for scan's exit code); True when it goes back to settle."""
-        if outcome == "paused":
-            return False
-        if outcome == AWAITING:  # submitted once credits are back: after a reload or restart
-            if self.mode == "scan":
-                self.failed_paths[str(path)] = "generation not submitted: no credits left"
-            return False
-        if outcome == RETRY:
-            if self.mode == "scan" and self.processor.credits_paused.is_set():
-                self.failed_paths[str(path)] = "generation not submitted: no credits left"
-                return False
-            return True  # it changed while uploading, or generation waits for credits
-        record = self.journal.get(path)
-        failed = outcome in (FAILED, INVALID, ATTENTION) or (
-            outcome == SKIPPED and record is not None and record.state in _FAILURE_STATES)
-        if not failed:
-            self.failed_paths.pop(str(path), None)
-        elif outcome == INVALID and record is None and not path.exists():
-            self.failed_paths.pop(str(path), None)  # deleted before its turn: nothing to report
-        else:
-            reason = internal or (record.error if record and record.error else outcome)
-            self.failed_paths[str(path)] = reason
-            if outcome == FAILED and self.mode == "run" and record and record.next_attempt:
-                self._schedule_retry(str(path), record.next_attempt)
-        return False
-
-    def _schedule_retry(self, path: str, when: float) -> None:
-        with self._lock:
-            if self._retry_at.get(path) == when:
-                return
-            self._retry_at[path] = when  # an older heap entry for the path becomes stale
-            heapq.heappush(self._retry_heap, (when, path))
-
-    def _due_retries(self) -> None:
-        now = time.time()
-        due = []
-        with self._lock:
-            while self._retry_heap and self._retry_heap[0][0] <= now:
-                when, path = heapq.heappop(self._retry_heap)
-                if self._retry_at.get(path) == when:
-                    del self._retry_at[path]
-                    due.append(path)
-        for path in due:
-            folder = self._folder_for(Path(path))
-            if folder:
-                log.info("retrying %s", path)
-                self._candidate(Path(path), folder)
-
-    def _task_finished(self, path: Path, status: str) -> None:
-        if status == "SUCCEEDED":
-            self.failed_paths.pop(str(path), None)
-        else:
-            record = self.journal.get(path)
-            why = record.failure if record and record.failure else None
-            self.failed_paths[str(path)] = f"generation {status}" + (f": {why}" if why else "")
-        with self._lock:
-            self.outcomes["succeeded" if status == "SUCCEEDED" else "task_failed"] += 1
-            self._last_progress = self.clock()
-        if self.metrics:
-            self.metrics.task_finished(status)
-        self._wake.set()
-
     def _key_rejected(self, error: KeyRejected) -> None:
         with self._lock:  # workers and the follower meet the 401 together: one message
             first, self._paused = self._paused is None, str(error)
@@ -507,73 +356,7 @@ class Daemon:
         rule = folder.resolver.rule_for(path) if folder else None
         return rule.output_path(folder.root) if rule and folder else path.parent
 
-    def _do_reload(self) -> None:
-        if self.notifier:
-            self.notifier.reloading()
-        try:
-            config = self.config_loader() if self.config_loader else self.config
-            client = self.client_factory(config) if self.client_factory else self.client
-            try:
-                self._check_key_alive(client)
-            except KeyRejected:
-                raise
-            except RunwatchdError as e:  # the network, not the key: the new config still applies
-                log.warning("could not check the API key on reload (%s); going on", e)
-        except Exception as e:  # noqa: BLE001 - a bad reload keeps the running configuration
-            log.error("reload failed, keeping the running configuration: %s", e)
-            if self.notifier:
-                self.notifier.ready(self._status_line())
-            return
-        if client is not self.client:
-            # Uploads in flight and a poll under way may still use the old client: close it
-            # once they are done (see _close_retired_clients), not now.
-            self._retired_clients.append((self.clock(), self.client))
-        self.config, self.client = config, client
-        client.limit_transfers(config.runway.concurrency)
-        self.processor.client = self.follower.client = client
-        old = {f.root: f for f in self.folders}
-        new_roots = {fc.path for fc in config.folders}
-        for root, folder in old.items():
-            if root not in new_roots:
-                folder.stop_watching()
-                log.info("stopped watching %s", root)
-        self.folders = [old[fc.path] if fc.path in old and old[fc.path].config == fc
-                        else self._make_folder(fc) for fc in config.folders]
-        for folder in self.folders:
-            if folder.root not in old or old[folder.root] is not folder:
-                if folder.root in old:
-                    old[folder.root].stop_watching()
-                folder.start_watching()
-                self._scan(folder, "reload")
-        self._paused = None
-        self.follower.paused.clear()
-        self.processor.credits_paused.clear()
-        for record in self.journal.in_state("awaiting_credits"):
-            folder = self._folder_for(Path(record.path))
-            if folder is not None:
-                self._candidate(Path(record.path), folder)
-        log.info("configuration reloaded: %d folder(s)", len(self.folders))
-        if self.notifier:
-            self.notifier.ready(self._status_line())
-
-    def _close_retired_clients(self) -> None:
-        """Close clients replaced by a reload once nothing can be using them any more."""
-        while (self._retired_clients and not self._in_flight
-               and self.clock() - self._retired_clients[0][0] > RETIRED_CLIENT_GRACE):
-            _, old = self._retired_clients.pop(0)
-            old.close()
-
-    # -- health and status ---------------------------------------------------------------------
-
-    def healthy(self) -> bool:
-        """Observers alive and workers making progress (or nothing to do)."""
-        if self.mode == "run" and not all(f.healthy() for f in self.folders):
-            return False
-        if not self.follower.is_alive():
-            return False
-        busy = bool(self._in_flight)
-        stalled = busy and self.clock() - self._last_progress > 900
-        return not stalled
+    # -- pace of the main loop -----------------------------------------------------------------
 
     def _idle(self) -> bool:
         return (not len(self.table) and not self._ready and not self._in_flight
@@ -591,77 +374,6 @@ class Daemon:
             # a quarter interval keeps a short WatchdogSec on time once healthy again.
             candidates.append(max(min(0.25, pinger.interval / 4), ping))
         return max(0.005, min(candidates))
-
-    def _keepalive(self) -> None:
-        """WATCHDOG=1 from inside a long scan (100k files on a NAS take longer than WatchdogSec).
-        Not before READY=1: systemd arms the watchdog at READY=1, and an early ping would arm it
-        during a catch-up scan that TimeoutStartSec already covers."""
-        if self._pinger is not None and self._started:
-            self._pinger.tick()
-
-    def _check_key_alive(self, client: RunwayClient) -> None:
-        """client.check_key() off the main loop, feeding the watchdog meanwhile: its retries can
-        take minutes while the API is down, and a slow API is no wedged daemon."""
-        box: list[BaseException] = []
-
-        def check() -> None:
-            try:
-                client.check_key()
-            except BaseException as e:  # noqa: BLE001 - re-raised on the main thread
-                box.append(e)
-
-        thread = threading.Thread(target=check, name="runwatchd-key-check", daemon=True)
-        thread.start()
-        while thread.is_alive() and not self._stop.is_set():
-            thread.join(0.25)
-            self._keepalive()
-        if thread.is_alive():
-            raise RuntimeError("stopping before the API key could be checked")
-        if box:
-            raise box[0]
-
-    def _heartbeat(self) -> None:
-        if self._pinger is not None:
-            self._pinger.tick()  # WATCHDOG=1 only while observers live and workers progress
-        now = time.monotonic()
-        if now - self._last_status_write >= 2.0:
-            self._last_status_write = now
-            self._close_retired_clients()
-            self._write_status()
-            line = self._status_line()
-            if self.notifier and line != self._last_status_line:
-                self._last_status_line = line
-                self.notifier.status(line)
-            if self.metrics:
-                self.metrics.set_queue_depth(len(self.table) + len(self._ready))
-                self.metrics.set_in_flight(len(self._in_flight) + self.follower.pending())
-                self.metrics.set_files_by_state(self.journal.counts())
-
-    def _status_line(self) -> str:
-        o = self.outcomes
-        text = (f"{len(self._in_flight)} uploading, {len(self.table) + len(self._ready)} waiting, "
-                f"{self.follower.pending()} tasks; {o['uploaded']} uploaded, {o[FAILED]} failed")
-        away = [f for f in self.folders if f.state == "unavailable"]
-        if away:
-            text += f"; {len(away)} folder(s) unavailable: {', '.join(str(f.root) for f in away)}"
-        return f"PAUSED: {self._paused}" if self._paused else text
-
-    def _write_status(self, final: bool = False) -> None:
-        if not self._owner:
-            return  # a `scan` beside the daemon: `runwatchd status` describes the daemon
-        status = {
-            "pid": os.getpid(), "running": not final, "updated_at": time.time(),
-            "paused": self._paused, "in_flight": sorted(str(p) for p in self._in_flight),
-            "waiting": len(self.table) + len(self._ready), "tasks_followed": self.follower.pending(),
-            "outcomes": dict(self.outcomes),
-            "folders": [{"path": str(f.root), "observer": f.kind, "state": f.state}
-                        for f in self.folders],
-        }
-        try:
-            fsutil.atomic_write_bytes(self.state_dir / STATUS_FILE,
-                                      json.dumps(status, indent=2).encode())
-        except OSError as e:
-            log.debug("cannot write status file: %s", e)
 
 
 def _unchanged(path: Path, sig: Signature) -> bool:

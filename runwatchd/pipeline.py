@@ -15,6 +15,7 @@ per file content (journal states: journal.py):
     during a download          "running"               removes our temps; polls; downloads again
 
 A URI is never sent when it is older than 24 h less a margin: the file is uploaded again first.
+The submit step lives in submit.py, recover() in recovery.py; both are mixed into Processor.
 """
 
 from __future__ import annotations
@@ -29,32 +30,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runwatchd import fsutil, media, sidecar
+from runwatchd import media, sidecar
 from runwatchd.client import RunwayClient, UploadResult
 from runwatchd.errors import (
     FileChanged,
     InputRejected,
     InvalidFile,
-    KeyRejected,
     NoCredits,
     RetryableError,
-    SubmitUncertain,
 )
-from runwatchd.journal import IN_PROGRESS_STATES, TASK_STATES, FileRecord, Journal
-from runwatchd.rules import Rule, RuleResolver, build_request, check_media, rule_fingerprint
-from runwatchd.tasks import NEEDS_ATTENTION, sidecar_status, write_task_sidecar
+from runwatchd.journal import TASK_STATES, FileRecord, Journal
+from runwatchd.outcomes import FAILED, INVALID, RETRY, SKIPPED, UPLOADED
+from runwatchd.recovery import RecoveryMixin
+from runwatchd.rules import Rule, RuleResolver, check_media
+from runwatchd.submit import SubmitMixin, output_dir_for
+from runwatchd.tasks import NEEDS_ATTENTION
 
 log = logging.getLogger(__name__)
 
 URI_LIFETIME = 24 * 3600.0
 # A URI this close to its expiry is not sent: the task may sit PENDING/THROTTLED for a while.
 URI_MARGIN = 3600.0
-
-# Outcomes of process(); the daemon counts them and `scan` turns failures into exit 1.
-SKIPPED, UPLOADED, SUBMITTED, INVALID, FAILED, RETRY, ATTENTION, AWAITING = (
-    "skipped", "uploaded", "submitted", "invalid", "failed", "retry", "attention",
-    "awaiting_credits",
-)
 
 FollowFn = Callable[[Path, str, Path], None]
 
@@ -68,19 +64,7 @@ class Job:
     resolver: RuleResolver | None
 
 
-def output_dir_for(rule: Rule, path: Path, root: Path) -> Path:
-    """Where the outputs of `path` go: the rule's output_dir, mirroring the subfolders between
-    the rule's base (its rules file's folder, or the watched folder) and the file, so that
-    a/shot.png and b/shot.png do not both become renders/shot.mp4."""
-    out = rule.output_path(root)
-    try:
-        rel = path.parent.relative_to(rule.base_dir or root)
-    except ValueError:
-        return out
-    return out / rel if rel.parts else out
-
-
-class Processor:
+class Processor(SubmitMixin, RecoveryMixin):
     """Turns a settled file into a sidecar (and a submitted task). Safe to call from many
     threads for different files; the daemon never processes one path twice at once."""
 
@@ -241,130 +225,6 @@ class Processor:
                       e.strerror or e)
             return False
 
-    # -- generation ----------------------------------------------------------------------------
-
-    def submit(self, job: Job, rule: Rule, *, uri: str, uploaded_at: float, sha256: str, size: int,
-               mtime_ns: int, inode: int, ctime_ns: int) -> str:
-        """Submit the rule's generation for this file content, at most once (claim_submit).
-        `uri` must be fresh: process() uploads again when the sidecar's URI is near expiry."""
-        path = job.path
-        base = FileRecord(
-            path=str(path), state="to_submit", size=size, mtime_ns=mtime_ns, ctime_ns=ctime_ns,
-            inode=inode, sha256=sha256, runway_uri=uri, uploaded_at=uploaded_at,
-            rule_fp=rule_fingerprint(rule), endpoint=rule.endpoint, rule_name=rule.name,
-            output_dir=str(output_dir_for(rule, path, job.root)),
-        )
-        if self.credits_paused.is_set():
-            base.state, base.error = "awaiting_credits", "waiting for credits to submit"
-            return AWAITING if self.journal.put_unless_claimed(base) is None else SKIPPED
-        try:
-            body = build_request(rule, path, uri, job.root)
-        except InvalidFile as e:
-            return self._task_failed(path, base, f"{e}; fix it, then run `runwatchd retry "
-                                                 f"{path}`", "RUNWATCHD.INPUT", claimed=False)
-        self._remember_output_dir(Path(base.output_dir or path.parent))
-        holder = self.journal.claim_submit(base)  # the intent, committed before the POST
-        if holder is not None:
-            log.info("%s already has a generation (%s, task %s); not submitting again",
-                     path, holder.state, holder.task_id)
-            self.ensure_task_sidecar(path, holder)
-            return SKIPPED
-        try:
-            answer = self.client.create_task(rule.endpoint, body)
-        except SubmitUncertain as e:
-            return self._attention(path, base, f"a task may have been created: {e}")
-        except NoCredits as e:
-            self.credits_paused.set()
-            base.state, base.error = "awaiting_credits", f"waiting for credits: {e}"
-            self.journal.put(base)
-            log.error("generation paused: %s (uploads go on; reload after buying credits)", e)
-            return AWAITING
-        except KeyRejected:
-            base.state = "to_submit"  # a 401 creates no task
-            self.journal.put(base)
-            raise
-        except InputRejected as e:
-            return self._task_failed(path, base, str(e), "RUNWATCHD.REJECTED")
-        except RetryableError as e:  # create_task only lets these out when nothing was sent
-            base.state = "failed"
-            return self._failed(path, None, f"submit failed: {e}", keep=base)
-        base.state, base.task_id, base.task_status = "running", answer["id"], "PENDING"
-        base.error = None
-        self.journal.put(base)
-        write_task_sidecar(path, base, "PENDING")
-        log.info("submitted %s task %s for %s", rule.endpoint, base.task_id, path)
-        if self.follow:
-            self.follow(path, base.task_id, Path(base.output_dir or path.parent))
-        return SUBMITTED
-
-    def _attention(self, path: Path, record: FileRecord, why: str) -> str:
-        record.state = "attention"
-        record.error = f"needs attention: {why}; run `runwatchd retry {path}` to submit again"
-        # Sidecar first: until the journal says "attention" the row stays "submitting", which a
-        # restart repairs again (temp file included); the other order could leave a stale sidecar.
-        write_task_sidecar(path, record, NEEDS_ATTENTION, failure=record.error)
-        self.journal.put(record)
-        log.error("%s %s", path, record.error)
-        return ATTENTION
-
-    def _task_failed(self, path: Path, base: FileRecord, failure: str, code: str, *,
-                     claimed: bool = True) -> str:
-        base.state, base.task_status, base.failure, base.failure_code = (
-            "task_failed", "FAILED", failure, code)
-        base.error = failure
-        if not claimed and self.journal.put_unless_claimed(base) is not None:
-            return SKIPPED  # another process submitted this content meanwhile
-        write_task_sidecar(path, base, "FAILED", failure=failure, code=code)
-        if claimed:  # after the sidecar, as in _attention
-            self.journal.put(base)
-        log.error("generation for %s not submitted: %s", path, failure)
-        return INVALID
-
-    def ensure_task_sidecar(self, path: Path, record: FileRecord) -> None:
-        """Make the sidecar say what the journal knows about the file's task (after a crash
-        between the two writes, or when the user deleted the sidecar)."""
-        status = sidecar_status(record)
-        if status is None:
-            return
-        data = sidecar.read_sidecar(path)
-        task = (data or {}).get("task") or {}
-        try:
-            st = os.stat(path)
-        except OSError:
-            return
-        if (data is not None and sidecar.sidecar_matches(data, st, path.name)
-                and task.get("id") == record.task_id and task.get("status") == status):
-            return
-        write_task_sidecar(path, record, status, failure=record.failure or (
-            record.error if record.state == "attention" else None), code=record.failure_code)
-
-    # -- startup -------------------------------------------------------------------------------
-
-    def recover(self, output_dir: Callable[[Path], Path], *,
-                in_scope: Callable[[Path], bool] | None = None) -> None:
-        """Repair what a crash left, before any worker or the follower runs: intents become
-        "needs attention", running tasks get their sidecar and are followed again (those
-        `in_scope`, if given), and our temp files beside in-progress files and in their output
-        folders are removed.
-
-        Call only while holding the journal's owner lock (no other process works on it)."""
-        ours: dict[Path, set[str]] = {}
-        # no_sidecar: its retry writes the sidecar from the journal, and may have been killed.
-        for record in self.journal.in_state(*IN_PROGRESS_STATES, "no_sidecar"):
-            path = Path(record.path)
-            ours.setdefault(path.parent, set()).add(sidecar.sidecar_path(path).name)
-            if record.state == "submitting":
-                self._attention(path, record, "the daemon stopped while submitting, so a task "
-                                "may have been created")
-            elif record.state == "running" and record.task_id:
-                out = Path(record.output_dir) if record.output_dir else output_dir(path)
-                ours.setdefault(out, set()).update((path.stem + ".", path.stem + "_"))
-                self.ensure_task_sidecar(path, record)
-                if self.follow and (in_scope is None or in_scope(path)):
-                    self.follow(path, record.task_id, out)
-        for directory, prefixes in ours.items():
-            _remove_temps(directory, prefixes)
-
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _same_content(self, path: Path, st: os.stat_result, record: FileRecord) -> bool:
@@ -467,31 +327,6 @@ class Processor:
         log.error("%s: %s (attempt %d; next try in %.0f s)", path, reason, record.attempts,
                   _backoff(record.attempts))
         return FAILED
-
-
-def _remove_temps(directory: Path, prefixes: set[str]) -> int:
-    """Remove our temp files in `directory` whose final name starts with one of `prefixes`
-    (temp_path_for may have cut a long name, so a long cut head also counts)."""
-    removed = 0
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return 0
-    for entry in entries:
-        if not fsutil.is_temp_name(entry.name):
-            continue
-        head = entry.name[1:entry.name.rindex(fsutil.TEMP_MARK)]
-        cut = len(os.fsencode(head)) >= 200
-        if not any(head.startswith(p) or (cut and p.startswith(head)) for p in prefixes):
-            continue
-        try:
-            os.unlink(entry.path)
-        except OSError as e:
-            log.warning("cannot remove temp file %s left by a crash: %s", entry.path, e)
-            continue
-        log.info("removed temp file %s left by a crash", entry.path)
-        removed += 1
-    return removed
 
 
 def _backoff(attempts: int) -> float:

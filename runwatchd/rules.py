@@ -4,7 +4,8 @@ A rule comes from a folder's `[folder.rule]` table in the config, or from the ne
 `runwatchd.rules.toml` between the file and its watched folder (nearest wins, re-read when it
 changes). Everything that can be checked without the network is checked here, before a
 generation POST can spend credits: the endpoint, the request's required fields and their
-types, and whether the file's media kind fits the endpoint's input field.
+types, and whether the file's media kind fits the endpoint's input field (the endpoint table:
+endpoints.py).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import os
 import re
 import stat
 import threading
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runwatchd import errors, media
+from runwatchd.endpoints import ENDPOINTS, FIELD_TYPES
+from runwatchd.tomlcheck import check_type, describe, parse_toml_text
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,6 @@ DEFAULT_OUTPUT_DIR = "outputs"
 PROMPT_SUFFIX = ".prompt.txt"
 PROMPT_MAX = 1000
 RULE_KEYS = ("endpoint", "input_field", "name", "output_dir", "request")
-# Fields whose type Runway fixes for every model; everything else is left to the API to judge.
-FIELD_TYPES = {
-    "model": "string", "promptText": "string", "ratio": "string",
-    "duration": "integer", "seed": "integer",
-}
 _PLACEHOLDER = re.compile(r"\{(stem|name|folder)\}")
 _PROMPT_READ_LIMIT = 64 * 1024
 
@@ -61,92 +58,6 @@ class Rule:
         """The output directory: absolute as given, else relative to base_dir (or `base`)."""
         out = Path(self.output_dir).expanduser()
         return out if out.is_absolute() else (self.base_dir or base) / out
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """A request field that can take the file's runway:// URI."""
-
-    kinds: frozenset[str]
-    typed: bool = False  # {"type": <media kind>, "uri": ...} instead of a bare URI
-
-
-@dataclass(frozen=True)
-class EndpointSpec:
-    """What runwatchd knows about one generation endpoint."""
-
-    inputs: Mapping[str, InputSpec]  # the first one is the default input field
-    required: tuple[str, ...]  # includes the input fields; the one the file fills is dropped
-    takes_prompt: bool
-
-    @property
-    def default_input(self) -> str | None:
-        return next(iter(self.inputs), None)
-
-
-_IMAGE, _VIDEO, _AUDIO = frozenset({"image"}), frozenset({"video"}), frozenset({"audio"})
-_NONE: dict[str, InputSpec] = {}
-ENDPOINTS: dict[str, EndpointSpec] = {
-    "image_to_video": EndpointSpec(
-        {"promptImage": InputSpec(_IMAGE)}, ("model", "promptImage"), True),
-    "text_to_video": EndpointSpec(_NONE, ("model", "promptText"), True),
-    "video_to_video": EndpointSpec(
-        {"videoUri": InputSpec(_VIDEO)}, ("model", "promptText", "videoUri"), True),
-    "text_to_image": EndpointSpec(_NONE, ("model", "promptText"), True),
-    "character_performance": EndpointSpec(
-        {"character": InputSpec(_IMAGE | _VIDEO, typed=True),
-         "reference": InputSpec(_VIDEO, typed=True)},
-        ("model", "character", "reference"), False),
-    "video_upscale": EndpointSpec({"videoUri": InputSpec(_VIDEO)}, ("model", "videoUri"), False),
-    "image_upscale": EndpointSpec({"imageUri": InputSpec(_IMAGE)}, ("model", "imageUri"), False),
-    "sound_effect": EndpointSpec(_NONE, ("model", "promptText"), True),
-    "text_to_speech": EndpointSpec(_NONE, ("model", "promptText", "voice"), True),
-    "speech_to_speech": EndpointSpec(
-        {"media": InputSpec(_AUDIO | _VIDEO, typed=True)}, ("model", "media", "voice"), False),
-    "voice_isolation": EndpointSpec({"audioUri": InputSpec(_AUDIO)}, ("model", "audioUri"), False),
-    "voice_dubbing": EndpointSpec(
-        {"audioUri": InputSpec(_AUDIO)}, ("model", "audioUri", "targetLang"), False),
-}
-
-
-def describe(value: object) -> str:
-    """A TOML-ish rendering of a value for a problem message."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 60 else value[:57] + "...")
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return f"a date/time ({value.isoformat()})"
-    return repr(value)
-
-
-def check_type(value: object, kind: str) -> str | None:
-    """Why `value` is not of TOML `kind` (string, integer, number, boolean, table, strings)."""
-    got = describe(value)
-    if kind == "integer":
-        if isinstance(value, bool):
-            return f"expected an integer, got {got} (a bool is not an int)"
-        return None if isinstance(value, int) else f"expected an integer, got {got}"
-    if kind == "number":
-        if isinstance(value, bool):
-            return f"expected a number, got {got} (a bool is not a number)"
-        if not isinstance(value, (int, float)):
-            return f"expected a number, got {got}"
-        return None if math.isfinite(value) else f"expected a finite number, got {got}"
-    if kind == "strings":
-        if not isinstance(value, list):
-            return f"expected an array of strings, got {got}"
-        bad = [i for i, item in enumerate(value) if not isinstance(item, str)]
-        if bad:
-            return f"expected an array of strings, got {describe(value[bad[0]])} at [{bad[0]}]"
-        return None
-    typ, words = {"string": (str, "a string"), "boolean": (bool, "true or false"),
-                  "table": (dict, "a table")}[kind]
-    return None if isinstance(value, typ) else f"expected {words}, got {got}"
 
 
 def _json_problems(value: object, keypath: str) -> list[str]:
@@ -347,28 +258,6 @@ def rule_fingerprint(rule: Rule) -> str:
 def _version(st: os.stat_result) -> tuple[int, ...]:
     # ctime and inode too: an editor that saves by rename within one mtime tick keeps the size.
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-
-
-def _toml_problem(e: tomllib.TOMLDecodeError, text: str) -> str:
-    msg = str(e)
-    if (m := re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", msg, re.S)) is not None:
-        return f"line {m.group(2)}, column {m.group(3)}: {m.group(1)}"
-    if (m := re.fullmatch(r"(.*) \(at end of document\)", msg, re.S)) is not None:
-        lines = text.split("\n")
-        return f"line {len(lines)}, column {len(lines[-1]) + 1}: {m.group(1)} (at end of document)"
-    return msg
-
-
-def parse_toml_text(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """(data, None) or (None, "line L, column C: message") for TOML bytes."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return None, f"not UTF-8 text (byte {e.start})"
-    try:
-        return tomllib.loads(text), None
-    except tomllib.TOMLDecodeError as e:
-        return None, _toml_problem(e, text)
 
 
 def load_rules_file(path: Path) -> tuple[Rule | None, list[str], tuple[int, ...] | None]:

@@ -1,7 +1,8 @@
-"""Shared fixtures: a thread-leak guard on every test, and `wait_for`."""
+"""Shared fixtures: a thread-leak guard on every test, `wait_for`, and the `clip` to upload."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -53,3 +54,11 @@ def no_thread_leaks() -> Iterator[None]:
 def wait_for() -> Callable[..., object]:
     """The `helpers.wait_for` function, as a fixture."""
     return _wait_for
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    """A 5000-byte .mp4 with varied content."""
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(os.urandom(5000))
+    return path

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
+
+import psutil
 
 from runwatchd.sidecar import sidecar_path
 
@@ -50,3 +53,41 @@ def drop(path: Path, size: int = 600) -> Path:
 def has_sidecar(path: Path) -> bool:
     """True once the daemon wrote `path`'s sidecar."""
     return sidecar_path(path).exists()
+
+
+def multipart_parts(content_type: str, body: bytes) -> list[tuple[bytes, bytes]]:
+    """Split a multipart body into (headers, payload) pairs, checking its framing exactly."""
+    boundary = content_type.split("boundary=")[1].encode()
+    assert body.endswith(b"\r\n--" + boundary + b"--\r\n")
+    chunks = body[: -len(boundary) - 6].split(b"--" + boundary + b"\r\n")
+    assert b"" == chunks[0]
+    parts = []
+    for chunk in chunks[1:]:
+        head, _, payload = chunk.partition(b"\r\n\r\n")
+        parts.append((head, payload.removesuffix(b"\r\n")))
+    return parts
+
+
+class PeakRss:
+    """Samples this process's RSS every 5 ms while its `with` block runs; `growth` is then the
+    peak above the RSS at the start (the sampler thread is joined on the way out)."""
+
+    def __enter__(self) -> Self:
+        self._proc = psutil.Process()
+        self.baseline = self.peak = self._proc.memory_info().rss
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample)
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._sampler.join()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.005):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.baseline

@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from helpers import multipart_parts
 
 from runwatchd import client as clientmod
 from runwatchd import errors, fsutil
-from runwatchd.client import RetryPolicy, RunwayClient, parse_retry_after
+from runwatchd.client import RetryPolicy, RunwayClient
 
 SECRET = "key_s3cr3t0123456789abcdef"
 BASE = "https://api.test"
@@ -26,14 +27,6 @@ STORAGE = "https://storage.test/bucket"
 URI = "runway://upload/abc123"
 FIELDS = {"key": "uploads/abc123/clip.mp4", "policy": "eyJleHAiOiIyMDI2In0=", "x-amz-signature": "f00"}
 SLOT = {"uploadUrl": STORAGE, "fields": FIELDS, "runwayUri": URI}
-
-
-@pytest.fixture
-def clip(tmp_path: Path) -> Path:
-    """A 5000-byte .mp4 with varied content."""
-    path = tmp_path / "clip.mp4"
-    path.write_bytes(os.urandom(5000))
-    return path
 
 
 @pytest.fixture
@@ -125,7 +118,7 @@ def test_upload_multipart_fields_first_file_last(respx_mock: respx.MockRouter,
     storage = storage_route(respx_mock)
     make_client().upload(clip)
     request = storage.calls.last.request
-    parts = _parts(request.headers["Content-Type"], request.content)
+    parts = multipart_parts(request.headers["Content-Type"], request.content)
     assert ([v.encode() for v in FIELDS.values()] + [clip.read_bytes()],
             str(len(request.content))) == ([p for _, p in parts], request.headers["Content-Length"])
 
@@ -646,176 +639,3 @@ def test_secret_with_whitespace_refused() -> None:
     with pytest.raises(ValueError) as info:
         RunwayClient("abc\ndef", BASE)
     assert "abc" not in str(info.value)
-
-
-# -- Retry-After parsing ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("5", 5.0), (" 2.5 ", 2.5), ("-3", 0.0), ("99999", 300.0), ("", None), (None, None),
-    ("soon", None), ("nan", None), ("Tue, 24 Nov 2026 10:00:30 GMT", 30.0),
-    ("Tue, 24 Nov 2026 09:00:00 GMT", 0.0),
-])
-def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
-    """Seconds or an HTTP date, never negative, capped at RETRY_AFTER_CAP; junk gives None."""
-    assert seconds == parse_retry_after(value, now=datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
-
-
-# -- over a real socket -------------------------------------------------------------------
-
-
-class _Server:
-    """A tiny Runway stand-in on 127.0.0.1: hands out slots and takes storage POSTs raw."""
-
-    def __init__(self, keep_body: bool) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        server = self
-        self.keep_body = keep_body
-        self.storage: list[dict[str, Any]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                if self.path == "/v1/uploads":
-                    self.rfile.read(int(self.headers["Content-Length"]))
-                    body = json.dumps({
-                        "uploadUrl": f"{server.url}/storage", "fields": FIELDS,
-                        "runwayUri": URI}).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                length = int(self.headers.get("Content-Length", "-1"))
-                digest, kept, left = hashlib.sha256(), [], length
-                while left > 0:
-                    chunk = self.rfile.read(min(left, 256 * 1024))
-                    if not chunk:
-                        break
-                    left -= len(chunk)
-                    digest.update(chunk)
-                    if server.keep_body:
-                        kept.append(chunk)
-                server.storage.append({"headers": dict(self.headers), "length": length,
-                                       "received": length - left, "body": b"".join(kept)})
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def server(request: pytest.FixtureRequest) -> Any:
-    srv = _Server(keep_body=getattr(request, "param", True))
-    yield srv
-    srv.close()
-
-
-def _parts(content_type: str, body: bytes) -> list[tuple[bytes, bytes]]:
-    """Split a multipart body into (headers, payload) pairs, checking its framing exactly."""
-    boundary = content_type.split("boundary=")[1].encode()
-    assert body.endswith(b"\r\n--" + boundary + b"--\r\n")
-    chunks = body[: -len(boundary) - 6].split(b"--" + boundary + b"\r\n")
-    assert b"" == chunks[0]
-    parts = []
-    for chunk in chunks[1:]:
-        head, _, payload = chunk.partition(b"\r\n\r\n")
-        parts.append((head, payload.removesuffix(b"\r\n")))
-    return parts
-
-
-def test_real_server_multipart(server: _Server, clip: Path) -> None:
-    """Over a socket: Content-Length (no chunking), no key, fields verbatim first, file last,
-    and the sha256 in the result is the sha256 of the bytes the server got."""
-    with RunwayClient(SECRET, server.url) as c:
-        result = c.upload(clip)
-    got = server.storage[0]
-    parts = _parts(got["headers"]["Content-Type"], got["body"])
-    expected = [(f'Content-Disposition: form-data; name="{k}"'.encode(), v.encode())
-                for k, v in FIELDS.items()]
-    expected.append((b'Content-Disposition: form-data; name="file"; filename="clip.mp4"\r\n'
-                     b"Content-Type: video/mp4", clip.read_bytes()))
-    assert (expected, None, None, len(got["body"])) == (
-        parts, got["headers"].get("Transfer-Encoding"), got["headers"].get("Authorization"),
-        got["length"])
-    assert hashlib.sha256(parts[-1][1]).hexdigest() == result.sha256
-
-
-def test_real_server_concurrent_uploads(server: _Server, tmp_path: Path) -> None:
-    """One client serves several threads at once; every upload gets its own correct hash."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    paths = []
-    for i in range(8):
-        paths.append(tmp_path / f"s{i}.png")
-        paths[-1].write_bytes(os.urandom(200_000 + i))
-    with RunwayClient(SECRET, server.url) as c, ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(c.upload, paths))
-    assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths] == [
-        r.sha256 for r in results]
-    assert sorted(200_000 + i for i in range(8)) == sorted(
-        len(_parts(g["headers"]["Content-Type"], g["body"])[-1][1]) for g in server.storage)
-
-
-def test_real_server_file_truncated(server: _Server, clip: Path) -> None:
-    """Over a socket, a file cut short mid-stream (httpx then refuses the short body) is
-    FileChanged, not a retried network error."""
-    with RunwayClient(SECRET, server.url) as c, pytest.raises(errors.FileChanged) as info:
-        c.upload(clip, progress=lambda n: os.truncate(clip, 1000))
-    assert "size 5000 -> 1000 bytes" in str(info.value)
-
-
-@pytest.mark.parametrize("server", [False], indirect=True)
-def test_real_server_memory_stays_flat(server: _Server, tmp_path: Path) -> None:
-    """Streaming a 100 MiB file raises peak RSS by far less than the file (< 30 MB)."""
-    import threading
-
-    import psutil
-
-    size = 100 * 1024 * 1024
-    path = tmp_path / "big.mov"
-    with open(path, "wb") as f:
-        f.truncate(size)
-    proc = psutil.Process()
-    baseline = proc.memory_info().rss
-    peak = baseline
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.wait(0.005):
-            peak = max(peak, proc.memory_info().rss)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        with RunwayClient(SECRET, server.url) as c:
-            result = c.upload(path)
-    finally:
-        done.set()
-        sampler.join()
-    zeros = hashlib.sha256()
-    block = bytes(1024 * 1024)
-    for _ in range(100):
-        zeros.update(block)
-    got = server.storage[0]
-    assert (zeros.hexdigest(), got["length"], True) == (
-        result.sha256, got["received"], got["length"] > size)
-    assert peak - baseline < 30 * 1024 * 1024, f"RSS grew by {(peak - baseline) / 2**20:.1f} MiB"

@@ -11,101 +11,27 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from daemon_helpers import Runner, running, uploads
 from helpers import drop, wait_for
 from helpers import has_sidecar as done
 
 from runwatchd import folders as folders_mod
 from runwatchd import mounts, pipeline, sidecar
-from runwatchd.client import RetryPolicy, RunwayClient
-from runwatchd.config import Config, parse_config
-from runwatchd.daemon import RETIRED_CLIENT_GRACE, Daemon
-from runwatchd.emulator import Emulator
+from runwatchd.daemon import Daemon
 from runwatchd.folders import Folder
-from runwatchd.journal import Journal
 
-KEY = "daemon-test-key-7f3a"
 OVERFLOW_TEXT = "Inotify queue overflowed; filesystem events were lost"
-
-
-def uploads(emu: Emulator) -> int:
-    return int(emu.stats()["uploads_created"])
 
 
 def messages(caplog: pytest.LogCaptureFixture, start: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith(start)]
 
 
-class Runner:
-    """Builds configs and runs Daemons in threads; stops and closes everything at teardown."""
-
-    def __init__(self, tmp_path: Path, emulator: Emulator) -> None:
-        self.tmp = tmp_path
-        self.emu = emulator
-        self.state = tmp_path / "state"
-        self._running: list[tuple[Daemon, threading.Thread]] = []
-
-    def config(self, folders: list[Path | dict], *, concurrency: int = 4, grace: float = 30.0,
-               **defaults: object) -> Config:
-        data = {
-            "runway": {"concurrency": concurrency, "state_dir": str(self.state)},
-            "daemon": {"grace_seconds": grace},
-            "defaults": {"settle_seconds": 0.2, "poll_interval": 0.1, **defaults},
-            "folder": [f if isinstance(f, dict) else {"path": str(f)} for f in folders],
-        }
-        return parse_config(data, "test")
-
-    def daemon(self, cfg: Config, *, mode: str = "run", attempts: int = 2,
-               **kw: object) -> Daemon:
-        client = RunwayClient(KEY, self.emu.url,
-                              retry=RetryPolicy(max_attempts=attempts, initial_delay=0.01))
-        journal = Journal(self.state / "journal.sqlite3")
-        return Daemon(cfg, client, journal, state_dir=self.state, mode=mode, **kw)
-
-    def start(self, cfg: Config, **kw: object) -> Daemon:
-        daemon = self.daemon(cfg, **kw)
-        thread = threading.Thread(target=daemon.run, name="test-daemon")
-        thread.start()
-        self._running.append((daemon, thread))
-        assert wait_for(lambda: daemon._started or not thread.is_alive(), 10)
-        assert thread.is_alive()
-        return daemon
-
-    def scan(self, cfg: Config, **kw: object) -> tuple[int, Daemon]:
-        daemon = self.daemon(cfg, mode="scan", **kw)
-        try:
-            return daemon.run(), daemon
-        finally:
-            daemon.client.close()
-            daemon.journal.close()
-
-    def stop(self, daemon: Daemon) -> None:
-        for d, thread in list(self._running):
-            if d is daemon:
-                d.request_stop()
-                thread.join(20)
-                assert not thread.is_alive()
-                d.client.close()
-                d.journal.close()
-                self._running.remove((d, thread))
-
-    def stop_all(self) -> None:
-        for daemon, _ in list(self._running):
-            self.stop(daemon)
-
-
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(api_secret=KEY) as emu:
-        yield emu
-
-
-@pytest.fixture
-def runner(tmp_path: Path, emulator: Emulator,
-           caplog: pytest.LogCaptureFixture) -> Iterator[Runner]:
+def runner(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Runner]:
     caplog.set_level(logging.INFO)
-    r = Runner(tmp_path, emulator)
-    yield r
-    r.stop_all()
+    with running(tmp_path) as r:
+        yield r
 
 
 @pytest.fixture
@@ -202,55 +128,6 @@ def test_network_mount_is_polled_unless_overridden(
     assert expected == daemon.folders[0].kind
     shot = drop(hot / "shot.jpg")
     assert wait_for(lambda: done(shot), 10)
-
-
-def test_reload_adds_and_removes_folders(runner: Runner, tmp_path: Path) -> None:
-    """SIGHUP's reload starts watching a new folder and stops watching a removed one."""
-    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
-    old_dir.mkdir()
-    new_dir.mkdir()
-    current = {"cfg": runner.config([old_dir])}
-    daemon = runner.start(current["cfg"], config_loader=lambda: current["cfg"])
-    first = drop(old_dir / "first.jpg")
-    assert wait_for(lambda: done(first), 10)
-    waiting = drop(new_dir / "waiting.jpg")  # there before the reload: the reload's scan finds it
-    current["cfg"] = runner.config([new_dir])
-    daemon.request_reload()
-    assert wait_for(lambda: done(waiting), 10)
-    assert [new_dir] == [f.root for f in daemon.folders]
-    ignored = drop(old_dir / "ignored.jpg")
-    fresh = drop(new_dir / "fresh.jpg")
-    assert wait_for(lambda: done(fresh), 10)
-    assert not done(ignored)
-    assert ignored not in daemon.table
-    assert 3 == uploads(runner.emu)
-
-
-def test_reload_closes_the_replaced_client_once_nothing_uses_it(runner: Runner,
-                                                                 tmp_path: Path) -> None:
-    """A reload's new client takes over; the old one is closed after the grace, not leaked."""
-    hot = tmp_path / "hot"
-    hot.mkdir()
-    now = [1000.0]
-    cfg = runner.config([hot])
-    new_client = RunwayClient(KEY, runner.emu.url)
-    daemon = runner.daemon(cfg, clock=lambda: now[0], client_factory=lambda _cfg: new_client,
-                           config_loader=lambda: cfg)
-    old_client = daemon.client
-    try:
-        daemon._do_reload()
-        assert (new_client, [old_client]) == (daemon.client,
-                                              [c for _, c in daemon._retired_clients])
-        daemon._close_retired_clients()
-        assert False is old_client._http.is_closed  # still within the grace: a poll may use it
-        now[0] += RETIRED_CLIENT_GRACE + 1
-        daemon._close_retired_clients()
-        assert (True, []) == (old_client._http.is_closed, daemon._retired_clients)
-    finally:
-        for folder in daemon.folders:
-            folder.stop_watching()
-        new_client.close()
-        daemon.journal.close()
 
 
 # -- settling and workers ------------------------------------------------------------------------

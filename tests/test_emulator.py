@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
-from helpers import FakeClock
+from helpers import FakeClock, PeakRss
 
 from runwatchd.emulator import API_VERSION, Emulator
 
@@ -328,28 +327,13 @@ def test_large_upload_streams_with_flat_memory(
         for i in range(50):
             f.write(hashlib.sha256(bytes([i])).digest() * 32768)
     s = slot(api, "big.mp4")
-    proc = psutil.Process()
-    base = peak = proc.memory_info().rss
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.wait(0.005):
-            peak = max(peak, proc.memory_info().rss)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        with open(big, "rb") as source:
-            reply = httpx.post(
-                s["uploadUrl"], data=s["fields"], files={"file": ("big.mp4", source)}, timeout=60
-            )
-    finally:
-        done.set()
-        sampler.join()
+    with PeakRss() as rss, open(big, "rb") as source:
+        reply = httpx.post(
+            s["uploadUrl"], data=s["fields"], files={"file": ("big.mp4", source)}, timeout=60
+        )
     assert 204 == reply.status_code
     assert 50 * 1024 * 1024 == emu.objects()[s["runwayUri"]]["size"]
-    assert peak - base < 16 * 1024 * 1024
+    assert rss.growth < 16 * 1024 * 1024
 
 
 # -- generation --------------------------------------------------------------------------------

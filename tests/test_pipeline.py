@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 from helpers import wait_for
 
-from runwatchd import fsutil, pipeline, sidecar
+from runwatchd import fsutil, sidecar, submit
 from runwatchd.client import RetryPolicy, RunwayClient
 from runwatchd.config import Config, parse_config
 from runwatchd.daemon import Daemon
 from runwatchd.demo import make_png
 from runwatchd.emulator import Emulator
 from runwatchd.journal import Journal
+from runwatchd.outcomes import ATTENTION, INVALID, SKIPPED, SUBMITTED, UPLOADED
 from runwatchd.pipeline import Job, Processor
 from runwatchd.rules import RULES_FILENAME, Rule, RuleResolver, parse_rule
 
@@ -142,9 +143,9 @@ def temps(root: Path) -> list[Path]:
 def test_no_rule_means_upload_and_sidecar_only(rig: Rig) -> None:
     """Without a rule a file is uploaded once, gets a sidecar without a task, and is done."""
     shot = rig.still()
-    assert pipeline.UPLOADED == rig.processor().process(rig.job(shot))
+    assert UPLOADED == rig.processor().process(rig.job(shot))
     assert task_part(shot) is None
-    assert pipeline.SKIPPED == rig.processor().process(rig.job(shot))
+    assert SKIPPED == rig.processor().process(rig.job(shot))
     assert (1, 0, "uploaded") == (rig.stats()["uploads_completed"], rig.stats()["tasks_created"],
                                   rig.journal.get(shot).state)
 
@@ -152,7 +153,7 @@ def test_no_rule_means_upload_and_sidecar_only(rig: Rig) -> None:
 def test_request_gets_the_uri_and_expanded_templates(rig: Rig) -> None:
     """The URI goes into promptImage; {stem}, {folder}, {name} are filled in; id journaled."""
     shot = rig.still()
-    assert pipeline.SUBMITTED == rig.processor().process(rig.job(shot, make_rule()))
+    assert SUBMITTED == rig.processor().process(rig.job(shot, make_rule()))
     data = sidecar.read_sidecar(shot)
     assert {"model": "gen4.5", "promptText": "shot in hot (shot.png)", "ratio": "1280:720",
             "duration": 5, "promptImage": data["runway_uri"]} == rig.bodies[0]
@@ -177,7 +178,7 @@ def test_input_field_override_puts_the_uri_there(rig: Rig) -> None:
     rule = make_rule({"endpoint": "character_performance", "input_field": "reference",
                       "request": {"model": "act_two",
                                   "character": {"type": "image", "uri": "https://x/c.png"}}})
-    assert pipeline.SUBMITTED == rig.processor().process(rig.job(clip, rule))
+    assert SUBMITTED == rig.processor().process(rig.job(clip, rule))
     uri = sidecar.read_sidecar(clip)["runway_uri"]
     assert {"type": "video", "uri": uri} == rig.bodies[0]["reference"]
 
@@ -196,7 +197,7 @@ def test_expired_uri_is_uploaded_again_before_it_is_sent(rig: Rig) -> None:
     rig.processor().process(rig.job(shot))  # uploaded earlier, without a rule
     old = sidecar.read_sidecar(shot)["runway_uri"]
     later = rig.processor(clock=lambda: time.time() + 23.5 * 3600)
-    assert pipeline.SUBMITTED == later.process(rig.job(shot, make_rule()))
+    assert SUBMITTED == later.process(rig.job(shot, make_rule()))
     new = sidecar.read_sidecar(shot)["runway_uri"]
     assert old != new
     assert new == rig.bodies[0]["promptImage"]
@@ -217,7 +218,7 @@ def test_bad_prompt_file_fails_the_file_before_any_post(rig: Rig) -> None:
     """An empty prompt file: FAILED with RUNWATCHD.INPUT, nothing sent, and the fix is named."""
     shot = rig.still()
     shot.with_name("shot.png.prompt.txt").write_text("  \n", encoding="utf-8")
-    assert pipeline.INVALID == rig.processor().process(rig.job(shot, make_rule()))
+    assert INVALID == rig.processor().process(rig.job(shot, make_rule()))
     task = task_part(shot)
     assert ("FAILED", "RUNWATCHD.INPUT", 0) == (task["status"], task["failure_code"],
                                                 rig.stats()["tasks_created"])
@@ -228,8 +229,8 @@ def test_refused_request_is_failed_and_not_resubmitted(rig: Rig) -> None:
     """The API refuses the request (400): FAILED with the API's words, never sent again."""
     shot = rig.still()
     rule = make_rule({**RULE, "request": {**REQUEST, "ratio": "wide"}})
-    assert pipeline.INVALID == rig.processor().process(rig.job(shot, rule))
-    assert pipeline.SKIPPED == rig.processor().process(rig.job(shot, rule))
+    assert INVALID == rig.processor().process(rig.job(shot, rule))
+    assert SKIPPED == rig.processor().process(rig.job(shot, rule))
     task = task_part(shot)
     assert ("FAILED", "RUNWATCHD.REJECTED") == (task["status"], task["failure_code"])
     assert "ratio" in task["failure"]
@@ -240,9 +241,9 @@ def test_uncertain_submit_needs_attention_and_is_not_resubmitted(rig: Rig) -> No
     """The connection drops after the POST created a task: NEEDS_ATTENTION, no second POST."""
     shot = rig.still()
     rig.emu.set_faults(drop_after_rate=1.0, scope=["tasks"])
-    assert pipeline.ATTENTION == rig.processor().process(rig.job(shot, make_rule()))
+    assert ATTENTION == rig.processor().process(rig.job(shot, make_rule()))
     rig.emu.set_faults(drop_after_rate=0.0)
-    assert pipeline.SKIPPED == rig.processor().process(rig.job(shot, make_rule()))
+    assert SKIPPED == rig.processor().process(rig.job(shot, make_rule()))
     task = task_part(shot)
     assert "NEEDS_ATTENTION" == task["status"]
     assert "runwatchd retry" in task["failure"]
@@ -256,8 +257,8 @@ def test_retry_state_submits_exactly_once_more(rig: Rig) -> None:
     rig.processor().process(rig.job(shot, make_rule()))
     rig.emu.set_faults(drop_after_rate=0.0)
     rig.journal.update(shot, state="retry", task_id=None, error=None)
-    assert pipeline.SUBMITTED == rig.processor().process(rig.job(shot, make_rule()))
-    assert pipeline.SKIPPED == rig.processor().process(rig.job(shot, make_rule()))
+    assert SUBMITTED == rig.processor().process(rig.job(shot, make_rule()))
+    assert SKIPPED == rig.processor().process(rig.job(shot, make_rule()))
     assert 2 == rig.stats()["tasks_created"]
     assert "PENDING" == task_part(shot)["status"]
 
@@ -267,7 +268,7 @@ def test_touched_file_with_the_same_content_is_not_resubmitted(rig: Rig) -> None
     shot = rig.still()
     rig.processor().process(rig.job(shot, make_rule()))
     os.utime(shot, ns=(time.time_ns(), time.time_ns() + 10**9))
-    assert pipeline.SKIPPED == rig.processor().process(rig.job(shot, make_rule()))
+    assert SKIPPED == rig.processor().process(rig.job(shot, make_rule()))
     data = sidecar.read_sidecar(shot)
     assert sidecar.sidecar_matches(data, shot.stat(), shot.name)
     assert "task" in data
@@ -279,7 +280,7 @@ def test_new_content_is_generated_again(rig: Rig) -> None:
     shot = rig.still()
     rig.processor().process(rig.job(shot, make_rule()))
     make_png(shot, seed=99)
-    assert pipeline.SUBMITTED == rig.processor().process(rig.job(shot, make_rule()))
+    assert SUBMITTED == rig.processor().process(rig.job(shot, make_rule()))
     assert 2 == rig.stats()["tasks_created"]
 
 
@@ -289,7 +290,7 @@ def test_deleted_sidecar_is_written_again_from_the_journal(rig: Rig) -> None:
     rig.processor().process(rig.job(shot, make_rule()))
     task_id = rig.journal.get(shot).task_id
     sidecar.sidecar_path(shot).unlink()
-    assert pipeline.SKIPPED == rig.processor().process(rig.job(shot, make_rule()))
+    assert SKIPPED == rig.processor().process(rig.job(shot, make_rule()))
     assert task_id == task_part(shot)["id"]
     assert 1 == rig.stats()["tasks_created"]
 
@@ -301,7 +302,7 @@ def test_lost_journal_believes_the_sidecar(rig: Rig, tmp_path: Path) -> None:
     fresh = Journal(tmp_path / "other-state" / "journal.sqlite3")
     try:
         p = Processor(rig.client, fresh, follow=lambda *a: rig.followed.append(a))
-        assert pipeline.SKIPPED == p.process(rig.job(shot, make_rule()))
+        assert SKIPPED == p.process(rig.job(shot, make_rule()))
         assert "running" == fresh.get(shot).state
     finally:
         fresh.close()
@@ -329,7 +330,7 @@ def test_two_processes_never_both_submit(rig: Rig, tmp_path: Path) -> None:
     for t in threads:
         t.join(30)
     assert 1 == rig.stats()["tasks_created"]
-    assert pipeline.SUBMITTED in outcomes
+    assert SUBMITTED in outcomes
 
 
 # -- daemon: rules files, credits ---------------------------------------------------------------
@@ -450,7 +451,7 @@ CRASH_POINTS: dict[str, tuple[Callable[[Daemon], object], str, dict[str, Any], i
     "after POST, before task id": (
         lambda d: d.processor.client, "create_task", {"after": True}, 1, "NEEDS_ATTENTION"),
     "after task id, before sidecar": (
-        lambda d: pipeline, "write_task_sidecar", {}, 1, "SUCCEEDED"),
+        lambda d: submit, "write_task_sidecar", {}, 1, "SUCCEEDED"),
     "during a download": (
         lambda d: d.follower.client, "download", {"side": partial_download}, 1, "SUCCEEDED"),
 }

@@ -82,24 +82,6 @@ def test_each_endpoint_puts_the_uri_in_its_media_field(
     assert {**request_fields, **expected} == body
 
 
-def test_endpoint_table_covers_every_runway_endpoint() -> None:
-    """Every generation endpoint Runway documents has a spec."""
-    assert {
-        "image_to_video",
-        "text_to_video",
-        "video_to_video",
-        "text_to_image",
-        "character_performance",
-        "video_upscale",
-        "image_upscale",
-        "sound_effect",
-        "text_to_speech",
-        "speech_to_speech",
-        "voice_isolation",
-        "voice_dubbing",
-    } == set(rules.ENDPOINTS)
-
-
 def test_input_field_override(tmp_path: Path) -> None:
     """input_field sends the file as act_two's reference; the request then needs the character."""
     table = {
