@@ -259,13 +259,18 @@ class TaskBoard:
             return "RUNNING"
         return "PENDING" if now < task.created + self.pending_seconds else "THROTTLED"
 
+    def _live(self, task_id: str, now: float) -> Task | None:
+        """The task brought up to `now`, or None if unknown or deleted (caller holds the lock)."""
+        self._advance(now)
+        task = self._tasks.get(task_id)
+        return None if task is None or task.deleted else task
+
     def view(self, task_id: str, base_url: str) -> dict[str, Any] | None:
         """GET /v1/tasks/{id} body, or None if there is no such task."""
         now = self.clock()
         with self._lock:
-            self._advance(now)
-            task = self._tasks.get(task_id)
-            if task is None or task.deleted:
+            task = self._live(task_id, now)
+            if task is None:
                 return None
             status = self._status(task, now)
             out: dict[str, Any] = {
@@ -291,9 +296,8 @@ class TaskBoard:
         """DELETE: cancel a task that has not finished, delete one that has; None if unknown."""
         now = self.clock()
         with self._lock:
-            self._advance(now)
-            task = self._tasks.get(task_id)
-            if task is None or task.deleted:
+            task = self._live(task_id, now)
+            if task is None:
                 return None
             if task.done or task.cancelled:
                 task.deleted = True
