@@ -113,7 +113,7 @@ def _host_port(v: str) -> str | None:
     host, _, port = v.rpartition(":")
     if host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535:
         return None
-    return f"expected host:port such as '127.0.0.1:9100', got {v!r}"
+    return f"expected host:port such as '127.0.0.1:9464', got {v!r}"
 
 
 # key: (TOML kind, extra check). Every [defaults] key may also be set per folder.

@@ -57,7 +57,7 @@ def starter_config() -> str:
         _kv("state_dir", "/var/lib/runwatchd", True),
         "", "[daemon]",
         "# Prometheus metrics on host:port; absent means off.",
-        _kv("metrics", "127.0.0.1:9100", True),
+        _kv("metrics", "127.0.0.1:9464", True),
         "# Seconds in-flight uploads may finish in after SIGTERM.",
         _kv("grace_seconds", d.grace_seconds),
         "# Log lines as \"text\" or \"json\".",

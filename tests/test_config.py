@@ -77,7 +77,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ),
         (
             "[daemon]\nmetrics = '9100'",
-            "daemon.metrics: expected host:port such as '127.0.0.1:9100', got '9100'",
+            "daemon.metrics: expected host:port such as '127.0.0.1:9464', got '9100'",
         ),
         (
             "[daemon]\nlog_format = 'xml'",

@@ -43,7 +43,7 @@ def test_starter_config_commented_examples_are_valid(tmp_path: Path, monkeypatch
         rule.output_dir,
         rule.input_field,
     )
-    assert ("127.0.0.1:9100", 5.0) == (cfg.daemon.metrics, cfg.folders[0].settings.settle_seconds)
+    assert ("127.0.0.1:9464", 5.0) == (cfg.daemon.metrics, cfg.folders[0].settings.settle_seconds)
 
 
 def test_write_starter_refuses_to_overwrite(tmp_path: Path) -> None:
