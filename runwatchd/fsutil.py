@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,33 +76,3 @@ def fsync_dir(directory: Path) -> None:
 def is_temp_name(name: str) -> bool:
     """True for names temp_path_for makes."""
     return name.startswith(".") and TEMP_MARK in name
-
-
-def remove_stale_temps(directory: Path, *, min_age: float = 60.0) -> int:
-    """Delete our temp files left in `directory` (not recursive) by a crash; return how many.
-
-    Only temps not modified for `min_age` seconds go: on a share watched by several hosts,
-    another host may be writing one right now (a download keeps touching its temp).
-    """
-    removed = 0
-    cutoff = time.time() - min_age
-    try:
-        entries = list(os.scandir(directory))
-    except OSError as e:
-        log.warning("cannot list %s to remove stale temp files: %s", directory, e)
-        return 0
-    for entry in entries:
-        if not is_temp_name(entry.name):
-            continue
-        try:
-            if not entry.is_file(follow_symlinks=False) or entry.stat().st_mtime > cutoff:
-                continue
-            os.unlink(entry.path)
-        except FileNotFoundError:
-            continue
-        except OSError as e:
-            log.warning("cannot remove stale temp file %s: %s", entry.path, e)
-            continue
-        log.info("removed stale temp file %s", entry.path)
-        removed += 1
-    return removed

@@ -59,7 +59,6 @@ _ADDED_COLUMNS = (("rule_name", "TEXT"), ("output_dir", "TEXT"))
 # A row in one of these states holds (or may hold) a generation for its content: never again.
 TASK_STATES = ("submitting", "running", "succeeded", "task_failed", "attention")
 # Nothing left to do for the file as it is.
-FINAL_STATES = ("uploaded", "succeeded", "task_failed")
 # A row in one of these states means a write may have been under way when the daemon stopped.
 IN_PROGRESS_STATES = ("uploading", "submitting", "running")
 
@@ -278,13 +277,6 @@ class Journal:
         with self._lock:
             rows = self._db.execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall()
         return {state: n for state, n in rows}
-
-    def recent_errors(self, limit: int = 10) -> list[FileRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                f"{_SELECT} WHERE error IS NOT NULL ORDER BY updated_at DESC LIMIT ?", (limit,)
-            ).fetchall()
-        return [_row_to_record(r) for r in rows]
 
     def __iter__(self) -> Iterator[FileRecord]:
         with self._lock:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -69,29 +68,3 @@ def test_atomic_writer_streams(tmp_path: Path) -> None:
     assert b"a" * 10 + b"b" * 10 == final.read_bytes()
 
 
-def test_remove_stale_temps(tmp_path: Path) -> None:
-    """Old temps are removed; fresh temps, other dotfiles and subdirectories stay."""
-    old = fsutil.temp_path_for(tmp_path / "a.json")
-    old.write_bytes(b"x")
-    os.utime(old, (time.time() - 3600, time.time() - 3600))
-    fresh = fsutil.temp_path_for(tmp_path / "b.json")
-    fresh.write_bytes(b"x")
-    (tmp_path / ".hidden").write_bytes(b"x")
-    (tmp_path / "sub").mkdir()
-    nested = fsutil.temp_path_for(tmp_path / "sub" / "c.json")
-    nested.write_bytes(b"x")
-    os.utime(nested, (0, 0))
-    removed = fsutil.remove_stale_temps(tmp_path)
-    assert (1, False, True, True, True) == (removed, old.exists(), fresh.exists(),
-                                            (tmp_path / ".hidden").exists(), nested.exists())
-
-
-def test_remove_stale_temps_min_age_zero(tmp_path: Path) -> None:
-    """With min_age=0 even a temp written just now is removed."""
-    fsutil.temp_path_for(tmp_path / "a.json").write_bytes(b"x")
-    assert (1, []) == (fsutil.remove_stale_temps(tmp_path, min_age=0), os.listdir(tmp_path))
-
-
-def test_remove_stale_temps_missing_dir(tmp_path: Path) -> None:
-    """A directory that does not exist counts zero removals."""
-    assert 0 == fsutil.remove_stale_temps(tmp_path / "nope")
