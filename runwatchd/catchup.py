@@ -35,7 +35,9 @@ class ScanMixin:
     """The daemon's scans: _scan(), and _needs_look() for each file found."""
 
     def _scan(self: Daemon, folder: Folder, why: str, top: Path | None = None) -> None:
-        known = self.journal.signatures()
+        # A whole-folder scan loads every journal signature once; a scan of one new directory
+        # asks per file instead of loading the whole journal each time a directory appears.
+        known = self.journal.signatures() if top is None else None
         found = queued = 0
         # Catch-up only: files the journal does not know whose sidecars already describe them are
         # recorded here, in batches, instead of each going through settle and a worker.
@@ -53,7 +55,8 @@ class ScanMixin:
                     if self.only is not None and path not in self.only:
                         continue
                     found += 1
-                    row = known.get(str(path))
+                    row = known.get(str(path)) if known is not None else (
+                        self.journal.signature(path))
                     if not self._needs_look(path, st, row):
                         continue
                     if adopt and row is None:

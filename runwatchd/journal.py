@@ -266,6 +266,13 @@ class Journal:
             rows = self._db.execute("SELECT path, state, size, mtime_ns, inode FROM files")
             return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
+    def signature(self, path: Path | str) -> tuple[str, int | None, int | None, int | None] | None:
+        """(state, size, mtime_ns, inode) of one row, as `signatures()` has it for every row."""
+        with self._lock:
+            row = self._db.execute("SELECT state, size, mtime_ns, inode FROM files WHERE path = ?",
+                                   (str(path),)).fetchone()
+        return tuple(row) if row else None
+
     def output_dirs(self) -> set[str]:
         """Every folder generations were downloaded (or are to be) into."""
         with self._lock:

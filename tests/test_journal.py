@@ -28,6 +28,14 @@ def intent(path: str = "/hot/shot.jpg", sha: str = SHA) -> FileRecord:
                       rule_name="stills", output_dir="/hot/renders")
 
 
+def test_signature_of_one_row_matches_signatures(journal: Journal) -> None:
+    """signature(path) answers what signatures() has for that path, and None for an unknown."""
+    journal.put(intent())
+    assert journal.signatures()["/hot/shot.jpg"] == journal.signature("/hot/shot.jpg")
+    assert ("to_submit", 600, 1, 2) == journal.signature("/hot/shot.jpg")
+    assert None is journal.signature("/hot/other.jpg")
+
+
 def test_put_get_roundtrip_keeps_every_field(journal: Journal) -> None:
     """A row comes back as it was written, outputs list and rule name included."""
     record = intent()
