@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import harness as h
-from runwatchd import sidecar
+from runwatchd.lifecycle import sidecar
 
 TARGET_READY = 10.0
 TARGET_RSS = 150 * h.MIB

@@ -2,6 +2,6 @@
 
 import sys
 
-from runwatchd.cli import main
+from runwatchd.cli.main import main
 
 sys.exit(main())

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from helpers import wait_for
 
-from runwatchd.client import RetryPolicy, RunwayClient
-from runwatchd.config import Config, parse_config
-from runwatchd.daemon import Daemon
+from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.config.load import Config, parse_config
+from runwatchd.daemon.core import Daemon
 from runwatchd.emulator import Emulator
-from runwatchd.journal import Journal
+from runwatchd.store.sqlite import SqliteStore
 
 KEY = "daemon-test-key-7f3a"
 
@@ -45,7 +45,7 @@ class Runner:
                **kw: object) -> Daemon:
         client = RunwayClient(KEY, self.emu.url,
                               retry=RetryPolicy(max_attempts=attempts, initial_delay=0.01))
-        journal = Journal(self.state / "journal.sqlite3")
+        journal = SqliteStore(self.state / "journal.sqlite3")
         return Daemon(cfg, client, journal, state_dir=self.state, mode=mode, **kw)
 
     def start(self, cfg: Config, **kw: object) -> Daemon:

@@ -11,7 +11,7 @@ from typing import Self, TypeVar
 
 import psutil
 
-from runwatchd.sidecar import sidecar_path
+from runwatchd.lifecycle.sidecar import sidecar_path
 
 T = TypeVar("T")
 

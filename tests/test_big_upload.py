@@ -15,7 +15,8 @@ from pathlib import Path
 import psutil
 from cli_helpers import cli_env
 
-from runwatchd import media, sidecar
+from runwatchd.runway import media
+from runwatchd.lifecycle import sidecar
 from runwatchd.emulator import Emulator
 
 SECRET = "key_big_upload_test"

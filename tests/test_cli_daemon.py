@@ -17,7 +17,7 @@ import tomli_w
 from helpers import drop, wait_for
 from helpers import has_sidecar as done
 
-from runwatchd import sidecar
+from runwatchd.lifecycle import sidecar
 from runwatchd.emulator import Emulator
 
 KEY = "cli-daemon-test-key-51c9"
@@ -159,7 +159,7 @@ def test_500_files_in_new_nested_folders_each_uploaded_exactly_once(
     stats = setup.stats()
     assert (500, 500) == (stats["uploads_created"], stats["uploads_completed"])
     check_uploaded_once(setup, files)
-    assert 500 == daemon.count("INFO  runwatchd.daemon: detected ")
+    assert 500 == daemon.count("INFO  runwatchd.daemon.core: detected ")
     assert 0 == daemon.stop()
     assert f"({observer}, settle" in daemon.log()
 

@@ -20,10 +20,11 @@ import pytest
 from cli_helpers import cli_env, run_cli
 from helpers import wait_for
 
-from runwatchd import fsutil, sidecar
-from runwatchd.demo import make_png
+from runwatchd import fsutil
+from runwatchd.lifecycle import sidecar
+from runwatchd.cli.demo import make_png
 from runwatchd.emulator import Emulator
-from runwatchd.rules import RULES_FILENAME
+from runwatchd.generation.rules import RULES_FILENAME
 
 SECRET = "generation-test-key"
 RULE = """
@@ -244,12 +245,12 @@ def test_retry_resubmits_on_purpose_and_status_shows_attention(
 
 def test_retry_after_a_crash_without_a_restart(tmp_path: Path, emulator: Emulator) -> None:
     """A row left "submitting" by a crash, no daemon running: `retry` takes it, submits once."""
-    from runwatchd.journal import Journal
+    from runwatchd.store.sqlite import SqliteStore
 
     cli = Cli(tmp_path, emulator)
     (shot,) = cli.stills(1)
     assert 0 == cli.run("scan").returncode
-    journal = Journal(tmp_path / "state" / "journal.sqlite3")
+    journal = SqliteStore(tmp_path / "state" / "journal.sqlite3")
     try:
         journal.update(shot, state="submitting", task_id=None)
     finally:
@@ -262,7 +263,7 @@ def test_retry_after_a_crash_without_a_restart(tmp_path: Path, emulator: Emulato
 
 def test_poll_knob_is_documented_where_it_is_read() -> None:
     """The hidden RUNWATCHD_TASK_POLL_SECONDS knob is explained in tasks.py's docstring."""
-    from runwatchd import tasks
+    from runwatchd.generation import follower as tasks
 
     assert "RUNWATCHD_TASK_POLL_SECONDS" in (tasks.__doc__ or "")
     assert "loopback" in (tasks.__doc__ or "")

@@ -35,8 +35,10 @@ from test_reliability import (
     write_media,
 )
 
-from runwatchd import media, pipeline, sidecar
-from runwatchd.client import RetryPolicy, RunwayClient
+from runwatchd.runway import media
+from runwatchd.lifecycle import processor as pipeline
+from runwatchd.lifecycle import sidecar
+from runwatchd.runway.client import RetryPolicy, RunwayClient
 from runwatchd.emulator import Emulator
 
 SC = sidecar.sidecar_path

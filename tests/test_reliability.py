@@ -35,12 +35,13 @@ from typing import Any
 import httpx
 from helpers import wait_for
 
-from runwatchd import config as configmod
-from runwatchd import errors, fsutil, sidecar
-from runwatchd.client import RetryPolicy, RunwayClient
-from runwatchd.daemon import Daemon
+from runwatchd.config import load as configmod
+from runwatchd import errors, fsutil
+from runwatchd.lifecycle import sidecar
+from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.daemon.core import Daemon
 from runwatchd.emulator import Emulator
-from runwatchd.journal import Journal
+from runwatchd.store.sqlite import SqliteStore
 
 PYTHON = sys.executable
 REPO = Path(__file__).resolve().parents[1]
@@ -53,8 +54,8 @@ FINAL_TASK = ("SUCCEEDED", "FAILED", "CANCELLED", "NEEDS_ATTENTION")
 # emulator's tasks last a fraction of a second). Everything else is `runwatchd ...` as shipped.
 RUNNER = """
 import sys
-import runwatchd.daemon as daemon
-from runwatchd import cli
+import runwatchd.daemon.core as daemon
+from runwatchd.cli import main as cli
 _init = daemon.Daemon.__init__
 def _init_fast(self, *args, **kwargs):
     kwargs["poll_interval"] = float(sys.argv[1])
@@ -243,7 +244,7 @@ def make_config(base: Path, folder: Path, *, rule: dict | None = None, settle: f
 @dataclass
 class Running:
     daemon: Daemon
-    journal: Journal
+    journal: SqliteStore
     thread: threading.Thread
     errors: list[BaseException] = field(default_factory=list)
 
@@ -252,7 +253,7 @@ class Running:
 def daemon_thread(cfg: configmod.Config, client: RunwayClient, state_dir: Path,
                   poll_interval: float = 0.2, **kwargs: Any) -> Iterator[Running]:
     """A Daemon in a thread (no signal handlers); stopped and joined on exit."""
-    journal = Journal(state_dir / "journal.sqlite3")
+    journal = SqliteStore(state_dir / "journal.sqlite3")
     daemon = Daemon(cfg, client, journal, state_dir=state_dir, poll_interval=poll_interval,
                     **kwargs)
     running = Running(daemon, journal, threading.Thread(target=lambda: None))

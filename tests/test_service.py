@@ -29,16 +29,17 @@ from pathlib import Path
 import pytest
 from helpers import wait_for
 
-from runwatchd import cli_daemon, sidecar
-from runwatchd.client import RetryPolicy, RunwayClient
-from runwatchd.config import FolderConfig, FolderSettings, load_config, parse_config
-from runwatchd.daemon import Daemon
-from runwatchd.demo import make_png
+from runwatchd.cli import daemon_commands as cli_daemon
+from runwatchd.lifecycle import sidecar
+from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.config.load import FolderConfig, FolderSettings, load_config, parse_config
+from runwatchd.daemon.core import Daemon
+from runwatchd.cli.demo import make_png
 from runwatchd.emulator import Emulator
-from runwatchd.folders import Folder
-from runwatchd.journal import Journal
-from runwatchd.metrics import failure_reason, retry_operation
-from runwatchd.notify import Notifier
+from runwatchd.watch.folders import Folder
+from runwatchd.store.sqlite import SqliteStore
+from runwatchd.service.metrics import failure_reason, retry_operation
+from runwatchd.service.notify import Notifier
 
 SECRET = "svc-test-key-0123"
 # The env a test daemon must not inherit from whoever runs the tests.
@@ -244,7 +245,7 @@ def test_notify_lifecycle_of_the_running_daemon(tmp_path, emulator, listener, se
     lines = svc.log().splitlines()
     assert lines
     assert [] == [line for line in lines if not re.match(r"<[0-7]>", line)]
-    assert any(line.startswith("<6>INFO runwatchd.daemon: ready") for line in lines)
+    assert any(line.startswith("<6>INFO runwatchd.daemon.core: ready") for line in lines)
     assert SECRET not in svc.log()
 
 
@@ -382,7 +383,7 @@ def test_watched_folder_removed_and_restored_while_running(tmp_path, emulator, l
 
     assert uri_before == sidecar_of(svc.hot / "first.png")["runway_uri"]
     assert 3 == len(emulator.objects())
-    journal = Journal(svc.state / "journal.sqlite3")
+    journal = SqliteStore(svc.state / "journal.sqlite3")
     try:
         assert {"uploaded": 3} == journal.counts()
     finally:
@@ -402,7 +403,7 @@ FAST_RETRY = RetryPolicy(max_attempts=10_000, initial_delay=0.02, max_delay=0.05
 @pytest.fixture
 def inprocess(tmp_path, emulator, listener) -> Iterator[Callable[[], Daemon]]:
     """Start a Daemon in a thread with a Notifier on the test socket (WatchdogSec 0.6 s)."""
-    made: list[tuple[Daemon, threading.Thread, Journal]] = []
+    made: list[tuple[Daemon, threading.Thread, SqliteStore]] = []
     clients: list[RunwayClient] = []
 
     def client_factory(_cfg: object = None) -> RunwayClient:
@@ -416,7 +417,7 @@ def inprocess(tmp_path, emulator, listener) -> Iterator[Callable[[], Daemon]]:
         cfg_path.write_text(f'[[folder]]\npath = "{hot}"\nsettle_seconds = 0.2\n'
                             "rescan_interval = 0\n")
         cfg = load_config(cfg_path)
-        journal = Journal(tmp_path / "state" / "journal.sqlite3")
+        journal = SqliteStore(tmp_path / "state" / "journal.sqlite3")
         daemon = Daemon(cfg, client_factory(), journal, state_dir=tmp_path / "state",
                         notifier=Notifier(listener.path, watchdog_usec=600_000),
                         client_factory=client_factory, config_loader=lambda: cfg)

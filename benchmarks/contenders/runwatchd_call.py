@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from runwatchd.client import RunwayClient
+from runwatchd.runway.client import RunwayClient
 
 
 def main() -> int:

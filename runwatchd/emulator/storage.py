@@ -24,7 +24,7 @@ from pathlib import Path
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from runwatchd.media import MEDIA_TYPES
+from runwatchd.runway.media import MEDIA_TYPES
 
 from .form import BodyReader, Form, UploadRejected, too_large, too_small
 from .state import ApiError, issue

@@ -1,0 +1,1 @@
+"""The `runwatchd` command: its commands, the progress bar, the demo."""

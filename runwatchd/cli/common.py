@@ -1,0 +1,87 @@
+"""What the commands share: exit codes, the config a command runs with, its client, its journal.
+
+A command's config comes from -c, $RUNWATCHD_CONFIG or the usual places (see config.py), with
+directories given on the command line added as extra folders; its Runway client gets the secret
+and base URL from config.resolve_*; its journal lives in the resolved state dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+from runwatchd.config import load as configmod
+from runwatchd.runway.client import RunwayClient
+from runwatchd.errors import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
+JOURNAL_NAME = "journal.sqlite3"
+
+
+def command_config(args: argparse.Namespace, extra_dirs: list[Path] | None = None,
+                   required: bool = True) -> configmod.Config:
+    """The config file's (-c or found), with `extra_dirs` added as folders; without a file, just
+    `extra_dirs`, or no folders at all when not `required` (else ConfigError)."""
+    path = configmod.find_config(getattr(args, "config", None))
+    if path is None:
+        if extra_dirs:
+            return configmod.config_for_dirs(extra_dirs)
+        if not required:
+            return configmod.config_for_dirs([])
+        raise ConfigError(["no config file found (tried -c, $RUNWATCHD_CONFIG, ./runwatchd.toml, "
+                           "~/.config/runwatchd/config.toml, /etc/runwatchd/config.toml); "
+                           "write one with `runwatchd init` or use --watch DIR"])
+    cfg = configmod.load_config(path)
+    if extra_dirs:
+        known = {f.path for f in cfg.folders}
+        added = tuple(f for f in configmod.config_for_dirs(extra_dirs).folders
+                      if f.path not in known)
+        cfg = dataclasses.replace(cfg, folders=cfg.folders + added)
+    return cfg
+
+
+def make_client(cfg: configmod.Config, *, on_retry=None,
+                attempts: int | None = None) -> RunwayClient:
+    secret = configmod.resolve_secret(cfg)
+    from runwatchd.service.logs import install_secret_filter
+
+    install_secret_filter(secret)
+    return RunwayClient(secret, configmod.resolve_base_url(cfg), on_retry=on_retry,
+                        **_client_options(cfg, attempts))
+
+
+RETRY_DELAY_ENV = "RUNWATCHD_RETRY_BASE_DELAY"
+
+
+def _client_options(cfg: configmod.Config, attempts: int | None = None) -> dict:
+    """$RUNWATCHD_RETRY_BASE_DELAY (seconds, for tests against a faulty emulator) replaces the
+    1 s first retry delay; deliberately not a config key: production has no reason to change it.
+    `attempts` replaces the client's default number of tries per request."""
+    timeout = getattr(cfg.runway, "timeout", None)
+    options: dict = {"timeout": timeout} if timeout else {}
+    policy: dict = {"max_attempts": attempts} if attempts else {}
+    raw = os.environ.get(RETRY_DELAY_ENV, "").strip()
+    if raw:
+        try:
+            delay = float(raw)
+        except ValueError:
+            delay = -1.0
+        if not 0.0 <= delay <= 60.0:
+            raise ConfigError([f"{RETRY_DELAY_ENV}: expected seconds between 0 and 60, "
+                               f"got {raw!r}"])
+        policy["initial_delay"] = delay
+    if policy:
+        from runwatchd.runway.client import RetryPolicy
+
+        options["retry"] = RetryPolicy(**policy)
+    return options
+
+
+def open_journal(cfg: configmod.Config):
+    """(state dir, its journal); the caller closes the journal."""
+    from runwatchd.store.sqlite import SqliteStore
+
+    state_dir = configmod.resolve_state_dir(cfg)
+    return state_dir, SqliteStore(state_dir / JOURNAL_NAME)

@@ -1,0 +1,1 @@
+"""Configuration: the TOML file as checked, frozen data; the starter text."""

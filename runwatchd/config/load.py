@@ -1,0 +1,372 @@
+"""Configuration: one TOML file -> frozen dataclasses, with every problem reported at once.
+
+Precedence, highest first: command line > environment > TOML > defaults.
+
+    setting      command line  environment          TOML                      default
+    config file  -c PATH       RUNWATCHD_CONFIG     -                         ./runwatchd.toml,
+                                         ~/.config/runwatchd/config.toml, /etc/runwatchd/config.toml
+    folders      --watch DIR   -                    [[folder]] path           -
+    API secret   -             RUNWAYML_API_SECRET  [runway] api_secret_file  systemd credential
+                                                    $CREDENTIALS_DIRECTORY/runway_api_secret
+    base URL     -             RUNWAYML_BASE_URL    [runway] base_url         api.dev.runwayml.com
+    state dir    -             STATE_DIRECTORY (*)  [runway] state_dir        ~/.local/state/...
+    (*) systemd's StateDirectory= is a service's default, so the TOML key wins over it.
+
+Every key is documented in `config_text.starter_config()`. Unknown keys are errors (a typo
+must never be silently ignored), types are strict (a bool is not a number), relative paths are
+relative to the config file, and a folder that does not exist yet is fine (a NAS may mount later).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runwatchd import errors
+from runwatchd.generation import rules
+from runwatchd.generation.rules import Rule
+from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
+
+DEFAULT_BASE_URL = "https://api.dev.runwayml.com"  # same value as client.DEFAULT_BASE_URL
+DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.webp", "*.mp4", "*.mov", "*.webm",
+                   "*.mp3", "*.wav", "*.flac", "*.m4a", "*.aac")
+OBSERVERS = ("auto", "inotify", "polling")
+LOG_FORMATS = ("text", "json")
+SECRET_ENV, BASE_URL_ENV = "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL"
+CONFIG_ENV = "RUNWATCHD_CONFIG"
+CREDENTIAL_NAME = "runway_api_secret"
+SYSTEM_CONFIG = Path("/etc/runwatchd/config.toml")
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    settle_seconds: float = 2.0
+    observer: str = "auto"
+    poll_interval: float = 10.0
+    rescan_interval: float = 900.0  # 0 turns the periodic reconcile scan off
+    include: tuple[str, ...] = DEFAULT_INCLUDE
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    path: Path
+    recursive: bool
+    settings: FolderSettings
+    rule: Rule | None
+
+
+@dataclass(frozen=True)
+class RunwayConfig:
+    base_url: str | None = None
+    api_secret_file: Path | None = None
+    concurrency: int = 4
+    state_dir: Path | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    metrics: str | None = None
+    grace_seconds: float = 30.0
+    log_format: str = "text"
+
+
+@dataclass(frozen=True)
+class Config:
+    runway: RunwayConfig
+    defaults: FolderSettings
+    folders: tuple[FolderConfig, ...]
+    daemon: DaemonConfig
+    source: Path | None
+
+
+Check = Callable[[Any], str | None]
+
+
+def _at_least(low: float, strict: bool = False) -> Check:
+    op = ">" if strict else ">="
+    return lambda v: (None if v > low or (v == low and not strict)
+                      else f"must be {op} {low:g}, got {v!r}")
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    return lambda v: None if v in choices else (
+        f"expected one of {', '.join(map(repr, choices))}, got {v!r}")
+
+
+def _url(v: str) -> str | None:
+    ok = re.fullmatch(r"https?://[^\s/]+(/\S*)?", v)
+    return None if ok else f"expected an http(s) URL, got {v!r}"
+
+
+def _non_empty(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+def _host_port(v: str) -> str | None:
+    host, _, port = v.rpartition(":")
+    if host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535:
+        return None
+    return f"expected host:port such as '127.0.0.1:9464', got {v!r}"
+
+
+# key: (TOML kind, extra check). Every [defaults] key may also be set per folder.
+_SETTINGS: dict[str, tuple[str, Check | None]] = {
+    "settle_seconds": ("number", _at_least(0)),
+    "observer": ("string", _one_of(OBSERVERS)),
+    "poll_interval": ("number", _at_least(0, strict=True)),
+    "rescan_interval": ("number", _at_least(0)),
+    "include": ("strings", lambda v: None if v else "must list at least one pattern"),
+    "ignore": ("strings", None),
+}
+_RUNWAY: dict[str, tuple[str, Check | None]] = {
+    "base_url": ("string", _url),
+    "api_secret_file": ("string", _non_empty),
+    "concurrency": ("integer", lambda v: None if 1 <= v <= 64 else f"must be 1 to 64, got {v}"),
+    "state_dir": ("string", _non_empty),
+    "timeout": ("number", _at_least(0, strict=True)),
+}
+_DAEMON: dict[str, tuple[str, Check | None]] = {
+    "metrics": ("string", _host_port),
+    "grace_seconds": ("number", _at_least(0)),
+    "log_format": ("string", _one_of(LOG_FORMATS)),
+}
+_FOLDER_KEYS = ("path", "recursive", "rule", *_SETTINGS)
+_TOP_KEYS = ("runway", "defaults", "daemon", "folder")
+
+
+class _Reader:
+    """Collects problems instead of raising, so one run of check-config lists all of them."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.problems: list[str] = []
+        self.base_dir = base_dir
+
+    def table(self, value: object, keypath: str, known: tuple[str, ...]) -> dict[str, Any]:
+        if (why := check_type(value, "table")) is not None:
+            self.problems.append(f"{keypath}: {why}")
+            return {}
+        assert isinstance(value, dict)
+        for key in value:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+                where = f"{keypath}.{key}" if keypath else key
+                self.problems.append(f"{where}: unknown key ({hint})")
+        return value
+
+    def values(self, table: dict[str, Any], keypath: str,
+               spec: dict[str, tuple[str, Check | None]]) -> dict[str, Any]:
+        """The valid values of `table` for the keys in `spec`, converted (floats, tuples, paths)."""
+        out: dict[str, Any] = {}
+        for key, (kind, check) in spec.items():
+            if key not in table:
+                continue
+            value = table[key]
+            why = check_type(value, kind)
+            if why is None and check is not None:
+                why = check(value)
+            if why is not None:
+                self.problems.append(f"{keypath}.{key}: {why}")
+            elif kind == "number":
+                out[key] = float(value)
+            elif kind == "strings":
+                out[key] = tuple(value)
+            elif key.endswith(("_file", "_dir")):
+                out[key] = self.path(value)
+            else:
+                out[key] = value
+        return out
+
+    def section(self, top: dict[str, Any], name: str,
+                spec: dict[str, tuple[str, Check | None]]) -> dict[str, Any]:
+        return self.values(self.table(top.get(name, {}), name, tuple(spec)), name, spec)
+
+    def path(self, text: str) -> Path:
+        return Path(os.path.normpath(self.base_dir / Path(text).expanduser()))
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file; ConfigError lists every problem with its key path."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise errors.ConfigError([f"cannot read ({e.strerror})"], str(path)) from e
+    data, problem = parse_toml_text(raw)
+    if data is None:
+        raise errors.ConfigError([problem or "invalid TOML"], str(path))
+    cfg = parse_config(data, str(path), base_dir=Path(os.path.abspath(path)).parent)
+    return dataclasses.replace(cfg, source=Path(os.path.abspath(path)))
+
+
+def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None = None) -> Config:
+    """Validate parsed TOML; relative paths are taken from base_dir (default: the cwd)."""
+    reader = _Reader(Path(os.path.abspath(base_dir or Path.cwd())))
+    top = reader.table(dict(data), "", _TOP_KEYS)
+    runway = RunwayConfig(**reader.section(top, "runway", _RUNWAY))
+    daemon = DaemonConfig(**reader.section(top, "daemon", _DAEMON))
+    defaults = FolderSettings(**reader.section(top, "defaults", _SETTINGS))
+    folder_list = top.get("folder", [])
+    if not isinstance(folder_list, list):
+        got = "[folder]" if isinstance(folder_list, dict) else describe(folder_list)
+        reader.problems.append(f"folder: expected [[folder]] tables (an array of tables), "
+                               f"got {got}")
+        folder_list = []
+    folders = [_parse_folder(reader, item, f"folder[{i}]", defaults, source)
+               for i, item in enumerate(folder_list)]
+    _check_overlaps(reader, folders)
+    if reader.problems:
+        raise errors.ConfigError(reader.problems, source)
+    return Config(runway, defaults, tuple(f for f in folders if f is not None), daemon, None)
+
+
+def _parse_folder(reader: _Reader, item: object, keypath: str, defaults: FolderSettings,
+                  source: str) -> FolderConfig | None:
+    table = reader.table(item, keypath, _FOLDER_KEYS)
+    if not isinstance(item, dict):
+        return None
+    settings = dataclasses.replace(defaults, **reader.values(table, keypath, _SETTINGS))
+    recursive = table.get("recursive", True)
+    if (why := check_type(recursive, "boolean")) is not None:
+        reader.problems.append(f"{keypath}.recursive: {why}")
+    rule = None
+    if "rule" in table:
+        rule, problems = rules.parse_rule(table["rule"], source, f"{keypath}.rule")
+        reader.problems += problems
+    raw_path = table.get("path")
+    if raw_path is None:
+        reader.problems.append(f"{keypath}.path: required")
+        return None
+    if (why := check_type(raw_path, "string")) is not None or not raw_path.strip():
+        reader.problems.append(f"{keypath}.path: {why or 'must not be empty'}")
+        return None
+    # Resolved, so the mount table (NFS or local?) and overlap checks see the real directory.
+    path = reader.path(raw_path).resolve()
+    if path.exists() and not path.is_dir():
+        reader.problems.append(f"{keypath}.path: {path} exists but is not a directory")
+    if rule is not None and os.path.normpath(rule.output_path(path)) == str(path):
+        reader.problems.append(f"{keypath}.rule.output_dir: is the watched folder itself "
+                               "(outputs would be picked up as new files)")
+    if rule is not None and rule.name is None:
+        rule = dataclasses.replace(rule, name=path.name)
+    return FolderConfig(path, recursive is True, settings, rule)
+
+
+def _check_overlaps(reader: _Reader, folders: list[FolderConfig | None]) -> None:
+    real: list[tuple[int, FolderConfig, Path]] = []
+    for i, folder in enumerate(folders):
+        if folder is None:
+            continue
+        try:
+            resolved = folder.path.resolve()
+        except (OSError, RuntimeError):
+            resolved = folder.path
+        for j, other, other_real in real:
+            if resolved == other_real:
+                reader.problems.append(f"folder[{i}].path: same folder as folder[{j}] "
+                                       f"({other.path})")
+            elif other.recursive and resolved.is_relative_to(other_real):
+                reader.problems.append(f"folder[{i}].path: inside folder[{j}] which is recursive")
+            elif folder.recursive and other_real.is_relative_to(resolved):
+                reader.problems.append(f"folder[{j}].path: inside folder[{i}] which is recursive")
+        real.append((i, folder, resolved))
+
+
+def config_for_dirs(dirs: list[Path]) -> Config:
+    """The config of `run --watch DIR ...` without a file: defaults, recursive, no rules."""
+    return parse_config({"folder": [{"path": str(d)} for d in dirs]}, "--watch")
+
+
+def find_config(explicit: Path | None, env: Mapping[str, str] = os.environ) -> Path | None:
+    """-c, else $RUNWATCHD_CONFIG, else the first existing of the usual places; None if none."""
+    if explicit is not None:
+        return Path(explicit)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]).expanduser()
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    xdg = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    for candidate in (Path("runwatchd.toml"), xdg / "runwatchd" / "config.toml", SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_secret(cfg: Config, env: Mapping[str, str]) -> tuple[str | None, str, list[str]]:
+    """(secret, where it came from, what was tried); raises ConfigError for a broken source."""
+    tried: list[str] = []
+    value = env.get(SECRET_ENV)
+    if value is not None and value.strip():
+        return _clean_secret(value, SECRET_ENV), SECRET_ENV, tried
+    tried.append(f"{SECRET_ENV} ({'empty' if value is not None else 'not set'})")
+    secret_file = cfg.runway.api_secret_file
+    if secret_file is not None:
+        # A configured file that cannot be read is an error, not a reason to fall through.
+        secret = _read_secret(secret_file, "runway.api_secret_file")
+        return secret, f"api_secret_file {secret_file}", tried
+    tried.append("[runway] api_secret_file (not set)")
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        cred = Path(cred_dir) / CREDENTIAL_NAME
+        if cred.exists():
+            return _read_secret(cred, "systemd credential"), f"systemd credential {cred}", tried
+        tried.append(f"systemd credential {cred} (no such file)")
+    else:
+        tried.append(f"systemd credential $CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME} "
+                     "(CREDENTIALS_DIRECTORY not set)")
+    return None, "", tried
+
+
+def _read_secret(path: Path, what: str) -> str:
+    try:
+        return _clean_secret(path.read_text(encoding="utf-8"), f"{what} {path}")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise errors.ConfigError([f"{what}: cannot read {path} ({reason})"]) from None
+
+
+def _clean_secret(value: str, where: str) -> str:
+    secret = value.strip()
+    if not secret:
+        raise errors.ConfigError([f"{where}: the API secret is empty"])
+    if any(c.isspace() or not c.isprintable() for c in secret):
+        raise errors.ConfigError([f"{where}: the API secret contains whitespace or control "
+                                  "characters (more than one line?)"])
+    return secret
+
+
+def resolve_secret(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
+    """The API secret from RUNWAYML_API_SECRET, api_secret_file or the systemd credential."""
+    secret, _, tried = find_secret(cfg, env)
+    if secret is None:
+        raise errors.ConfigError([f"no Runway API secret found; tried {', '.join(tried)}"])
+    return secret
+
+
+def resolve_base_url(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
+    """RUNWAYML_BASE_URL, else [runway] base_url, else Runway's API; no trailing slash."""
+    if env.get(BASE_URL_ENV):
+        url = env[BASE_URL_ENV].strip()
+        if (why := _url(url)) is not None:
+            raise errors.ConfigError([f"{BASE_URL_ENV}: {why}"])
+        return url.rstrip("/")
+    return (cfg.runway.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+
+def resolve_state_dir(cfg: Config, env: Mapping[str, str] = os.environ) -> Path:
+    """[runway] state_dir, else systemd's $STATE_DIRECTORY (first entry), else the XDG state dir."""
+    if cfg.runway.state_dir is not None:
+        return cfg.runway.state_dir
+    if env.get("STATE_DIRECTORY"):
+        return Path(env["STATE_DIRECTORY"].split(":")[0])
+    if env.get("XDG_STATE_HOME"):
+        return Path(env["XDG_STATE_HOME"]) / "runwatchd"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".local" / "state" / "runwatchd"

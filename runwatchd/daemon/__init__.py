@@ -1,0 +1,1 @@
+"""The daemon: wiring and lifecycle, scheduler, reconcile scans, outcome book, reload."""

@@ -1,0 +1,1 @@
+"""Generations: rules, request building, the submitter, the task follower."""

@@ -1,0 +1,334 @@
+"""Follow submitted generations to their end and bring the outputs home.
+
+A few worker threads share one heap of (next poll time, task), so hundreds of tasks are followed
+without a thread each and one slow download does not hold up every other poll. Runway asks for
+polls no faster than every 5 s, with jitter: each task is polled 1.0-1.2 poll intervals after its
+last poll. PENDING, THROTTLED and RUNNING are waiting, not errors. SUCCEEDED: every output URL is
+downloaded atomically (a temp name, then a rename) into the folder the journal recorded at submit
+time, as <stem><ext>, <stem>_2<ext>, ...; then the journal and the sidecar get the final status.
+FAILED and CANCELLED keep `failure` and `failureCode` and are never resubmitted automatically.
+
+Poll interval: `poll_interval=` in code (tests, the demo). Left out (None), it is Runway's 5 s,
+unless the environment sets RUNWATCHD_TASK_POLL_SECONDS, a knob for running the CLI against the
+local emulator quickly (the tests, benchmarks). It is honoured below 5 s only when the API base
+URL is a loopback address (the emulator); against anything else it is raised to 5 s, so it can
+never make runwatchd poll Runway faster than Runway allows.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlparse
+
+from runwatchd.lifecycle import sidecar
+from runwatchd.runway.client import RunwayClient
+from runwatchd.errors import InputRejected, KeyRejected, RunwayError
+from runwatchd.store.record import FileRecord
+from runwatchd.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+MIN_POLL = 5.0
+POLL_ENV = "RUNWATCHD_TASK_POLL_SECONDS"
+FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+NEEDS_ATTENTION = "NEEDS_ATTENTION"
+WORKERS = 4
+MAX_BACKOFF = 300.0
+# Used when an output URL has no usable extension.
+_DEFAULT_EXT = {"text_to_image": ".png", "image_upscale": ".png", "sound_effect": ".mp3",
+                "text_to_speech": ".mp3", "speech_to_speech": ".mp3", "voice_isolation": ".mp3",
+                "voice_dubbing": ".mp3"}
+_EXT_RE = re.compile(r"\.[A-Za-z0-9]{1,8}")
+
+
+def resolve_poll_interval(explicit: float | None, base_url: str | None,
+                          env: Mapping[str, str] = os.environ) -> float:
+    """The poll interval: `explicit` if given, else $RUNWATCHD_TASK_POLL_SECONDS (at least
+    MIN_POLL unless `base_url` is a loopback address), else MIN_POLL."""
+    if explicit is not None:
+        return max(0.0, explicit)
+    raw = env.get(POLL_ENV)
+    if not raw:
+        return MIN_POLL
+    try:
+        wanted = float(raw)
+    except ValueError:
+        log.warning("ignoring %s=%r: not a number", POLL_ENV, raw)
+        return MIN_POLL
+    if not wanted >= 0:  # also NaN
+        return MIN_POLL
+    if wanted < MIN_POLL and not _is_loopback(base_url):
+        log.warning("%s=%s is below Runway's %g s minimum; polling every %g s", POLL_ENV, raw,
+                    MIN_POLL, MIN_POLL)
+        return MIN_POLL
+    return wanted
+
+
+def _is_loopback(url: str | None) -> bool:
+    host = urlparse(url or "").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(order=True)
+class _Followed:
+    due: float
+    path: Path = field(compare=False)
+    task_id: str = field(compare=False)
+    output_dir: Path = field(compare=False)
+    errors: int = field(default=0, compare=False)
+
+
+class TaskFollower:
+    """Polls every followed task with a few worker threads; `on_key_rejected` pauses the daemon,
+    which sets `paused` until a reload."""
+
+    def __init__(
+        self,
+        client: RunwayClient,
+        journal: SqliteStore,
+        *,
+        poll_interval: float | None = None,
+        workers: int = WORKERS,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        on_key_rejected: Callable[[KeyRejected], None] | None = None,
+        on_output: Callable[[Path], None] | None = None,
+        on_finished: Callable[[Path, str], None] | None = None,
+        env: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.poll_interval = resolve_poll_interval(
+            poll_interval, str(getattr(client, "_base", "") or ""), env)
+        self.workers = max(1, workers)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.on_key_rejected = on_key_rejected
+        self.on_output = on_output
+        self.on_finished = on_finished
+        self._heap: list[_Followed] = []
+        self._followed: set[str] = set()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._busy = 0
+        self._threads: list[threading.Thread] = []
+        self.paused = threading.Event()
+
+    def _next_poll(self) -> float:
+        # The full interval plus up to 20% jitter, so many tasks do not poll in lockstep.
+        return self.clock() + self.poll_interval * (1.0 + 0.2 * self.rng.random())
+
+    def follow(self, path: Path, task_id: str, output_dir: Path) -> None:
+        """Poll `task_id` (of `path`) until it ends; a task already followed is not added twice."""
+        with self._cond:
+            if task_id in self._followed:
+                return
+            self._followed.add(task_id)
+            heapq.heappush(self._heap, _Followed(self._next_poll(), path, task_id, output_dir))
+            self._cond.notify()
+
+    def pending(self) -> int:
+        """Tasks followed and not finished (waiting for their next poll or being polled)."""
+        with self._cond:
+            return len(self._heap) + self._busy
+
+    def start(self) -> None:
+        self._threads = [threading.Thread(target=self._work, name=f"runwatchd-tasks-{n}",
+                                          daemon=True) for n in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling; a download under way may finish within `timeout` (its temp file is
+        removed at the next start otherwise, and the task is polled again)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def is_alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and (
+                    not self._heap or self.paused.is_set() or self._heap[0].due > self.clock()
+                ):
+                    wait = 1.0 if not self._heap or self.paused.is_set() else (
+                        self._heap[0].due - self.clock())
+                    self._cond.wait(max(0.005, min(wait, 1.0)))
+                if self._stopping:
+                    return
+                item = heapq.heappop(self._heap)
+                self._busy += 1
+            try:
+                self._poll(item)
+            except Exception:  # a bug here must not end following for every other task
+                log.exception("unexpected error following task %s", item.task_id)
+                item.errors += 1
+                self._requeue(item, 60.0)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+
+    def _requeue(self, item: _Followed, delay: float | None = None) -> None:
+        item.due = self.clock() + delay if delay is not None else self._next_poll()
+        with self._cond:
+            heapq.heappush(self._heap, item)
+            self._cond.notify()
+
+    def _drop(self, item: _Followed) -> None:
+        with self._cond:
+            self._followed.discard(item.task_id)
+
+    def _backoff(self, item: _Followed) -> float:
+        item.errors += 1
+        return min(MAX_BACKOFF, max(self.poll_interval, 0.05) * 2 ** min(item.errors, 8))
+
+    def _poll(self, item: _Followed) -> None:
+        record = self.journal.get(item.path)
+        if record is None or record.task_id != item.task_id or record.state != "running":
+            # The file was replaced or retried meanwhile; its new version has its own task.
+            log.info("no longer following task %s: %s moved on", item.task_id, item.path)
+            self._drop(item)
+            return
+        try:
+            task = self.client.get_task(item.task_id)
+        except KeyRejected as e:
+            self._requeue(item)
+            if self.on_key_rejected:
+                self.on_key_rejected(e)
+            return
+        except InputRejected as e:  # 404: the task is gone (deleted elsewhere)
+            self._finish(item, "CANCELLED", failure=f"task disappeared: {e}", code="RUNWATCHD.GONE")
+            return
+        except RunwayError as e:
+            log.warning("polling task %s of %s failed: %s", item.task_id, item.path, e)
+            self._requeue(item, self._backoff(item))
+            return
+        status = task.get("status", "")
+        if status not in FINAL:
+            if record.task_status != status:
+                record.task_status = status
+                self.journal.put(record)
+                write_task_sidecar(item.path, record, status)
+                log.info("task %s for %s is %s", item.task_id, item.path.name, status)
+            item.errors = 0
+            self._requeue(item)
+            return
+        if status == "SUCCEEDED":
+            try:
+                outputs = self._download(item, record, task.get("output") or [])
+            except RunwayError as e:
+                # The next poll fetches the task again, with fresh output URLs.
+                log.warning("downloading outputs of task %s for %s failed: %s", item.task_id,
+                            item.path.name, e)
+                self.journal.update(item.path, error=f"downloading outputs failed: {e}")
+                self._requeue(item, self._backoff(item))
+                return
+            self._finish(item, status, outputs=outputs)
+        else:
+            self._finish(item, status, failure=task.get("failure"), code=task.get("failureCode"))
+
+    def _download(self, item: _Followed, record: FileRecord, urls: list[str]) -> list[str]:
+        item.output_dir.mkdir(parents=True, exist_ok=True)
+        stem = item.path.stem
+        names = []
+        for n, url in enumerate(urls, start=1):
+            ext = Path(urlparse(url).path).suffix
+            if not _EXT_RE.fullmatch(ext):
+                ext = _DEFAULT_EXT.get(record.endpoint or "", ".mp4")
+            dest = item.output_dir / (f"{stem}{ext}" if n == 1 else f"{stem}_{n}{ext}")
+            if self.on_output:
+                self.on_output(dest)  # tell the watcher first: this file is ours, not new media
+            self.client.download(url, dest)
+            names.append(_relative(dest, item.path.parent))
+        return names
+
+    def _finish(self, item: _Followed, status: str, *, outputs: list[str] | None = None,
+                failure: str | None = None, code: str | None = None) -> None:
+        self._drop(item)
+        record = self.journal.get(item.path)
+        if record is None or record.task_id != item.task_id:
+            return  # the file was replaced meanwhile; its new version has its own record
+        record.state = "succeeded" if status == "SUCCEEDED" else "task_failed"
+        record.task_status, record.outputs = status, outputs or []
+        record.failure, record.failure_code = failure, code
+        record.error = f"task {status}: {failure}" if status != "SUCCEEDED" else None
+        # Sidecar first: a crash between the two leaves the journal at "running", so the restart
+        # polls the task again and writes both; the other order leaves a stale sidecar for good.
+        write_task_sidecar(item.path, record, status, failure=failure, code=code)
+        self.journal.put(record)
+        if status == "SUCCEEDED":
+            log.info("task %s for %s SUCCEEDED: %s", item.task_id, item.path.name,
+                     ", ".join(record.outputs))
+        else:
+            log.error("task %s for %s %s: %s (%s); not resubmitted (`runwatchd retry %s` does)",
+                      item.task_id, item.path.name, status, failure, code, item.path)
+        if self.on_finished:
+            self.on_finished(item.path, status)
+
+
+def sidecar_status(record: FileRecord) -> str | None:
+    """The task status a sidecar shows for a journal row; None if the row has no task part."""
+    return {"attention": NEEDS_ATTENTION, "running": record.task_status or "PENDING",
+            "succeeded": "SUCCEEDED", "task_failed": record.task_status or "FAILED",
+            }.get(record.state)
+
+
+def write_task_sidecar(path: Path, record: FileRecord, status: str, *,
+                       failure: str | None = None, code: str | None = None) -> bool:
+    """Rewrite the sidecar with the task part as the journal knows it; False if not written
+    (the media file is gone, or the folder cannot be written: the journal keeps the state)."""
+    rule_name = record.rule_name
+    if rule_name is None:  # a row from before rule names were journaled: keep the sidecar's
+        rule_name = ((sidecar.read_sidecar(path) or {}).get("task") or {}).get("rule")
+    task = {
+        "id": record.task_id, "endpoint": record.endpoint, "rule": rule_name, "status": status,
+        "outputs": list(record.outputs), "failure": failure, "failure_code": code,
+    }
+    if not path.exists():
+        log.info("%s is gone; its task %s is %s (no sidecar written)", path, record.task_id,
+                 status)
+        return False
+    try:
+        data = sidecar.build_sidecar(
+            path, runway_uri=record.runway_uri or "", uploaded_at=datetime.fromtimestamp(
+                record.uploaded_at or 0, tz=timezone.utc),
+            size=record.size or 0, mtime_ns=record.mtime_ns or 0, sha256=record.sha256 or "",
+            task=task,
+        )
+        sidecar.write_sidecar(path, data)
+    except OSError as e:
+        log.error("%s: cannot write sidecar: %s (state kept in the journal)", path, e.strerror or e)
+        return False
+    except ValueError as e:  # a journal row without upload facts: nothing true to write
+        log.error("%s: cannot write sidecar: %s", path, e)
+        return False
+    return True
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,361 @@
+"""Generation rules: which Runway endpoint a file goes to, and with which request.
+
+A rule comes from a folder's `[folder.rule]` table in the config, or from the nearest
+`runwatchd.rules.toml` between the file and its watched folder (nearest wins, re-read when it
+changes). Everything that can be checked without the network is checked here, before a
+generation POST can spend credits: the endpoint, the request's required fields and their
+types, and whether the file's media kind fits the endpoint's input field (the endpoint table:
+endpoints.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import stat
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runwatchd import errors
+from runwatchd.runway import media
+from runwatchd.runway.endpoints import ENDPOINTS, FIELD_TYPES
+from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
+
+log = logging.getLogger(__name__)
+
+RULES_FILENAME = "runwatchd.rules.toml"
+DEFAULT_OUTPUT_DIR = "outputs"
+PROMPT_SUFFIX = ".prompt.txt"
+PROMPT_MAX = 1000
+RULE_KEYS = ("endpoint", "input_field", "name", "output_dir", "request")
+_PLACEHOLDER = re.compile(r"\{(stem|name|folder)\}")
+_PROMPT_READ_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One generation rule; `request` uses Runway's own field names and is sent as-is."""
+
+    endpoint: str
+    output_dir: str = DEFAULT_OUTPUT_DIR
+    input_field: str | None = None
+    request: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    source: str = ""
+    name: str | None = None
+    # Directory a relative output_dir is taken from: the rules file's directory, or None for
+    # a config rule (then the watched folder's root is used).
+    base_dir: Path | None = None
+
+    def output_path(self, base: Path) -> Path:
+        """The output directory: absolute as given, else relative to base_dir (or `base`)."""
+        out = Path(self.output_dir).expanduser()
+        return out if out.is_absolute() else (self.base_dir or base) / out
+
+
+def _json_problems(value: object, keypath: str) -> list[str]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _json_problems(v, f"{keypath}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _json_problems(v, f"{keypath}[{i}]")]
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return [f"{keypath}: {describe(value)} cannot be sent as JSON; quote it as a string"]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{keypath}: {value} cannot be sent as JSON"]
+    return []
+
+
+def input_field_of(rule: Rule) -> str | None:
+    """The request field that receives the file's URI: the rule's override or the default."""
+    return rule.input_field or ENDPOINTS[rule.endpoint].default_input
+
+
+def parse_rule(table: object, source: str, keypath: str) -> tuple[Rule | None, list[str]]:
+    """Validate a rule table; returns (rule, []) or (None, every problem with its key path)."""
+    problems: list[str] = []
+
+    def at(key: str) -> str:
+        return f"{keypath}.{key}" if keypath else key
+
+    if not isinstance(table, dict):
+        return None, [f"{keypath or 'rule'}: expected a table, got {describe(table)}"]
+    problems += [f"{at(k)}: unknown key (known: {', '.join(RULE_KEYS)})"
+                 for k in table if k not in RULE_KEYS]
+    known = ", ".join(sorted(ENDPOINTS))
+    endpoint = table.get("endpoint")
+    if endpoint is None:
+        problems.append(f"{at('endpoint')}: required (known: {known})")
+    elif (why := check_type(endpoint, "string")) is not None:
+        problems.append(f"{at('endpoint')}: {why}")
+    elif endpoint not in ENDPOINTS:
+        problems.append(f"{at('endpoint')}: unknown endpoint {endpoint!r} (known: {known})")
+    strings = {k: table[k] for k in ("output_dir", "input_field", "name") if k in table}
+    for key, value in strings.items():
+        if (why := check_type(value, "string")) is not None:
+            problems.append(f"{at(key)}: {why}")
+        elif not value.strip():
+            problems.append(f"{at(key)}: must not be empty")
+    output_dir = strings.get("output_dir", DEFAULT_OUTPUT_DIR)
+    if isinstance(output_dir, str) and output_dir.strip() and os.path.normpath(output_dir) == ".":
+        problems.append(f"{at('output_dir')}: must not be the watched folder itself "
+                        "(outputs would be picked up as new files)")
+    request = table.get("request", {})
+    if (why := check_type(request, "table")) is not None:
+        problems.append(f"{at('request')}: {why}")
+    elif endpoint in ENDPOINTS:
+        field_name = strings.get("input_field")
+        field_name = field_name if isinstance(field_name, str) else None
+        problems += _request_problems(endpoint, field_name, request, at)
+    if problems:
+        return None, problems
+    rule_source = f"{source}: {keypath}" if keypath else source
+    return Rule(str(endpoint), output_dir, strings.get("input_field"), request, rule_source,
+                strings.get("name")), []
+
+
+def _request_problems(endpoint: str, input_field: str | None, request: dict[str, Any],
+                      at: Callable[[str], str]) -> list[str]:
+    spec = ENDPOINTS[endpoint]
+    problems = _json_problems(request, at("request"))
+    target = input_field or spec.default_input
+    if target is None:
+        problems.append(f"{at('input_field')}: endpoint {endpoint} takes no media input; set "
+                        "input_field to the request field that should get each file's "
+                        "runway:// URI")
+    elif target in request:
+        problems.append(f"{at('request.' + target)}: filled with each file's runway:// URI; "
+                        "remove it from the request")
+    for name in spec.required:
+        if name != target and name not in request:
+            problems.append(f"{at('request.' + name)}: required by {endpoint}")
+    for name, value in request.items():
+        inp = spec.inputs.get(name)
+        if name == target:
+            continue
+        kind = FIELD_TYPES.get(name)
+        if inp is not None:
+            kind = "table" if inp.typed else "string"
+        if kind and (why := check_type(value, kind)) is not None:
+            problems.append(f"{at('request.' + name)}: {why}")
+        elif inp and inp.typed and not isinstance(value.get("uri"), str):
+            problems.append(f"{at('request.' + name)}: expected a table with type and uri")
+    prompt = request.get("promptText")
+    if isinstance(prompt, str) and not 1 <= len(prompt) <= PROMPT_MAX:
+        problems.append(f"{at('request.promptText')}: must be 1-{PROMPT_MAX} characters, "
+                        f"got {len(prompt)}")
+    return problems
+
+
+def _expand(value: Any, values: Mapping[str, str]) -> Any:
+    # Only the three known placeholders are replaced: str.format_map would crash on a lone "{"
+    # or "{}" in a prompt, and prompts are free text.
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], value)
+    if isinstance(value, dict):
+        return {k: _expand(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, values) for v in value]
+    return value
+
+
+def prompt_file_for(path: Path) -> Path | None:
+    """The prompt file beside `path` (shot.jpg.prompt.txt, else shot.prompt.txt), if any."""
+    for name in (path.name, path.stem):
+        candidate = path.with_name(name + PROMPT_SUFFIX)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_prompt(path: Path) -> str | None:
+    """The stripped UTF-8 prompt beside `path`, None if there is no prompt file."""
+    prompt_file = prompt_file_for(path)
+    if prompt_file is None:
+        return None
+    try:
+        with open(prompt_file, "rb") as fh:
+            raw = fh.read(_PROMPT_READ_LIMIT)
+    except OSError as e:
+        raise errors.InvalidFile(f"{prompt_file.name}: cannot read ({e.strerror})") from e
+    try:
+        text = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError as e:
+        raise errors.InvalidFile(f"{prompt_file.name}: not UTF-8 text (byte {e.start})") from e
+    if not text:
+        raise errors.InvalidFile(f"{prompt_file.name}: the prompt file is empty")
+    return text
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return path.name
+
+
+def check_media(rule: Rule, media_path: Path, folder_root: Path) -> str:
+    """The media kind of `media_path` if the rule's input field takes it, else InvalidFile.
+
+    Cheap (by extension), so a caller may run it before uploading. Errors name the file
+    relative to `folder_root`.
+    """
+    shown = _shown(media_path, folder_root)
+    spec = ENDPOINTS[rule.endpoint]
+    kind = media.media_kind(media_path)
+    target = input_field_of(rule)
+    if target is None:
+        raise errors.InvalidFile(f"{shown}: endpoint {rule.endpoint} takes no media input and "
+                                 "the rule sets no input_field")
+    inp = spec.inputs.get(target)
+    accepted = inp.kinds if inp else frozenset().union(*(i.kinds for i in spec.inputs.values()))
+    if kind is None or (accepted and kind not in accepted):
+        wanted = " or ".join(sorted(accepted)) or "media"
+        got = kind or f"'{media_path.suffix}'"
+        raise errors.InvalidFile(f"{shown}: {rule.endpoint} ({target}) takes {wanted} files, "
+                                 f"not {got}")
+    return kind
+
+
+def build_request(rule: Rule, media_path: Path, runway_uri: str,
+                  folder_root: Path) -> dict[str, Any]:
+    """The JSON body for POST /v1/<endpoint>; InvalidFile if this file cannot fit the rule.
+
+    Errors name the file relative to `folder_root`.
+    """
+    kind = check_media(rule, media_path, folder_root)
+    spec = ENDPOINTS[rule.endpoint]
+    target = input_field_of(rule)
+    assert target is not None  # check_media refused a rule without one
+    inp = spec.inputs.get(target)
+    values = {"stem": media_path.stem, "name": media_path.name, "folder": media_path.parent.name}
+    body: dict[str, Any] = _expand(copy.deepcopy(dict(rule.request)), values)
+    prompt = read_prompt(media_path)
+    if prompt is not None and (spec.takes_prompt or "promptText" in body):
+        body["promptText"] = prompt
+    body[target] = {"type": kind, "uri": runway_uri} if inp and inp.typed else runway_uri
+    text = body.get("promptText")
+    if text is not None and not (isinstance(text, str) and 1 <= len(text) <= PROMPT_MAX):
+        length = len(text) if isinstance(text, str) else 0
+        raise errors.InvalidFile(f"{_shown(media_path, folder_root)}: promptText is {length} "
+                                 f"characters for this file; Runway takes 1-{PROMPT_MAX}")
+    return body
+
+
+def rule_fingerprint(rule: Rule) -> str:
+    """A stable sha256 of what gets billed: endpoint, input field and request."""
+    doc = {"endpoint": rule.endpoint, "input_field": input_field_of(rule), "request": rule.request}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _version(st: os.stat_result) -> tuple[int, ...]:
+    # ctime and inode too: an editor that saves by rename within one mtime tick keeps the size.
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def load_rules_file(path: Path) -> tuple[Rule | None, list[str], tuple[int, ...] | None]:
+    """(rule, problems, version) for one rules file; the version is taken from the open file."""
+    try:
+        with open(path, "rb") as fh:
+            version = _version(os.fstat(fh.fileno()))
+            raw = fh.read()
+    except OSError as e:
+        return None, [f"cannot read ({e.strerror})"], None
+    data, problem = parse_toml_text(raw)
+    if data is None:
+        return None, [problem or "invalid TOML"], version
+    rule, problems = parse_rule(data, str(path), "")
+    if rule is not None:
+        rule = Rule(rule.endpoint, rule.output_dir, rule.input_field, rule.request, str(path),
+                    rule.name or path.parent.name, path.parent)
+    return rule, problems, version
+
+
+class RuleResolver:
+    """The rule for a file under `root`: nearest valid rules file, else the config's rule.
+
+    Thread-safe. Each call stats one rules-file path per directory level; a file is parsed
+    again only when its (mtime, ctime, size, inode) changed. An invalid rules file is logged
+    once per version and skipped, so the next one up (or the config rule) applies.
+    """
+
+    def __init__(self, root: Path, config_rule: Rule | None) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.config_rule = config_rule
+        self._lock = threading.Lock()
+        self._cache: dict[Path, tuple[tuple[int, ...], Rule | None, list[str]]] = {}
+
+    def rule_for(self, media_path: Path) -> Rule | None:
+        """The rule that applies to `media_path` now."""
+        directory = Path(os.path.abspath(media_path)).parent
+        try:
+            rel = directory.relative_to(self.root)
+        except ValueError:
+            return self.config_rule
+        dirs = [self.root]
+        for part in rel.parts:
+            dirs.append(dirs[-1] / part)
+        with self._lock:
+            for d in reversed(dirs):
+                rule = self._rule_in(d / RULES_FILENAME)
+                if rule is not None:
+                    return rule
+        return self.config_rule
+
+    def broken_rules_file(self, media_path: Path) -> str | None:
+        """Why `media_path` must wait, when the nearest rules file above it is invalid.
+
+        Falling back to a rule further up would generate (and bill) the file with a rule its
+        folder meant to override; so files under a broken rules file wait until it is fixed.
+        """
+        directory = Path(os.path.abspath(media_path)).parent
+        try:
+            rel = directory.relative_to(self.root)
+        except ValueError:
+            return None
+        dirs = [self.root]
+        for part in rel.parts:
+            dirs.append(dirs[-1] / part)
+        with self._lock:
+            for d in reversed(dirs):
+                path = d / RULES_FILENAME
+                if self._rule_in(path) is not None:
+                    return None
+                cached = self._cache.get(path)
+                if cached is not None and cached[2]:
+                    return f"the rules file {path} is invalid: {'; '.join(cached[2])}"
+        return None
+
+    def _rule_in(self, path: Path) -> Rule | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._cache.pop(path, None)
+            return None
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == _version(st):
+            return cached[1]
+        rule: Rule | None = None
+        problems, version = ["not a regular file"], None
+        if stat.S_ISREG(st.st_mode):
+            rule, problems, version = load_rules_file(path)
+        self._cache[path] = (version or _version(st), rule, problems)
+        if problems:
+            log.warning("ignoring rules file %s: %s", path, "; ".join(problems))
+        elif cached is not None:
+            log.info("rules file %s changed; now %s -> %s", path, rule and rule.endpoint,
+                     rule and rule.output_dir)
+        return rule
+
+    def problems(self) -> dict[str, list[str]]:
+        """Problems of the invalid rules files seen on the last lookups, by path."""
+        with self._lock:
+            return {str(p): list(v[2]) for p, v in self._cache.items() if v[2]}

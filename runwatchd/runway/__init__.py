@@ -1,0 +1,1 @@
+"""Talking to Runway: the HTTP client, streamed uploads, error mapping, endpoints, media checks."""

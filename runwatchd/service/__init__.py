@@ -1,0 +1,1 @@
+"""Running as a service: sd_notify, health, metrics, logs, status."""

@@ -1,0 +1,1 @@
+"""The daemon's memory: the Store protocol and FileRecord, and its backends."""

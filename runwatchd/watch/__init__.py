@@ -1,0 +1,1 @@
+"""Finding files: observers, filters, directory walks, mounts, folders, the settle table."""

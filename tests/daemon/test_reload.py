@@ -1,0 +1,71 @@
+"""Tests for runwatchd.daemon.reload: SIGHUP's reload in a running Daemon, on the in-process emulator."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_helpers import KEY, Runner, running, uploads
+from helpers import drop, wait_for
+from helpers import has_sidecar as done
+
+from runwatchd.runway.client import RunwayClient
+from runwatchd.daemon.reload import RETIRED_CLIENT_GRACE
+
+
+@pytest.fixture
+def runner(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Runner]:
+    caplog.set_level(logging.INFO)
+    with running(tmp_path) as r:
+        yield r
+
+
+def test_reload_adds_and_removes_folders(runner: Runner, tmp_path: Path) -> None:
+    """SIGHUP's reload starts watching a new folder and stops watching a removed one."""
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    old_dir.mkdir()
+    new_dir.mkdir()
+    current = {"cfg": runner.config([old_dir])}
+    daemon = runner.start(current["cfg"], config_loader=lambda: current["cfg"])
+    first = drop(old_dir / "first.jpg")
+    assert wait_for(lambda: done(first), 10)
+    waiting = drop(new_dir / "waiting.jpg")  # there before the reload: the reload's scan finds it
+    current["cfg"] = runner.config([new_dir])
+    daemon.request_reload()
+    assert wait_for(lambda: done(waiting), 10)
+    assert [new_dir] == [f.root for f in daemon.folders]
+    ignored = drop(old_dir / "ignored.jpg")
+    fresh = drop(new_dir / "fresh.jpg")
+    assert wait_for(lambda: done(fresh), 10)
+    assert not done(ignored)
+    assert ignored not in daemon.table
+    assert 3 == uploads(runner.emu)
+
+
+def test_reload_closes_the_replaced_client_once_nothing_uses_it(runner: Runner,
+                                                                 tmp_path: Path) -> None:
+    """A reload's new client takes over; the old one is closed after the grace, not leaked."""
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    now = [1000.0]
+    cfg = runner.config([hot])
+    new_client = RunwayClient(KEY, runner.emu.url)
+    daemon = runner.daemon(cfg, clock=lambda: now[0], client_factory=lambda _cfg: new_client,
+                           config_loader=lambda: cfg)
+    old_client = daemon.client
+    try:
+        daemon._do_reload()
+        assert (new_client, [old_client]) == (daemon.client,
+                                              [c for _, c in daemon._retired_clients])
+        daemon._close_retired_clients()
+        assert False is old_client._http.is_closed  # still within the grace: a poll may use it
+        now[0] += RETIRED_CLIENT_GRACE + 1
+        daemon._close_retired_clients()
+        assert (True, []) == (old_client._http.is_closed, daemon._retired_clients)
+    finally:
+        for folder in daemon.folders:
+            folder.stop_watching()
+        new_client.close()
+        daemon.journal.close()
