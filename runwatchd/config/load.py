@@ -32,8 +32,8 @@ from runwatchd import errors
 from runwatchd.generation import rules
 from runwatchd.generation.rules import Rule
 from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
+from runwatchd.runway.api import DEFAULT_BASE_URL
 
-DEFAULT_BASE_URL = "https://api.dev.runwayml.com"  # same value as client.DEFAULT_BASE_URL
 DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.webp", "*.mp4", "*.mov", "*.webm",
                    "*.mp3", "*.wav", "*.flac", "*.m4a", "*.aac")
 OBSERVERS = ("auto", "inotify", "polling")

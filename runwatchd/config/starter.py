@@ -15,9 +15,9 @@ import tomli_w
 
 from runwatchd import errors
 from runwatchd.generation import rules
+from runwatchd.runway.api import DEFAULT_BASE_URL
 from runwatchd.config.load import (
     CREDENTIAL_NAME,
-    DEFAULT_BASE_URL,
     Config,
     DaemonConfig,
     FolderSettings,

@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from runwatchd.runway.api import API_VERSION
+
 from .tasks import ENDPOINTS
 
-API_VERSION = "2024-11-06"
 
 
 @dataclass(frozen=True)

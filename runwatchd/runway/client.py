@@ -25,6 +25,7 @@ import tenacity
 
 from runwatchd import __version__, errors, fsutil
 from runwatchd.runway import media
+from runwatchd.runway.api import API_VERSION, DEFAULT_BASE_URL
 from runwatchd.runway.http_errors import (
     ErrorMapper,
     describe_error,
@@ -38,8 +39,6 @@ from runwatchd.runway.upload import Slot, check_unchanged, post_file
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "2024-11-06"
-DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
 USER_AGENT = f"runwatchd/{__version__}"
 
 _T = TypeVar("_T")

@@ -19,6 +19,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from runwatchd.watch import OVERFLOW_LOGGER
+
 __all__ = ["SecretFilter", "install_secret_filter", "setup_logging"]
 
 REDACTED = "[REDACTED]"
@@ -44,9 +46,6 @@ _DATEFMT = "%Y-%m-%d %H:%M:%S"
 # Libraries that log every request or event at INFO/DEBUG; months of running want only their
 # warnings.
 _NOISY = ("httpx", "httpcore", "watchdog")
-# watch.py hooks watchdog's "Inotify queue overflowed" WARNING on this logger to trigger a rescan
-# (watchdog 7.1 only logs it), so its WARNING records must keep being created whatever the level.
-_OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -198,7 +197,9 @@ def setup_logging(
 
     for name in _NOISY:
         logging.getLogger(name).setLevel(max(logging.WARNING, levelno))
-    logging.getLogger(_OVERFLOW_LOGGER).setLevel(logging.WARNING)
+    # watch/observers.py hooks watchdog's "Inotify queue overflowed" WARNING to trigger a rescan
+    # (watchdog 7.1 only logs it), so its WARNING records must be created whatever the level.
+    logging.getLogger(OVERFLOW_LOGGER).setLevel(logging.WARNING)
 
 
 class SecretFilter(logging.Filter):

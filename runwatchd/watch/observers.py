@@ -35,6 +35,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from runwatchd.watch import OVERFLOW_LOGGER
 from runwatchd.watch.mounts import OBSERVER_KINDS, inotify_watch_limit
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
 
 
-_OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
 # Only the event kinds we act on: the daemon's own reads of every file it uploads would
 # otherwise add IN_OPEN/IN_CLOSE_NOWRITE to the inotify queue and make overflows likelier.
 _EVENT_FILTER: list[type[FileSystemEvent]] = [
@@ -79,7 +79,7 @@ _saved_level: int | None = None
 
 def _install_hook(callback: Callable[[], None], thread_ident: int | None) -> Callable[[], None]:
     global _hooks_installed, _saved_level
-    target = logging.getLogger(_OVERFLOW_LOGGER)
+    target = logging.getLogger(OVERFLOW_LOGGER)
     handler = _OverflowHandler(callback, thread_ident)
     with _hook_lock:
         # A logging config with disable_existing_loggers, or a root level above WARNING,

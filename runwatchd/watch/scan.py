@@ -17,10 +17,10 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from runwatchd.fsutil import TEMP_MARK
+
 log = logging.getLogger(__name__)
 
-# fsutil.TEMP_MARK, spelled out so this module does not depend on fsutil's import order.
-_TEMP_MARK = ".runwatchd-tmp"
 
 BUILTIN_IGNORE: tuple[str, ...] = (
     ".*",  # dotfiles: rsync temps (".clip.mov.AbC123"), ".nfs*" silly renames, "._*" AppleDouble
@@ -28,7 +28,7 @@ BUILTIN_IGNORE: tuple[str, ...] = (
     ".nfs*", "._*", ".DS_Store", "Thumbs.db",
     "@eaDir", "#recycle", ".snapshot",  # Synology / NetApp metadata folders
     "*.runway.json", "*.prompt.txt", "runwatchd.rules.toml",  # our own sidecars and inputs
-    f"*{_TEMP_MARK}*",
+    f"*{TEMP_MARK}*",
 )
 
 

@@ -9,6 +9,7 @@ import pytest
 from runwatchd.config import load as config
 from runwatchd.config.load import Config, DaemonConfig, FolderSettings, RunwayConfig
 from runwatchd.errors import ConfigError
+from runwatchd.runway.api import DEFAULT_BASE_URL
 
 RULE = """
 [folder.rule]
@@ -346,7 +347,7 @@ def test_base_url_precedence() -> None:
     )
     assert "http://env:2" == config.resolve_base_url(cfg, {"RUNWAYML_BASE_URL": "http://env:2/"})
     assert "http://toml:1" == config.resolve_base_url(cfg, {})
-    assert config.DEFAULT_BASE_URL == config.resolve_base_url(config.config_for_dirs([]), {})
+    assert DEFAULT_BASE_URL == config.resolve_base_url(config.config_for_dirs([]), {})
     with pytest.raises(ConfigError):
         config.resolve_base_url(cfg, {"RUNWAYML_BASE_URL": "env:2"})
 
