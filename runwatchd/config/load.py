@@ -90,10 +90,17 @@ class Config:
 Check = Callable[[Any], str | None]
 
 
-def _at_least(low: float, strict: bool = False) -> Check:
-    op = ">" if strict else ">="
-    return lambda v: (None if v > low or (v == low and not strict)
-                      else f"must be {op} {low:g}, got {v!r}")
+def _between(low: float, high: float, *, above: bool = False) -> Check:
+    """low <= v <= high (low < v with `above`). The upper bounds keep a typo such as 1e308 from
+    overflowing a timer, the lower ones keep 1e-9 from turning a poll loop into a busy loop;
+    NaN fails both comparisons and is refused too."""
+    op = ">" if above else ">="
+
+    def check(v: float) -> str | None:
+        if (v > low or (v == low and not above)) and v <= high:
+            return None
+        return f"must be {op} {low:g} and <= {high:g}, got {v!r}"
+    return check
 
 
 def _one_of(choices: tuple[str, ...]) -> Check:
@@ -117,12 +124,13 @@ def _host_port(v: str) -> str | None:
     return f"expected host:port such as '127.0.0.1:9464', got {v!r}"
 
 
+_DAY = 86400.0
 # key: (TOML kind, extra check). Every [defaults] key may also be set per folder.
 _SETTINGS: dict[str, tuple[str, Check | None]] = {
-    "settle_seconds": ("number", _at_least(0)),
+    "settle_seconds": ("number", _between(0, _DAY)),
     "observer": ("string", _one_of(OBSERVERS)),
-    "poll_interval": ("number", _at_least(0, strict=True)),
-    "rescan_interval": ("number", _at_least(0)),
+    "poll_interval": ("number", _between(0.01, 3600)),
+    "rescan_interval": ("number", _between(0, 7 * _DAY)),
     "include": ("strings", lambda v: None if v else "must list at least one pattern"),
     "ignore": ("strings", None),
 }
@@ -131,11 +139,11 @@ _RUNWAY: dict[str, tuple[str, Check | None]] = {
     "api_secret_file": ("string", _non_empty),
     "concurrency": ("integer", lambda v: None if 1 <= v <= 64 else f"must be 1 to 64, got {v}"),
     "state_dir": ("string", _non_empty),
-    "timeout": ("number", _at_least(0, strict=True)),
+    "timeout": ("number", _between(0, 3600, above=True)),
 }
 _DAEMON: dict[str, tuple[str, Check | None]] = {
     "metrics": ("string", _host_port),
-    "grace_seconds": ("number", _at_least(0)),
+    "grace_seconds": ("number", _between(0, 3600)),
     "log_format": ("string", _one_of(LOG_FORMATS)),
 }
 _FOLDER_KEYS = ("path", "recursive", "rule", *_SETTINGS)

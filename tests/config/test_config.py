@@ -44,7 +44,15 @@ def problems(tmp_path: Path, text: str) -> list[str]:
             "[runway]\nbase_url = 'ftp://x'",
             "runway.base_url: expected an http(s) URL, got 'ftp://x'",
         ),
-        ("[runway]\ntimeout = 0", "runway.timeout: must be > 0, got 0"),
+        ("[runway]\ntimeout = 0", "runway.timeout: must be > 0 and <= 3600, got 0"),
+        # Hostile magnitudes: 1e308 overflowed a timer, 1e-9 made the poll loop spin.
+        ("[defaults]\npoll_interval = 1e308",
+         "defaults.poll_interval: must be >= 0.01 and <= 3600, got 1e+308"),
+        ("[defaults]\npoll_interval = 1e-9",
+         "defaults.poll_interval: must be >= 0.01 and <= 3600, got 1e-09"),
+        ("[defaults]\nrescan_interval = 1e12",
+         "defaults.rescan_interval: must be >= 0 and <= 604800, got 1000000000000.0"),
+        ("[runway]\ntimeout = 1e308", "runway.timeout: must be > 0 and <= 3600, got 1e+308"),
         ("[defaults]\nsettle_seconds = 'x'", "defaults.settle_seconds: expected a number, got 'x'"),
         (
             "[defaults]\nsettle_seconds = false",
@@ -84,7 +92,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
             "[daemon]\nlog_format = 'xml'",
             "daemon.log_format: expected one of 'text', 'json', got 'xml'",
         ),
-        ("[daemon]\ngrace_seconds = -1", "daemon.grace_seconds: must be >= 0, got -1"),
+        ("[daemon]\ngrace_seconds = -1", "daemon.grace_seconds: must be >= 0 and <= 3600, got -1"),
         ("runway = 3", "runway: expected a table, got 3"),
         ("[extra]", "extra: unknown key (known: runway, defaults, daemon, folder)"),
         (
@@ -99,7 +107,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ),
         (
             "[[folder]]\npath = '/x'\nsettle_seconds = -1",
-            "folder[0].settle_seconds: must be >= 0, got -1",
+            "folder[0].settle_seconds: must be >= 0 and <= 86400, got -1",
         ),
         (
             "[[folder]]\npath = '/x'\nwatch = 1",
@@ -128,7 +136,7 @@ def test_settle_seconds_must_not_be_negative_reports_int_as_given(tmp_path: Path
     text = (
         "[[folder]]\npath='/a'\n[[folder]]\npath='/b'\n[[folder]]\npath='/c'\nsettle_seconds = -3.5"
     )
-    assert ["folder[2].settle_seconds: must be >= 0, got -3.5"] == problems(tmp_path, text)
+    assert ["folder[2].settle_seconds: must be >= 0 and <= 86400, got -3.5"] == problems(tmp_path, text)
 
 
 def test_all_problems_are_collected_before_failing(tmp_path: Path) -> None:
@@ -142,7 +150,7 @@ def test_all_problems_are_collected_before_failing(tmp_path: Path) -> None:
     assert 4 == len(info.value.problems)
     assert info.value.problems[0].startswith("runway.concurrency: ")
     assert info.value.problems[1].startswith("defaults.colour: unknown key")
-    assert info.value.problems[2] == "folder[0].poll_interval: must be > 0, got 0"
+    assert info.value.problems[2] == "folder[0].poll_interval: must be >= 0.01 and <= 3600, got 0"
     assert info.value.problems[3].startswith("folder[0].rule.endpoint: unknown endpoint 'img2vid'")
     assert str(info.value).startswith(f"{tmp_path / 'runwatchd.toml'}: runway.concurrency")
 
