@@ -5,10 +5,13 @@
     ├── InvalidFile             a local check failed: too small/large, unsupported type, not a
     │                           regular file, unreadable. Skip the file; never retry until it changes.
     ├── FileChanged             the file changed while it was read; settle again, then retry
+    ├── DiskFull                not enough free space for a download; fetch it later
     └── RunwayError             anything the Runway API (or the way to it) answered
         ├── KeyRejected         401: the API key was rejected. Stop all work.
         ├── NoCredits           400 "not enough credits": pause generation, uploads go on
         ├── InputRejected       other 4xx: the request itself is wrong. Skip, never retry.
+        │   └── DownloadRefused an output URL that can never succeed: not http(s), a redirect
+        │                       loop or to plain http, over the size cap
         ├── SubmitUncertain     a generation POST failed after it was sent: a task may exist and
         │                       be billed. Never resubmit blindly; mark the file "needs attention".
         └── RetryableError      worth another try, after `retry_after` seconds when the server said
@@ -46,6 +49,10 @@ class FileChanged(RunwatchdError):
     """The file changed (size, mtime or inode) while it was being uploaded."""
 
 
+class DiskFull(RunwatchdError):
+    """Not enough free space (or no write access) where an output is to be downloaded."""
+
+
 class RunwayError(RunwatchdError):
     """An error answered by the Runway API or met on the way to it."""
 
@@ -64,6 +71,10 @@ class NoCredits(RunwayError):
 
 class InputRejected(RunwayError):
     """The API refused the request as invalid (400/404/405/422): retrying cannot help."""
+
+
+class DownloadRefused(InputRejected):
+    """An output URL that can never be downloaded as given (scheme, redirects, size)."""
 
 
 class SubmitUncertain(RunwayError):

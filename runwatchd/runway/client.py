@@ -23,9 +23,10 @@ from urllib.parse import quote
 import httpx
 import tenacity
 
-from runwatchd import __version__, errors, fsutil
+from runwatchd import __version__, errors
 from runwatchd.runway import media
 from runwatchd.runway.api import API_VERSION, DEFAULT_BASE_URL
+from runwatchd.runway.download import DEFAULT_MAX_DOWNLOAD, Downloader
 from runwatchd.runway.http_errors import (
     ErrorMapper,
     describe_error,
@@ -44,7 +45,6 @@ USER_AGENT = f"runwatchd/{__version__}"
 _T = TypeVar("_T")
 _ENDPOINT_RE = re.compile(r"[a-z][a-z0-9_]*")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_DOWNLOAD_CHUNK = 1024 * 1024
 _SLOWEST_UPLOAD = 256 * 1024  # bytes/s the default upload deadline still allows
 
 
@@ -81,11 +81,12 @@ class RunwayClient:
         transport: httpx.BaseTransport | None = None,
         on_retry: Callable[[str, BaseException, float], None] | None = None,
         max_transfers: int | None = None,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD,
     ) -> None:
         """`upload_deadline` bounds one upload attempt, in seconds (default: 60 s plus 4 s per
         MiB, so only a link slower than ~2 Mbit/s or a stalled one trips it); `on_retry` gets
         (what, error, delay) before each retry sleep and may raise to stop retrying;
-        `max_transfers`: see limit_transfers()."""
+        `max_transfers`: see limit_transfers(); `max_download_bytes` caps one output."""
         secret = api_secret.strip()
         if not secret or any(c.isspace() or not c.isprintable() for c in secret):
             raise ValueError("the API secret is empty or contains whitespace")
@@ -114,6 +115,8 @@ class RunwayClient:
         self._storage = httpx.Client(
             headers={"User-Agent": USER_AGENT}, timeout=timeout, transport=transport
         )
+        self._downloader = Downloader(self._http, self._storage, base, self._mapper,
+                                      max_bytes=max_download_bytes)
 
     def limit_transfers(self, n: int | None) -> None:
         """At most `n` presigned POSTs (the part of an upload that moves the bytes) at once,
@@ -299,36 +302,11 @@ class RunwayClient:
 
     def download(self, url: str, dest: Path) -> int:
         """Stream `url` into `dest` atomically; return the bytes written. Retried on transient
-        errors. The API key is sent only to the API's own origin, never to output hosts."""
-        try:
-            target = httpx.URL(url)
-        except httpx.InvalidURL as e:
-            raise errors.InputRejected("cannot download: invalid URL") from e
-        if target.scheme not in ("http", "https"):
-            raise errors.InputRejected(f"cannot download: not an http(s) URL ({target.scheme})")
-        same_origin = (target.scheme, target.host, target.port) == (
-            self._base.scheme, self._base.host, self._base.port)
-        client = self._http if same_origin else self._storage
-        where = f"GET {short_url(target)}"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-
-        def attempt() -> int:
-            written = 0
-            try:
-                with client.stream("GET", target, follow_redirects=True) as resp:
-                    if not resp.is_success:
-                        resp.read()
-                        raise self._mapper.status_error(
-                            resp, where, "api" if same_origin else "download")
-                    with fsutil.atomic_writer(dest) as f:
-                        for chunk in resp.iter_bytes(_DOWNLOAD_CHUNK):
-                            f.write(chunk)
-                            written += len(chunk)
-            except httpx.HTTPError as e:
-                raise self._mapper.network_error(e, where) from e
-            return written
-
-        return self._retrying(f"download of {dest.name}", attempt)
+        errors; bounded in size, time and redirects (runway/download.py). The API key is sent
+        only to the API's own origin, never to output hosts."""
+        target = self._downloader.check_url(url)
+        return self._retrying(f"download of {dest.name}",
+                              lambda: self._downloader.fetch(target, dest))
 
     # -- plumbing -------------------------------------------------------------------------
 

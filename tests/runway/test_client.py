@@ -16,37 +16,16 @@ import httpx
 import pytest
 import respx
 from helpers import multipart_parts
+from runway_mocks import BASE, SECRET
 
+from runwatchd import errors
 from runwatchd.runway import client as clientmod
-from runwatchd import errors, fsutil
 from runwatchd.runway.client import RetryPolicy, RunwayClient
 
-SECRET = "key_s3cr3t0123456789abcdef"
-BASE = "https://api.test"
 STORAGE = "https://storage.test/bucket"
 URI = "runway://upload/abc123"
 FIELDS = {"key": "uploads/abc123/clip.mp4", "policy": "eyJleHAiOiIyMDI2In0=", "x-amz-signature": "f00"}
 SLOT = {"uploadUrl": STORAGE, "fields": FIELDS, "runwayUri": URI}
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def make_client(sleeps: list[float]) -> Callable[..., RunwayClient]:
-    """Build clients with zero backoff (so delays are exactly what the server asked for)."""
-    made: list[RunwayClient] = []
-
-    def make(**kw: Any) -> RunwayClient:
-        kw.setdefault("retry", RetryPolicy(max_attempts=4, initial_delay=0.0, max_delay=0.0))
-        made.append(RunwayClient(SECRET, BASE, sleep=sleeps.append, **kw))
-        return made[-1]
-
-    yield make
-    for c in made:
-        c.close()
 
 
 def slot_route(respx_mock: respx.MockRouter, *responses: httpx.Response) -> respx.Route:
@@ -530,60 +509,6 @@ def test_create_task_rejects_odd_endpoint(make_client: Callable[..., RunwayClien
     """An endpoint name that is not a plain identifier never reaches the network."""
     with pytest.raises(errors.InputRejected):
         make_client().create_task("../tasks", {})
-
-
-# -- download -----------------------------------------------------------------------------
-
-
-def test_download_foreign_host_without_key(respx_mock: respx.MockRouter, tmp_path: Path,
-                                           make_client: Callable[..., RunwayClient]) -> None:
-    """Outputs on another host are fetched without the key, written atomically."""
-    route = respx_mock.get("https://cdn.test/out.mp4").mock(side_effect=[
-        httpx.Response(503), httpx.Response(200, content=b"v" * 3000)])
-    dest = tmp_path / "renders" / "shot.mp4"
-    n = make_client().download("https://cdn.test/out.mp4?sig=abc", dest)
-    assert (3000, b"v" * 3000, None, ["shot.mp4"]) == (
-        n, dest.read_bytes(), route.calls.last.request.headers.get("Authorization"),
-        os.listdir(dest.parent))
-
-
-def test_download_same_origin_with_key(respx_mock: respx.MockRouter, tmp_path: Path,
-                                       make_client: Callable[..., RunwayClient]) -> None:
-    """Outputs served by the API host itself get the key."""
-    route = respx_mock.get(f"{BASE}/outputs/o.png").mock(
-        return_value=httpx.Response(200, content=b"png"))
-    make_client().download(f"{BASE}/outputs/o.png", tmp_path / "o.png")
-    assert f"Bearer {SECRET}" == route.calls.last.request.headers["Authorization"]
-
-
-def test_download_expired_url(respx_mock: respx.MockRouter, tmp_path: Path,
-                              make_client: Callable[..., RunwayClient]) -> None:
-    """A 403 on an output URL is InputRejected with a hint, and leaves no file or temp."""
-    respx_mock.get("https://cdn.test/out.mp4").mock(return_value=httpx.Response(403))
-    with pytest.raises(errors.InputRejected) as info:
-        make_client().download("https://cdn.test/out.mp4?X-Amz-Signature=zzz", tmp_path / "o.mp4")
-    assert ([], True, False) == (os.listdir(tmp_path), "fetch the task again" in str(info.value),
-                                 "zzz" in str(info.value))
-
-
-def test_download_dropped_midway_leaves_no_temp(respx_mock: respx.MockRouter, tmp_path: Path,
-                                                make_client: Callable[..., RunwayClient]) -> None:
-    """A body cut short is retried; the failed attempt's temp file is removed."""
-    calls = 0
-
-    def body() -> Any:
-        yield b"x" * 100
-        raise httpx.ReadError("reset")
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(200, content=body() if calls == 1 else b"y" * 10)
-
-    respx_mock.get("https://cdn.test/a.mp4").mock(side_effect=answer)
-    n = make_client().download("https://cdn.test/a.mp4", tmp_path / "a.mp4")
-    assert (10, ["a.mp4"], 2) == (n, os.listdir(tmp_path), calls)
-    assert not any(fsutil.TEMP_MARK in name for name in os.listdir(tmp_path))
 
 
 # -- the secret ---------------------------------------------------------------------------
