@@ -100,6 +100,14 @@ def test_stop_timeout_outlasts_the_drain(unit: str) -> None:
     assert int(one(directives(unit), "Service.TimeoutStopSec")) > daemon_grace_seconds() + 10
 
 
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_memory_and_tasks_are_bounded(unit: str) -> None:
+    """MemoryMax and TasksMax cap what a runaway daemon can take from the host."""
+    d = directives(unit)
+    assert ("768M", "1G", "512") == (one(d, "Service.MemoryHigh"), one(d, "Service.MemoryMax"),
+                                     one(d, "Service.TasksMax"))
+
 @pytest.mark.parametrize("unit", UNITS)
 def test_proc_sys_stays_visible(unit: str) -> None:
     """No ProcSubset=pid: the daemon reads /proc/sys/fs/inotify/max_user_watches."""
