@@ -36,6 +36,7 @@ from runwatchd.runway.http_errors import (
     short_url,
     status_label,
 )
+from runwatchd.runway.replies import request_bounded
 from runwatchd.runway.upload import Slot, check_unchanged, post_file
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ class RunwayClient:
 
         def attempt() -> dict[str, Any]:
             try:
-                resp = self._http.post(path, json=body)
+                resp = request_bounded(self._http, "POST", path, json_body=body)
             except _NOT_SENT as e:
                 raise self._mapper.network_error(e, where) from e
             except httpx.HTTPError as e:
@@ -192,6 +193,8 @@ class RunwayClient:
                 raise errors.SubmitUncertain(
                     self._mapper.uncertain(where, describe_error(e))
                 ) from e
+            except errors.NetworkError as e:  # a reply too large to read: the POST was sent
+                raise errors.SubmitUncertain(self._mapper.uncertain(where, str(e))) from e
             if resp.is_success:
                 data = json_or_none(resp)
                 if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"]:
@@ -344,7 +347,7 @@ class RunwayClient:
     def _send(self, client: httpx.Client, method: str, url: str,
               json_body: Any = None) -> httpx.Response:
         try:
-            return client.request(method, url, json=json_body)
+            return request_bounded(client, method, url, json_body=json_body)
         except httpx.HTTPError as e:
             raise self._mapper.network_error(e, f"{method} {url}") from e
 

@@ -9,6 +9,7 @@ Authorization header (scrub_exception).
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import re
 from datetime import UTC, datetime
@@ -111,17 +112,20 @@ def describe_error(e: BaseException) -> str:
     return f"{kind} ({text})" if text and text != kind else kind
 
 
+def json_or_none(resp: httpx.Response) -> Any:
+    """The reply's JSON, or None when it is not JSON. A few kilobytes of `[[[[...` make
+    json.loads raise RecursionError, which `except ValueError` misses (issue 13: a generation's
+    row stayed "submitting" behind a traceback)."""
+    try:
+        return json.loads(resp.content)
+    except (ValueError, RecursionError):
+        return None
+
+
 def short_url(url: httpx.URL) -> str:
     """host + path, never the query (presigned URLs carry their signature there)."""
     port = f":{url.port}" if url.port else ""
     return f"{url.host}{port}{url.path}"
-
-
-def json_or_none(resp: httpx.Response) -> Any:
-    try:
-        return resp.json()
-    except ValueError:
-        return None
 
 
 def _error_detail(resp: httpx.Response) -> str:

@@ -103,6 +103,11 @@ class UploadReader:
             chunk = self._f.read(left if n is None or n < 0 else min(max(n, _READ_CHUNK), left))
         except OSError as e:
             raise errors.NetworkError(f"reading {self._name} failed ({e.strerror or e})") from e
+        if not chunk:
+            # Cut short under us: say so here rather than let h11 refuse the short body with
+            # a protocol error that names no file.
+            raise errors.FileChanged(
+                f"{self._name} shrank while uploading ({self.sent} of {self._size} bytes read)")
         self._hash.update(chunk)
         self.sent += len(chunk)
         self._progress(len(chunk))

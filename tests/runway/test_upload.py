@@ -124,6 +124,22 @@ def test_real_server_file_truncated(server: _Server, clip: Path) -> None:
     assert "size 5000 -> 1000 bytes" in str(info.value)
 
 
+def test_real_server_big_file_truncated_between_chunks(server: _Server, tmp_path: Path) -> None:
+    """A multi-chunk file truncated after its first chunk went out is FileChanged naming it."""
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(3 * 1024 * 1024))
+    cut = []
+
+    def truncate_once(n: int) -> None:
+        if not cut:
+            cut.append(n)
+            os.truncate(big, 1024 * 1024)
+
+    with RunwayClient(SECRET, server.url) as c, pytest.raises(errors.FileChanged) as info:
+        c.upload(big, progress=truncate_once)
+    assert "big.mp4" in str(info.value)
+
+
 @pytest.mark.parametrize("server", [False], indirect=True)
 def test_real_server_memory_stays_flat(server: _Server, tmp_path: Path) -> None:
     """Streaming a 100 MiB file raises peak RSS by far less than the file (< 30 MB)."""
