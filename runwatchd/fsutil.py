@@ -1,10 +1,13 @@
-"""Atomic file writes (temp name, fsync, rename, directory fsync) and cleanup of their temps."""
+"""Files on disk: atomic writes (temp name, fsync, rename, directory fsync), our temp names, and
+safe whole reads of small files."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,3 +79,32 @@ def fsync_dir(directory: Path) -> None:
 def is_temp_name(name: str) -> bool:
     """True for names temp_path_for makes."""
     return name.startswith(".") and TEMP_MARK in name
+
+
+def read_small_file(path: Path, limit: int, *, follow_symlinks: bool = True) -> bytes:
+    """The whole content of a small regular file, read without ever blocking or filling memory.
+
+    A FIFO, socket or device in its place is refused without waiting for a writer (O_NONBLOCK,
+    then fstat: a FIFO named like a sidecar once blocked the catch-up scan for ever); a file
+    larger than `limit` bytes is refused after reading at most limit + 1 bytes (a 3 GB sparse
+    rules file was read whole). With follow_symlinks=False a symlink is refused (O_NOFOLLOW).
+    Failures are OSError with a strerror meant for a person."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP and not follow_symlinks:
+            raise OSError(errno.ELOOP, "is a symbolic link", str(path)) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+    return data

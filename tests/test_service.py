@@ -149,6 +149,7 @@ class Service:
         creds = tmp / "credentials"
         creds.mkdir(exist_ok=True)
         (creds / "runway_api_secret").write_text(secret + "\n")
+        (creds / "runway_api_secret").chmod(0o400)  # as systemd lays credentials out
         self.config = tmp / "runwatchd.toml"
         self.config.write_text(
             f'[runway]\nstate_dir = "{self.state}"\nconcurrency = 2\n'

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runwatchd import errors
+from runwatchd import errors, fsutil
+from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
 from runwatchd.generation import rules
 from runwatchd.generation.rules import Rule
-from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
 from runwatchd.runway.api import DEFAULT_BASE_URL
 
 DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.webp", "*.mp4", "*.mov", "*.webm",
@@ -42,6 +44,11 @@ SECRET_ENV, BASE_URL_ENV = "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL"
 CONFIG_ENV = "RUNWATCHD_CONFIG"
 CREDENTIAL_NAME = "runway_api_secret"
 SYSTEM_CONFIG = Path("/etc/runwatchd/config.toml")
+# A config file or a key file larger than these is a mistake (or an attack), not a config.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_SECRET_BYTES = 64 * 1024
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -205,7 +212,7 @@ def load_config(path: Path) -> Config:
     """Read and validate a config file; ConfigError lists every problem with its key path."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = fsutil.read_small_file(path, MAX_CONFIG_BYTES)
     except OSError as e:
         raise errors.ConfigError([f"cannot read ({e.strerror})"], str(path)) from e
     data, problem = parse_toml_text(raw)
@@ -334,10 +341,25 @@ def find_secret(cfg: Config, env: Mapping[str, str]) -> tuple[str | None, str, l
 
 def _read_secret(path: Path, what: str) -> str:
     try:
-        return _clean_secret(path.read_text(encoding="utf-8"), f"{what} {path}")
+        raw = fsutil.read_small_file(path, MAX_SECRET_BYTES)
+        secret = _clean_secret(raw.decode("utf-8"), f"{what} {path}")
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
         raise errors.ConfigError([f"{what}: cannot read {path} ({reason})"]) from None
+    _warn_if_exposed(path, what)
+    return secret
+
+
+def _warn_if_exposed(path: Path, what: str) -> None:
+    """A key that every user of the host can read is as good as published: say so once per
+    read (the file still works; refusing it would stop a running service at its next reload)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & stat.S_IROTH:
+        log.warning("%s %s is readable by every user on this host; restrict it with "
+                    "`chmod 600 %s` (owned by the user runwatchd runs as)", what, path, path)
 
 
 def _clean_secret(value: str, where: str) -> str:

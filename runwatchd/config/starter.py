@@ -14,8 +14,6 @@ from pathlib import Path
 import tomli_w
 
 from runwatchd import errors
-from runwatchd.generation import rules
-from runwatchd.runway.api import DEFAULT_BASE_URL
 from runwatchd.config.load import (
     CREDENTIAL_NAME,
     Config,
@@ -26,6 +24,8 @@ from runwatchd.config.load import (
     resolve_base_url,
     resolve_state_dir,
 )
+from runwatchd.generation import rules
+from runwatchd.runway.api import DEFAULT_BASE_URL
 
 
 def _kv(key: str, value: object, commented: bool = False) -> str:

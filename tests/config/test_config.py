@@ -301,53 +301,6 @@ def test_config_for_dirs(tmp_path: Path) -> None:
     assert None is cfg.source
 
 
-def test_secret_resolution_order(tmp_path: Path) -> None:
-    """RUNWAYML_API_SECRET wins, then api_secret_file, then $CREDENTIALS_DIRECTORY; stripped."""
-    (tmp_path / "file").write_text("from-file\n", encoding="utf-8")
-    (tmp_path / "creds").mkdir()
-    (tmp_path / "creds" / "runway_api_secret").write_text("  from-cred\n", encoding="utf-8")
-    with_file = Config(
-        RunwayConfig(api_secret_file=tmp_path / "file"), FolderSettings(), (), DaemonConfig(), None
-    )
-    without = config.config_for_dirs([])
-    creds = {"CREDENTIALS_DIRECTORY": str(tmp_path / "creds")}
-    assert "from-env" == config.resolve_secret(
-        with_file, {"RUNWAYML_API_SECRET": "from-env\n", **creds}
-    )
-    assert "from-file" == config.resolve_secret(with_file, {"RUNWAYML_API_SECRET": "", **creds})
-    assert "from-cred" == config.resolve_secret(without, creds)
-
-
-def test_missing_secret_says_what_was_tried(tmp_path: Path) -> None:
-    """Without any source the error lists every source tried."""
-    with pytest.raises(ConfigError) as info:
-        config.resolve_secret(config.config_for_dirs([]), {"CREDENTIALS_DIRECTORY": str(tmp_path)})
-    assert (
-        "no Runway API secret found; tried RUNWAYML_API_SECRET (not set), [runway] api_secret_file "
-        f"(not set), systemd credential {tmp_path / 'runway_api_secret'} (no such file)"
-    ) == str(info.value)
-
-
-def test_secret_errors_never_contain_the_secret(tmp_path: Path) -> None:
-    """A malformed or unreadable secret is rejected without echoing it."""
-    (tmp_path / "file").write_text("sk-top secret\n", encoding="utf-8")
-    cfg = Config(
-        RunwayConfig(api_secret_file=tmp_path / "file"), FolderSettings(), (), DaemonConfig(), None
-    )
-    with pytest.raises(ConfigError) as info:
-        config.resolve_secret(cfg, {})
-    assert "sk-top" not in str(info.value) and "whitespace" in str(info.value)
-    missing = Config(
-        RunwayConfig(api_secret_file=tmp_path / "nope"), FolderSettings(), (), DaemonConfig(), None
-    )
-    with pytest.raises(ConfigError) as info:
-        config.resolve_secret(missing, {})
-    assert (
-        f"runway.api_secret_file: cannot read {tmp_path / 'nope'} (No such file or directory)"
-        == str(info.value)
-    )
-
-
 def test_base_url_precedence() -> None:
     """RUNWAYML_BASE_URL > [runway] base_url > the default, without a trailing slash."""
     cfg = Config(
