@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from runwatchd import errors, fsutil
+from runwatchd.config.scopes import output_dir_problem
 from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
 from runwatchd.generation import rules
 from runwatchd.generation.rules import Rule
@@ -238,6 +239,7 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
     folders = [_parse_folder(reader, item, f"folder[{i}]", defaults, source)
                for i, item in enumerate(folder_list)]
     _check_overlaps(reader, folders)
+    _check_output_dirs(reader, folders)
     if reader.problems:
         raise errors.ConfigError(reader.problems, source)
     return Config(runway, defaults, tuple(f for f in folders if f is not None), daemon, None)
@@ -267,12 +269,19 @@ def _parse_folder(reader: _Reader, item: object, keypath: str, defaults: FolderS
     path = reader.path(raw_path).resolve()
     if path.exists() and not path.is_dir():
         reader.problems.append(f"{keypath}.path: {path} exists but is not a directory")
-    if rule is not None and os.path.normpath(rule.output_path(path)) == str(path):
-        reader.problems.append(f"{keypath}.rule.output_dir: is the watched folder itself "
-                               "(outputs would be picked up as new files)")
     if rule is not None and rule.name is None:
         rule = dataclasses.replace(rule, name=path.name)
     return FolderConfig(path, recursive is True, settings, rule)
+
+
+def _check_output_dirs(reader: _Reader, folders: list[FolderConfig | None]) -> None:
+    watched = [(f.path, f.recursive) for f in folders if f is not None]
+    for i, folder in enumerate(folders):
+        if folder is None or folder.rule is None:
+            continue
+        why = output_dir_problem(folder.rule.output_path(folder.path), folder.path, watched)
+        if why is not None:
+            reader.problems.append(f"folder[{i}].rule.output_dir: {why}")
 
 
 def _check_overlaps(reader: _Reader, folders: list[FolderConfig | None]) -> None:

@@ -261,18 +261,6 @@ def test_folder_rule_is_parsed_and_named_after_the_folder(tmp_path: Path) -> Non
     )
 
 
-def test_output_dir_must_not_be_the_folder_itself(tmp_path: Path) -> None:
-    """An absolute output_dir equal to the watched folder would feed outputs back: an error."""
-    text = f"[[folder]]\npath = 'hot'\n{RULE}".replace(
-        "[folder.rule]\n", f"[folder.rule]\noutput_dir = '{tmp_path.resolve() / 'hot'}'\n"
-    )
-    expected = (
-        "folder[0].rule.output_dir: is the watched folder itself "
-        "(outputs would be picked up as new files)"
-    )
-    assert [expected] == problems(tmp_path, text)
-
-
 def test_empty_paths_are_rejected(tmp_path: Path) -> None:
     """An empty path string is a problem, not silently the config directory."""
     assert [
