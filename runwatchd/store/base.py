@@ -118,7 +118,8 @@ class Store(StoreView, Protocol):
         ...
 
     def delete(self, path: Path | str) -> None:
-        """Forget the row of `path` (nothing happens if there is none)."""
+        """Forget the row of `path` (nothing happens if there is none). Not checked against the
+        transitions: any row may be forgotten (its file was deleted)."""
         ...
 
     def signatures(self) -> dict[str, Signature]:

@@ -175,8 +175,7 @@ class RowContract:
 
     def test_updates_of_other_columns_are_not_lost_across_processes(
             self, store_factory: StoreFactory) -> None:
-        """update() reads and writes in one transaction: a concurrent update of another column
-        in another process is never overwritten with a stale value."""
+        """A process's update() of one column never undoes another's update of another."""
         store = store_factory.open()
         store.put(record(state=FileState.RUNNING))
         children, go = waiting_children(store_factory, f"""
@@ -295,8 +294,7 @@ class ClaimContract:
     @pytest.mark.parametrize(("sha", "written"), [(None, False), (SHA, False), (OTHER_SHA, True)])
     def test_put_unless_claimed_over_a_task(
             self, store_factory: StoreFactory, sha: str | None, written: bool) -> None:
-        """Over a task row: refused for unknown (None) or the same content, written for other
-        content; the refusal returns the row holding the task."""
+        """Over a task row: refused (holder returned) for unknown or same content, else written."""
         store = store_factory.open()
         store.put(record(state=FileState.RUNNING, task_id="t1"))
         holder = store.put_unless_claimed(record(state=FileState.UPLOADING, sha=sha))

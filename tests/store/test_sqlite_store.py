@@ -105,8 +105,7 @@ def test_old_journal_gains_new_columns(tmp_path: Path) -> None:
 
 
 def test_the_view_reads_beside_an_open_write(store_factory: StoreFactory) -> None:
-    """WAL: while another connection holds a write transaction, the view reads the last commit
-    at once (status never waits for the daemon)."""
+    """WAL: beside an open write transaction the view reads the last commit, without waiting."""
     store_factory.open().put(record())
     writer = sqlite3.connect(store_factory.state_dir / "journal.sqlite3", isolation_level=None)
     try:
@@ -120,8 +119,7 @@ def test_the_view_reads_beside_an_open_write(store_factory: StoreFactory) -> Non
 
 
 def test_owner_lock_file_of_a_dead_process_names_nobody(store_factory: StoreFactory) -> None:
-    """A lock file naming a pid of this host that is gone (SIGKILL leaves it): owner() is None;
-    its pid and host are all the file holds while owned."""
+    """The lock file holds pid, node, since; naming a pid that is gone (SIGKILL) it names nobody."""
     store = store_factory.open()
     store.take_ownership()
     lock = store_factory.state_dir / "journal.sqlite3.lock"
