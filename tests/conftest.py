@@ -1,4 +1,5 @@
-"""Shared fixtures: a thread-leak guard on every test, `wait_for`, and the `clip` to upload."""
+"""Shared fixtures: a thread-leak guard on every test, `wait_for`, and the `clip` to upload;
+strict store transitions for the whole suite."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # `from helpers import wait_for` in any import mode
 
 from helpers import wait_for as _wait_for  # noqa: E402 - needs the path above
+
+from runwatchd.store.transitions import STRICT_ENV
+
+# Every store write the suite makes must be an allowed lifecycle transition: a disallowed one
+# raises instead of warning. Set at import, so CLI and daemon child processes inherit it.
+os.environ[STRICT_ENV] = "1"
 
 LEAK_GRACE = 2.0
 

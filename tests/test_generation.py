@@ -245,14 +245,15 @@ def test_retry_resubmits_on_purpose_and_status_shows_attention(
 
 def test_retry_after_a_crash_without_a_restart(tmp_path: Path, emulator: Emulator) -> None:
     """A row left "submitting" by a crash, no daemon running: `retry` takes it, submits once."""
-    from runwatchd.store.sqlite import SqliteStore
+    from runwatchd.store import open_store
 
     cli = Cli(tmp_path, emulator)
     (shot,) = cli.stills(1)
     assert 0 == cli.run("scan").returncode
-    journal = SqliteStore(tmp_path / "state" / "journal.sqlite3")
-    try:
-        journal.update(shot, state="submitting", task_id=None)
+    journal = open_store(tmp_path / "state")
+    try:  # the way a crash gets there: retried on purpose, claimed, killed before the POST
+        journal.update(shot, state="retry", task_id=None)
+        journal.update(shot, state="submitting")
     finally:
         journal.close()
     result = cli.run("retry", str(shot))

@@ -1,8 +1,8 @@
-"""What the commands share: exit codes, the config a command runs with, its client, its journal.
+"""What the commands share: exit codes, the config a command runs with, its client, its store.
 
 A command's config comes from -c, $RUNWATCHD_CONFIG or the usual places (see config.py), with
 directories given on the command line added as extra folders; its Runway client gets the secret
-and base URL from config.resolve_*; its journal lives in the resolved state dir.
+and base URL from config.resolve_*; its store is open_store's for the resolved state dir.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ import argparse
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runwatchd.config import load as configmod
 from runwatchd.runway.client import RunwayClient
 from runwatchd.errors import ConfigError
 
+if TYPE_CHECKING:
+    from runwatchd.store.base import Store
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
-JOURNAL_NAME = "journal.sqlite3"
 
 
 def command_config(args: argparse.Namespace, extra_dirs: list[Path] | None = None,
@@ -79,9 +82,9 @@ def _client_options(cfg: configmod.Config, attempts: int | None = None) -> dict:
     return options
 
 
-def open_journal(cfg: configmod.Config):
-    """(state dir, its journal); the caller closes the journal."""
-    from runwatchd.store.sqlite import SqliteStore
+def open_journal(cfg: configmod.Config) -> tuple[Path, Store]:
+    """(state dir, its store); the caller closes the store."""
+    from runwatchd.store import open_store
 
     state_dir = configmod.resolve_state_dir(cfg)
-    return state_dir, SqliteStore(state_dir / JOURNAL_NAME)
+    return state_dir, open_store(state_dir)

@@ -24,7 +24,7 @@ from pathlib import Path
 from runwatchd.config import load as configmod
 from runwatchd.lifecycle import sidecar
 from runwatchd.runway.client import RunwayClient
-from runwatchd.store.sqlite import SqliteStore
+from runwatchd.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def run_demo(keep: bool = False, out=sys.stdout) -> int:
             (base / sub).mkdir(parents=True)
         cfg = demo_config(base)
         client = RunwayClient(DEMO_KEY, emulator.url)
-        journal = SqliteStore(base / "state" / "journal.sqlite3")
+        journal = open_store(base / "state")
         daemon = Daemon(cfg, client, journal, state_dir=base / "state", poll_interval=1.0)
         thread = threading.Thread(target=daemon.run, name="runwatchd-demo", daemon=True)
         thread.start()

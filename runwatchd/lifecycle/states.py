@@ -58,19 +58,24 @@ _FRESH = frozenset({S.UPLOADING, S.UPLOADED, S.INVALID, S.FAILED})
 # A file found with a matching sidecar that describes a task (a new state directory, a restored
 # backup) is adopted straight into the state its sidecar shows.
 _ADOPTED = frozenset({S.RUNNING, S.SUCCEEDED, S.TASK_FAILED, S.ATTENTION})
+# New content over a row holding a task: its "uploading" row is refused (put_unless_claimed, the
+# sha is not known yet), so the first write of the new version that lands is "to_submit".
+_NEW_CONTENT_OVER_TASK = frozenset({S.TO_SUBMIT})
 
 TRANSITIONS: dict[FileState | None, frozenset[FileState]] = {
     None: _FRESH | _ADOPTED | {S.NO_SIDECAR, S.TO_SUBMIT, S.SUBMITTING, S.AWAITING_CREDITS},
-    S.UPLOADING: _FRESH | {S.TO_SUBMIT, S.NO_SIDECAR},
+    # submitting: killed after the sidecar, before "to_submit": the sidecar proves the upload.
+    S.UPLOADING: _FRESH | {S.TO_SUBMIT, S.NO_SIDECAR, S.SUBMITTING},
     S.UPLOADED: _FRESH | _ADOPTED | {S.TO_SUBMIT, S.SUBMITTING, S.AWAITING_CREDITS, S.RETRY},
     S.TO_SUBMIT: _FRESH | _ADOPTED | {S.SUBMITTING, S.AWAITING_CREDITS, S.TASK_FAILED,
                                       S.RETRY, S.NO_SIDECAR},
+    # retry: `runwatchd retry` on an intent a crash left, while no daemon owns the store.
     S.SUBMITTING: _FRESH | {S.RUNNING, S.ATTENTION, S.AWAITING_CREDITS, S.TO_SUBMIT,
-                            S.TASK_FAILED},
-    S.RUNNING: _FRESH | {S.SUCCEEDED, S.TASK_FAILED},
-    S.SUCCEEDED: _FRESH | {S.RETRY},
-    S.TASK_FAILED: _FRESH | {S.RETRY},
-    S.ATTENTION: _FRESH | {S.RETRY},
+                            S.TASK_FAILED, S.RETRY},
+    S.RUNNING: _FRESH | _NEW_CONTENT_OVER_TASK | {S.SUCCEEDED, S.TASK_FAILED},
+    S.SUCCEEDED: _FRESH | _NEW_CONTENT_OVER_TASK | {S.RETRY},
+    S.TASK_FAILED: _FRESH | _NEW_CONTENT_OVER_TASK | {S.RETRY},
+    S.ATTENTION: _FRESH | _NEW_CONTENT_OVER_TASK | {S.RETRY},
     S.RETRY: _FRESH | _ADOPTED | {S.TO_SUBMIT, S.SUBMITTING, S.AWAITING_CREDITS, S.NO_SIDECAR},
     S.AWAITING_CREDITS: _FRESH | _ADOPTED | {S.TO_SUBMIT, S.SUBMITTING, S.RETRY},
     S.INVALID: _FRESH | _ADOPTED | {S.RETRY, S.TO_SUBMIT, S.TASK_FAILED, S.AWAITING_CREDITS},

@@ -1,7 +1,8 @@
 """`runwatchd status`: what the daemon knows, read while it runs.
 
-The daemon rewrites `status.json` in its state directory every two seconds (atomically) and the
-journal is SQLite in WAL mode, so this reader never blocks the daemon or sees half a write.
+The daemon rewrites `status.json` in its state directory every two seconds (atomically); the
+store is read through its read-only view (store.open_view), which never blocks the daemon or sees
+half a write.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
-from runwatchd.store.sqlite import open_readonly
+from runwatchd.store import open_view
 
 STATUS_FILE = "status.json"
 # The daemon rewrites its status every 2 s; older than this, it is not running (or hangs).
@@ -30,9 +32,9 @@ def _alive(pid: object) -> bool:
     return True
 
 
-def collect_status(state_dir: Path) -> dict:
-    status: dict = {"state_dir": str(state_dir), "running": False, "daemon": None, "files": {},
-                    "recent_failures": []}
+def collect_status(state_dir: Path) -> dict[str, Any]:
+    status: dict[str, Any] = {"state_dir": str(state_dir), "running": False, "daemon": None,
+                              "files": {}, "recent_failures": []}
     live = state_dir / STATUS_FILE
     if live.exists():
         try:
@@ -44,20 +46,15 @@ def collect_status(state_dir: Path) -> dict:
         age = time.time() - daemon.get("updated_at", 0)
         status["running"] = bool(daemon.get("running") and age < STALE_AFTER
                                  and _alive(daemon.get("pid")))
-    db_path = state_dir / "journal.sqlite3"
-    if db_path.exists():
-        db = open_readonly(db_path)
-        try:
-            status["files"] = dict(db.execute(
-                "SELECT state, COUNT(*) FROM files GROUP BY state ORDER BY state").fetchall())
-            status["recent_failures"] = [
-                {"path": p, "state": s, "error": e, "at": t}
-                for p, s, e, t in db.execute(
-                    "SELECT path, state, error, updated_at FROM files WHERE error IS NOT NULL "
-                    "ORDER BY updated_at DESC LIMIT 10")
-            ]
-        finally:
-            db.close()
+    view = open_view(state_dir)
+    try:
+        status["files"] = view.counts()
+        status["recent_failures"] = [
+            {"path": r.path, "state": r.state, "error": r.error, "at": r.updated_at}
+            for r in view.recent_errors(10)
+        ]
+    finally:
+        view.close()
     return status
 
 

@@ -1,12 +1,27 @@
 """The Store protocol: what the daemon, the CLI and `status` may ask of the daemon's memory.
 
-One row (FileRecord) per media file. Every write is committed before the action it guards, so a
-crash at any moment leaves a state the next start repairs. Backends: sqlite.py (one host).
+One row (FileRecord) per media file, keyed by its path. Every write is committed before the
+action it guards, so a crash at any moment leaves a state the next start repairs. Every write is
+checked against the lifecycle's transition table (lifecycle/states.py) with the row's old state
+read in the same transaction: see store/transitions.py for what happens to a disallowed one.
+
+Two kinds of handle:
+    StoreView   the read half: what `runwatchd status` reads (never creates, migrates or writes)
+    Store       a StoreView plus the writes, the at-most-once claim and ownership
+
+Ownership: any number of processes (the daemon, `runwatchd retry`, `scan` beside a daemon) may
+read and write one store, but exactly one of them runs the daemon on it: the owner repairs what a
+crash left (intents become "needs attention", temp files go) and writes status. It is a store
+concept, not a file lock, because the processes may be on several hosts: SQLite holds it with
+flock beside the journal (one host); a PostgreSQL backend will hold an advisory lock or a lease.
+
+Backends: sqlite.py (one host; the default). open_store / open_view (store/open.py) pick one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,45 +31,109 @@ from runwatchd.store.record import FileRecord
 Signature = tuple[str, int | None, int | None, int | None]
 
 
-class Store(Protocol):
-    """The daemon's memory across restarts; safe to use from many threads."""
+@dataclass(frozen=True)
+class OwnerInfo:
+    """Who owns a store, as far as the backend can tell (None: it cannot)."""
+
+    pid: int | None
+    node: str | None  # the host name of the owning process
+    since: float | None  # epoch seconds it took ownership
+
+
+class StoreView(Protocol):
+    """Reading a store while a daemon writes it: never blocks the writer, never sees half a write.
+    Opening one never creates, migrates or locks the store. Safe to use from many threads."""
+
+    def counts(self) -> dict[str, int]:
+        """Number of rows per state, ordered by state; {} for an empty or missing store."""
+        ...
+
+    def recent_errors(self, limit: int = 10) -> list[FileRecord]:
+        """The `limit` rows with an error message, the most recently written first."""
+        ...
+
+    def in_state(self, *states: str) -> list[FileRecord]:
+        """Every row in one of `states` (a snapshot: one consistent read)."""
+        ...
+
+    def owner(self) -> OwnerInfo | None:
+        """The process that owns the store (see take_ownership), or None when nobody does or the
+        backend cannot tell (SQLite: the lock file is not readable, or its pid is gone)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; the view is unusable afterwards. Idempotent."""
+        ...
+
+
+class Store(StoreView, Protocol):
+    """The daemon's memory across restarts; safe to use from many threads and processes.
+
+    Atomicity: every method is one transaction. Writes are serialised among the threads of a
+    process and among processes; a write that reads the row first (claim_submit,
+    put_unless_claimed, update, update_if, and every transition check) reads it inside the same
+    transaction, so no other thread or process can write that row in between."""
 
     def take_ownership(self) -> bool:
-        """Become the one process that runs a daemon on this store (repairs what a crash left,
-        writes status); False when another live process owns it."""
+        """Become the one process that runs a daemon on this store (it alone repairs what a crash
+        left and writes status); False while another live process owns it. True again if this
+        handle already owns it. Held until close() or the process ends, even by SIGKILL (the
+        backend must not need the owner's cooperation to release it)."""
         ...
 
-    def close(self) -> None: ...
-
-    def get(self, path: Path | str) -> FileRecord | None: ...
+    def get(self, path: Path | str) -> FileRecord | None:
+        """The row of `path`, or None."""
+        ...
 
     def put(self, record: FileRecord) -> None:
-        """Insert or replace the whole row (committed when this returns)."""
+        """Insert or replace the whole row; sets record.updated_at. Committed when this returns."""
         ...
 
-    def put_many(self, records: list[FileRecord]) -> None: ...
+    def put_many(self, records: list[FileRecord]) -> None:
+        """put() for many rows in one transaction: all are written or none. Catch-up records
+        100,000 rows through it, so it must cost about one batched statement per thousand rows,
+        not one commit per row."""
+        ...
 
     def claim_submit(self, record: FileRecord) -> FileRecord | None:
-        """Record the intent to submit (state "submitting") unless the row holds a task for the
-        same content; None on success, else the row that holds it. Atomic across processes."""
+        """Record the intent to submit (sets record.state to "submitting") unless the row holds a
+        task for the same content; None on success, else the row that holds it. Atomic across
+        threads and processes: of many claims of the same content exactly one succeeds."""
         ...
 
-    def put_unless_claimed(self, record: FileRecord) -> FileRecord | None: ...
+    def put_unless_claimed(self, record: FileRecord) -> FileRecord | None:
+        """Write `record` unless the row holds a task (TASK_STATES) for the same sha256, or for
+        any content when record.sha256 is None; None if written, else the row that holds the
+        task. Atomic like claim_submit: a write made before a claim can never wipe one out."""
+        ...
 
-    def update(self, path: Path | str, **changes: Any) -> FileRecord | None: ...
+    def update(self, path: Path | str, **changes: Any) -> FileRecord | None:
+        """Change some columns of an existing row (read and written in one transaction); the new
+        record, or None if there is no row (nothing is written then)."""
+        ...
 
-    def update_if(self, path: Path | str, expected_state: str, **changes: Any) -> bool: ...
+    def update_if(self, path: Path | str, expected_state: str, **changes: Any) -> bool:
+        """update() only while the row is still in `expected_state`; True if changed. Atomic
+        across processes: `runwatchd retry` uses it beside a running daemon."""
+        ...
 
-    def delete(self, path: Path | str) -> None: ...
+    def delete(self, path: Path | str) -> None:
+        """Forget the row of `path` (nothing happens if there is none). Not checked against the
+        transitions: any row may be forgotten (its file was deleted)."""
+        ...
 
-    def in_state(self, *states: str) -> list[FileRecord]: ...
+    def signatures(self) -> dict[str, Signature]:
+        """path -> (state, size, mtime_ns, inode) for every row: the startup scan's memory."""
+        ...
 
-    def signatures(self) -> dict[str, Signature]: ...
+    def signature(self, path: Path | str) -> Signature | None:
+        """signatures()[path] for one row, without loading the others."""
+        ...
 
-    def signature(self, path: Path | str) -> Signature | None: ...
+    def output_dirs(self) -> set[str]:
+        """Every distinct output_dir a row names (generations downloaded or to be)."""
+        ...
 
-    def output_dirs(self) -> set[str]: ...
-
-    def counts(self) -> dict[str, int]: ...
-
-    def __iter__(self) -> Iterator[FileRecord]: ...
+    def __iter__(self) -> Iterator[FileRecord]:
+        """Every row (a snapshot taken when iteration starts)."""
+        ...

@@ -1,11 +1,11 @@
-"""The daemon's memory across restarts: one SQLite row per media file.
+"""The default store: one SQLite database (the journal) in the state directory, one host.
 
 Sidecars are the user-facing truth; the journal is what lets a restart (or a crash at any moment)
 resume without re-uploading finished files, forgetting failed ones, or submitting a generation
 twice. Every state change is committed before the action it guards (WAL mode, so a reader such as
 `runwatchd status` never blocks the daemon, and a killed process loses nothing it committed).
 
-States of a row (the order a file goes through them):
+States of a row (the order a file goes through them; the allowed moves are lifecycle/states.py's):
     uploading       an upload started; a crash here leaves at most a temp file beside the media
     uploaded        uploaded, sidecar written, no rule applies: done
     to_submit       uploaded, sidecar written, a rule applies, nothing submitted yet
@@ -22,8 +22,9 @@ States of a row (the order a file goes through them):
     failed          transient failures exhausted for now; retried after `next_attempt` (epoch s)
     no_sidecar      uploaded, but the sidecar could not be written (read-only folder)
 
-At most once: a generation is submitted only through `claim_submit`, which atomically (across
-threads and processes) refuses when the row already holds a task for the same content.
+Atomicity: one connection per handle behind one thread lock; every write that reads first is one
+BEGIN IMMEDIATE transaction, which SQLite serialises among processes too. Ownership is an
+exclusive flock on `journal.sqlite3.lock`, which also holds the owner's pid, host and start.
 """
 
 from __future__ import annotations
@@ -31,16 +32,22 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from runwatchd.lifecycle.states import TASK_STATES
+from runwatchd.lifecycle.states import TASK_STATES, FileState
+from runwatchd.store.base import OwnerInfo, Signature
 from runwatchd.store.record import FileRecord
+from runwatchd.store.transitions import TransitionGuard
+
+JOURNAL_NAME = "journal.sqlite3"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -61,21 +68,88 @@ _ADDED_COLUMNS = (("rule_name", "TEXT"), ("output_dir", "TEXT"))
 
 _COLUMNS = [f.name for f in fields(FileRecord)]
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM files"
+_INSERT = (f"INSERT OR REPLACE INTO files ({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(_COLUMNS))})")
+_OUTPUTS = _COLUMNS.index("outputs")
+# Paths per `IN (...)` when put_many reads the old states (well under SQLite's variable limit).
+_STATES_CHUNK = 500
 
 
-def _row_to_record(row: sqlite3.Row) -> FileRecord:
+def _row_to_record(row: tuple[Any, ...]) -> FileRecord:
     values = dict(zip(_COLUMNS, row))
     values["outputs"] = json.loads(values["outputs"]) if values["outputs"] else []
     return FileRecord(**values)
 
 
-class SqliteStore:
-    """Thread-safe access to the journal database (one connection, one lock)."""
+def _row_values(record: FileRecord) -> list[Any]:
+    values: list[Any] = [getattr(record, name) for name in _COLUMNS]
+    values[_OUTPUTS] = json.dumps(record.outputs)
+    return values
 
-    def __init__(self, path: Path, *, clock=time.time) -> None:
+
+# -- reads shared by SqliteStore and the read-only SqliteView ----------------------------------
+
+
+def read_counts(db: sqlite3.Connection) -> dict[str, int]:
+    rows = db.execute("SELECT state, COUNT(*) FROM files GROUP BY state ORDER BY state")
+    return {str(state): int(n) for state, n in rows}
+
+
+def read_recent_errors(db: sqlite3.Connection, limit: int) -> list[FileRecord]:
+    rows = db.execute(f"{_SELECT} WHERE error IS NOT NULL ORDER BY updated_at DESC LIMIT ?",
+                      (limit,))
+    return [_row_to_record(r) for r in rows]
+
+
+def read_in_state(db: sqlite3.Connection, states: tuple[str, ...]) -> list[FileRecord]:
+    marks = ", ".join("?" * len(states))
+    rows = db.execute(f"{_SELECT} WHERE state IN ({marks})", states).fetchall()
+    return [_row_to_record(r) for r in rows]
+
+
+def lock_path(journal: Path) -> Path:
+    return journal.with_name(journal.name + ".lock")
+
+
+def read_owner(journal: Path) -> OwnerInfo | None:
+    """The owner its lock file names, if that process still lives (as far as this host can
+    tell: another host's pid cannot be checked, so it is believed)."""
+    try:
+        data = json.loads(lock_path(journal).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # no owner ever, released (emptied) on close, or not ours to read
+    if not isinstance(data, dict):
+        return None
+    pid, node, since = data.get("pid"), data.get("node"), data.get("since")
+    info = OwnerInfo(pid=pid if isinstance(pid, int) else None,
+                     node=node if isinstance(node, str) else None,
+                     since=float(since) if isinstance(since, (int, float)) else None)
+    if info.node == socket.gethostname() and not _alive(info.pid):
+        return None  # killed while owning: the flock went with it, the file stayed
+    return info
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process (the service user): it exists
+    return True
+
+
+class SqliteStore:
+    """A Store on the journal database: one connection and one lock per handle."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time,
+                 strict: bool | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._clock = clock
+        self._guard = TransitionGuard(strict)
         self._lock = threading.Lock()
         self._owner_fd: int | None = None
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -93,151 +167,151 @@ class SqliteStore:
                     if "duplicate column" not in str(e):
                         raise
 
+    # -- ownership ------------------------------------------------------------------------------
+
     def take_ownership(self) -> bool:
-        """Take the advisory lock that says "this process runs the daemon on this journal";
-        False if another process holds it. Held until close() or the process ends (even by
-        SIGKILL), so only the owner repairs work in progress after a crash."""
+        """flock the journal's lock file; held until close() or the process ends (even by
+        SIGKILL, the kernel releases it). The file then names us for owner()."""
         if self._owner_fd is not None:
             return True
-        fd = os.open(self.path.with_name(self.path.name + ".lock"),
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False
         self._owner_fd = fd
+        info = {"pid": os.getpid(), "node": socket.gethostname(), "since": self._clock()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
         return True
+
+    def owner(self) -> OwnerInfo | None:
+        return read_owner(self.path)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
             if self._owner_fd is not None:
+                os.ftruncate(self._owner_fd, 0)  # owner() names nobody from now on
                 os.close(self._owner_fd)  # releases the flock
                 self._owner_fd = None
 
-    def get(self, path: Path | str) -> FileRecord | None:
-        with self._lock:
-            row = self._db.execute(f"{_SELECT} WHERE path = ?", (str(path),)).fetchone()
-        return _row_to_record(row) if row else None
+    # -- writes ---------------------------------------------------------------------------------
 
-    def put(self, record: FileRecord) -> None:
-        """Insert or replace the whole row (committed when this returns)."""
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One IMMEDIATE transaction (the write lock taken up front, so a read inside it is
+        still true when the write commits), committed unless the block raises."""
         with self._lock:
-            self._put(record)
-
-    def put_many(self, records: list[FileRecord]) -> None:
-        """put() for many rows in one transaction: one commit per row costs ~90 us, which a
-        catch-up scan recording 100,000 files from their sidecars cannot afford."""
-        with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                for record in records:
-                    self._put(record)
+                yield
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
 
-    def _put(self, record: FileRecord) -> None:
+    def _current(self, path: str) -> FileRecord | None:
+        row = self._db.execute(f"{_SELECT} WHERE path = ?", (path,)).fetchone()
+        return _row_to_record(row) if row else None
+
+    def _state(self, path: str) -> str | None:
+        row = self._db.execute("SELECT state FROM files WHERE path = ?", (path,)).fetchone()
+        return str(row[0]) if row else None
+
+    def _put(self, record: FileRecord, old_state: str | None) -> None:
+        self._guard.check(old_state, record.state, record.path)
         record.updated_at = self._clock()
-        values: list[Any] = [getattr(record, name) for name in _COLUMNS]
-        values[_COLUMNS.index("outputs")] = json.dumps(record.outputs)
-        self._db.execute(
-            f"INSERT OR REPLACE INTO files ({', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(_COLUMNS))})",
-            values,
-        )
+        self._db.execute(_INSERT, _row_values(record))
+
+    def put(self, record: FileRecord) -> None:
+        with self._write():
+            self._put(record, self._state(record.path))
+
+    def put_many(self, records: list[FileRecord]) -> None:
+        """One transaction, the old states read in batches: one commit per row costs ~90 us,
+        which a catch-up scan recording 100,000 files from their sidecars cannot afford."""
+        with self._write():
+            old = self._states([r.path for r in records])
+            now = self._clock()
+            for record in records:
+                self._guard.check(old.get(record.path), record.state, record.path)
+                old[record.path] = record.state  # the same path twice in one batch
+                record.updated_at = now
+            self._db.executemany(_INSERT, [_row_values(r) for r in records])
+
+    def _states(self, paths: list[str]) -> dict[str, str]:
+        states: dict[str, str] = {}
+        for i in range(0, len(paths), _STATES_CHUNK):
+            chunk = paths[i:i + _STATES_CHUNK]
+            rows = self._db.execute(
+                f"SELECT path, state FROM files WHERE path IN ({', '.join('?' * len(chunk))})",
+                chunk)
+            states.update((str(p), str(s)) for p, s in rows)
+        return states
 
     def claim_submit(self, record: FileRecord) -> FileRecord | None:
-        """Record the intent to submit `record` (state "submitting") unless the row already holds
-        a task for the same content; returns None on success, else the row that holds it.
-
-        One IMMEDIATE transaction, so two threads or two processes (the daemon and
-        `runwatchd retry`) can never both claim the same file content."""
-        record.state = "submitting"
+        record.state = FileState.SUBMITTING
         return self.put_unless_claimed(record)
 
     def put_unless_claimed(self, record: FileRecord) -> FileRecord | None:
-        """Write `record` unless the row holds a task (TASK_STATES) for the same content, or for
-        any content when `record.sha256` is not known yet; returns None if written, else the row
-        that holds the task. Every write made before a claim goes through here, so a second
-        process looking at the same file can never wipe out the first one's claim."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(f"{_SELECT} WHERE path = ?", (record.path,)).fetchone()
-                current = _row_to_record(row) if row else None
-                if (current is not None and current.state in TASK_STATES
-                        and (record.sha256 is None or current.sha256 == record.sha256)):
-                    self._db.execute("ROLLBACK")
-                    return current
-                self._put(record)
-                self._db.execute("COMMIT")
-                return None
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with self._write():
+            current = self._current(record.path)
+            if (current is not None and current.state in TASK_STATES
+                    and (record.sha256 is None or current.sha256 == record.sha256)):
+                return current
+            self._put(record, current.state if current else None)
+            return None
 
     def update(self, path: Path | str, **changes: Any) -> FileRecord | None:
-        """Change some columns of an existing row; returns the new record (None if absent)."""
-        record = self.get(path)
-        if record is None:
-            return None
-        for key, value in changes.items():
-            setattr(record, key, value)
-        self.put(record)
-        return record
+        with self._write():
+            record = self._current(str(path))
+            if record is None:
+                return None
+            old_state = record.state
+            for key, value in changes.items():
+                setattr(record, key, value)
+            self._put(record, old_state)
+            return record
 
     def update_if(self, path: Path | str, expected_state: str, **changes: Any) -> bool:
-        """Change some columns only if the row is still in `expected_state` (atomic across
-        processes); True if changed. `runwatchd retry` uses it beside a running daemon."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(f"{_SELECT} WHERE path = ?", (str(path),)).fetchone()
-                record = _row_to_record(row) if row else None
-                if record is None or record.state != expected_state:
-                    self._db.execute("ROLLBACK")
-                    return False
-                for key, value in changes.items():
-                    setattr(record, key, value)
-                self._put(record)
-                self._db.execute("COMMIT")
-                return True
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with self._write():
+            record = self._current(str(path))
+            if record is None or record.state != expected_state:
+                return False
+            for key, value in changes.items():
+                setattr(record, key, value)
+            self._put(record, expected_state)
+            return True
 
     def delete(self, path: Path | str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM files WHERE path = ?", (str(path),))
 
-    def in_state(self, *states: str) -> list[FileRecord]:
-        marks = ", ".join("?" * len(states))
-        with self._lock:
-            rows = self._db.execute(f"{_SELECT} WHERE state IN ({marks})", states).fetchall()
-        return [_row_to_record(r) for r in rows]
+    # -- reads ----------------------------------------------------------------------------------
 
-    def signatures(self) -> dict[str, tuple[str, int | None, int | None, int | None]]:
-        """path -> (state, size, mtime_ns, inode) for every row: lets the startup scan skip
-        finished files without reading their sidecars."""
+    def get(self, path: Path | str) -> FileRecord | None:
+        with self._lock:
+            return self._current(str(path))
+
+    def in_state(self, *states: str) -> list[FileRecord]:
+        with self._lock:
+            return read_in_state(self._db, states)
+
+    def signatures(self) -> dict[str, Signature]:
         with self._lock:
             rows = self._db.execute("SELECT path, state, size, mtime_ns, inode FROM files")
             return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
-    def signature(self, path: Path | str) -> tuple[str, int | None, int | None, int | None] | None:
-        """(state, size, mtime_ns, inode) of one row, as `signatures()` has it for every row."""
+    def signature(self, path: Path | str) -> Signature | None:
         with self._lock:
             row = self._db.execute("SELECT state, size, mtime_ns, inode FROM files WHERE path = ?",
                                    (str(path),)).fetchone()
-        return tuple(row) if row else None
+        return (row[0], row[1], row[2], row[3]) if row else None
 
     def output_dirs(self) -> set[str]:
-        """Every folder generations were downloaded (or are to be) into."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT DISTINCT output_dir FROM files WHERE output_dir IS NOT NULL").fetchall()
@@ -245,17 +319,13 @@ class SqliteStore:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall()
-        return {state: n for state, n in rows}
+            return read_counts(self._db)
+
+    def recent_errors(self, limit: int = 10) -> list[FileRecord]:
+        with self._lock:
+            return read_recent_errors(self._db, limit)
 
     def __iter__(self) -> Iterator[FileRecord]:
         with self._lock:
             rows = self._db.execute(_SELECT).fetchall()
         return iter([_row_to_record(r) for r in rows])
-
-
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection for `runwatchd status` while the daemon writes."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    db.execute("PRAGMA busy_timeout=5000")
-    return db
