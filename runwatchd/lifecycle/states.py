@@ -48,9 +48,10 @@ TASK_STATES = frozenset({S.SUBMITTING, S.RUNNING, S.SUCCEEDED, S.TASK_FAILED, S.
 IN_PROGRESS_STATES = frozenset({S.UPLOADING, S.SUBMITTING, S.RUNNING})
 # Settled states that are no success: `scan` exits 1 while such a file sits in its scope.
 FAILURE_STATES = frozenset({S.TASK_FAILED, S.ATTENTION, S.INVALID})
-# States `runwatchd retry` may turn into RETRY ("running"/"submitting" have a task in flight).
-RETRYABLE_STATES = frozenset({S.TASK_FAILED, S.ATTENTION, S.FAILED, S.INVALID, S.UPLOADED,
-                              S.AWAITING_CREDITS, S.TO_SUBMIT, S.RETRY, S.NO_SIDECAR})
+# States `runwatchd retry` may turn into RETRY ("running"/"submitting" have a task in flight,
+# "uploaded" has no rule to run, "invalid" waits for the file to change).
+RETRYABLE_STATES = frozenset({S.ATTENTION, S.TASK_FAILED, S.SUCCEEDED, S.AWAITING_CREDITS,
+                              S.FAILED, S.TO_SUBMIT, S.RETRY, S.NO_SIDECAR})
 
 # A new version of the file (other size, mtime or inode) starts its lifecycle over from any
 # state: these are the first states of a version.
