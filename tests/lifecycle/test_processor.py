@@ -13,7 +13,9 @@ import pytest
 from pipeline_helpers import REQUEST, RULE, SECRET, Rig, make_rule, task_part
 
 from runwatchd.emulator import Emulator
+from runwatchd.generation.rules import RULES_FILENAME, RuleResolver
 from runwatchd.lifecycle import sidecar
+from runwatchd.lifecycle.processor import Job
 from runwatchd.lifecycle.states import Ending, FailureReason, Outcome
 
 
@@ -137,3 +139,38 @@ def test_media_the_rule_cannot_take_is_invalid_without_an_upload(rig: Rig) -> No
         rig.job(clip, make_rule()))
     assert Ending(Outcome.SKIPPED) == rig.processor().process(rig.job(clip, make_rule()))
     assert ("invalid", 0) == (rig.journal.get(clip).state, rig.stats()["uploads_completed"])
+
+
+def test_failed_upload_ends_with_its_reason_and_waits(rig: Rig) -> None:
+    """Storage keeps failing: FAILED for upload_failed, the attempt counted and a retry planned."""
+    shot = rig.still()
+    rig.emu.set_faults(error_rate=1.0, scope=["storage"])
+    assert Ending(Outcome.FAILED, FailureReason.UPLOAD_FAILED) == rig.processor().process(
+        rig.job(shot))
+    record = rig.journal.get(shot)
+    assert ("failed", 1, True) == (record.state, record.attempts, record.next_attempt > time.time())
+
+
+def test_broken_rules_file_ends_with_its_reason(rig: Rig) -> None:
+    """A broken rules file above the file: FAILED for rules_broken, nothing uploaded."""
+    shot = rig.still()
+    (rig.root / RULES_FILENAME).write_text('endpoint = "img2vid"\n', encoding="utf-8")
+    job = Job(shot, rig.root, RuleResolver(rig.root, make_rule()))
+    assert Ending(Outcome.FAILED, FailureReason.RULES_BROKEN) == rig.processor().process(job)
+    assert rig.journal.get(shot).error.startswith("waiting: the rules file ")
+    assert 0 == rig.stats()["uploads_completed"]
+
+
+def test_unwritable_sidecar_is_written_later_from_the_journal(rig: Rig) -> None:
+    """The sidecar cannot be written: FAILED for sidecar_write, the upload kept in the journal;
+    the next look writes the sidecar from it without uploading again."""
+    shot = rig.still()
+    sidecar.sidecar_path(shot).mkdir()  # even root cannot write a file over a directory
+    assert Ending(Outcome.FAILED, FailureReason.SIDECAR_WRITE) == rig.processor().process(
+        rig.job(shot))
+    assert "no_sidecar" == rig.journal.get(shot).state
+    sidecar.sidecar_path(shot).rmdir()
+    assert Ending(Outcome.SKIPPED) == rig.processor().process(rig.job(shot))
+    record = rig.journal.get(shot)
+    assert ("uploaded", record.runway_uri, 1) == (
+        record.state, sidecar.read_sidecar(shot)["runway_uri"], rig.stats()["uploads_completed"])
