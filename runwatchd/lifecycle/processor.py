@@ -1,4 +1,4 @@
-"""What happens to one settled file: observe -> decide -> apply, up to a sidecar and a submitted task.
+"""What happens to one settled file: observe -> decide -> apply, to a sidecar and a submitted task.
 
 observe() reads the file's stat, journal row, sidecar and rule into Facts (facts.py); decide()
 (decide.py) answers with one action without touching anything; apply() carries it out with the

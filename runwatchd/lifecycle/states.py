@@ -1,4 +1,4 @@
-"""The lifecycle vocabulary: a file's states in the store, how processing it ends, and why it failed.
+"""The lifecycle vocabulary: a file's states in the store, how processing it ends, why it failed.
 
 A file's row goes through these states (the order of writes that makes a crash at any moment
 repairable is drawn in lifecycle/processor.py):

@@ -1,4 +1,5 @@
-"""Tests for runwatchd.generation.follower: following generations on the emulator to their end, and downloads."""
+"""Tests for runwatchd.generation.follower: following generations on the emulator to their end,
+and downloads."""
 
 from __future__ import annotations
 
@@ -230,7 +231,8 @@ def test_many_tasks_are_followed_by_a_few_threads(
     assert ended(journal, *records, timeout=20)
 
 
-def test_following_twice_polls_once(tmp_path: Path, client: RunwayClient, journal: SqliteStore) -> None:
+def test_following_twice_polls_once(tmp_path: Path, client: RunwayClient,
+                                    journal: SqliteStore) -> None:
     """follow() of a task already followed adds nothing (recovery and a rescan may both ask)."""
     follower = TaskFollower(ClientRef(client), journal, Pauses(), poll_interval=POLL)
     record = submitted(tmp_path, client, journal)

@@ -1,5 +1,5 @@
-"""Tests for the order of writes drawn in runwatchd.lifecycle.processor: a scan-mode Daemon "crashes"
-at one point and a fresh Daemon starts on the same state directory.
+"""Tests for the order of writes drawn in runwatchd.lifecycle.processor: a scan-mode Daemon
+"crashes" at one point and a fresh Daemon starts on the same state directory.
 
 A crash is an exception, raised by the client or the store handed to the Daemon, that nothing in
 runwatchd turns into a state change, so the journal and the files are left as a process dying at

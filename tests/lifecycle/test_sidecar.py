@@ -1,4 +1,5 @@
-"""Tests for runwatchd.lifecycle.sidecar: shape, atomic write, reading, validation, matching, expiry."""
+"""Tests for runwatchd.lifecycle.sidecar: shape, atomic write, reading, validation, matching,
+expiry."""
 
 from __future__ import annotations
 
