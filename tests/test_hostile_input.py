@@ -36,7 +36,7 @@ from test_reliability import (
 )
 
 from runwatchd.runway import media
-from runwatchd.lifecycle import processor as pipeline
+from runwatchd.lifecycle import failures
 from runwatchd.lifecycle import sidecar
 from runwatchd.runway.client import RetryPolicy, RunwayClient
 from runwatchd.emulator import Emulator
@@ -236,7 +236,7 @@ def test_broken_rules_file_holds_its_files_until_fixed(rig: Rig,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A rules file with bad TOML: its files wait (error names file, line and column), nothing
     is uploaded; once it is fixed they get its generation."""
-    monkeypatch.setattr(pipeline, "_backoff", lambda attempts: 0.3)
+    monkeypatch.setattr(failures, "retry_wait", lambda attempts: 0.3)
     rules = rig.hot / "stills" / "runwatchd.rules.toml"
     rules.parent.mkdir()
     rules.write_text('endpoint = "image_to_video"\noutput_dir = [unclosed\n', encoding="utf-8")
@@ -363,7 +363,7 @@ def test_permission_denied_until_chmod(rig: Rig, monkeypatch: pytest.MonkeyPatch
 def test_read_only_folder_and_full_disk(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """A read-only folder or a full disk: a clear error, the upload kept in the journal, no temp
     file left; once writable, the sidecar appears with the same URI (no second upload)."""
-    monkeypatch.setattr(pipeline, "_backoff", lambda attempts: 0.4)
+    monkeypatch.setattr(failures, "retry_wait", lambda attempts: 0.4)
     ro = rig.hot / "ro"
     ro.mkdir()
     shot = ro / "shot.png"

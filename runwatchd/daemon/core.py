@@ -32,7 +32,9 @@ from runwatchd.service.health import HealthMixin
 from runwatchd.store.sqlite import SqliteStore
 from runwatchd.service.notify import WatchdogPinger
 from runwatchd.daemon.outcome_book import FAILED, INVALID, OutcomeMixin
-from runwatchd.lifecycle.processor import Job, Processor
+from runwatchd.lifecycle.pauses import Pauses
+from runwatchd.lifecycle.processor import FileProcessor, Job
+from runwatchd.runway.client_ref import ClientRef
 from runwatchd.daemon.reload import ReloadMixin
 from runwatchd.watch.settle import CandidateTable, Signature, signature_of
 from runwatchd.generation.follower import TaskFollower
@@ -79,11 +81,15 @@ class Daemon(ScanMixin, OutcomeMixin, ReloadMixin, HealthMixin):
         self.scan_tops = scan_tops or {}
         self.only = only
         self.table = CandidateTable(clock=clock)
+        self.client_ref = ClientRef(client)
+        self.pauses = Pauses()
         self.follower = TaskFollower(
-            client, journal, poll_interval=poll_interval, on_key_rejected=self._key_rejected,
-            on_output=self._own_output, on_finished=self._task_finished,
+            self.client_ref, journal, self.pauses, poll_interval=poll_interval,
+            on_key_rejected=self._key_rejected, on_output=self._own_output,
+            on_finished=self._task_finished,
         )
-        self.processor = Processor(client, journal, follow=self.follower.follow)
+        self.processor = FileProcessor(self.client_ref, journal, self.pauses,
+                                       follow=self.follower.follow)
         self.folders: list[Folder] = []
         self.outcomes: Counter[str] = Counter()
         self.failed_paths: dict[str, str] = {}  # final failures (scan prints them, exit 1)
@@ -328,7 +334,7 @@ class Daemon(ScanMixin, OutcomeMixin, ReloadMixin, HealthMixin):
             first, self._paused = self._paused is None, str(error)
         if first:
             log.error("%s; all work is paused. Fix the key, then reload (SIGHUP)", error)
-        self.follower.paused.set()
+        self.pauses.reject_key(str(error))
         if self.mode == "scan":
             self.request_stop()
 
@@ -360,7 +366,7 @@ class Daemon(ScanMixin, OutcomeMixin, ReloadMixin, HealthMixin):
 
     def _idle(self) -> bool:
         return (not len(self.table) and not self._ready and not self._in_flight
-                and (self.follower.pending() == 0 or self.follower.paused.is_set()))
+                and (self.follower.pending() == 0 or self.pauses.key_rejected is not None))
 
     def _sleep_time(self) -> float:
         due = self.table.next_due()

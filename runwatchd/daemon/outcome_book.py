@@ -38,7 +38,7 @@ class OutcomeMixin:
                 self.failed_paths[str(path)] = "generation not submitted: no credits left"
             return False
         if outcome == RETRY:
-            if self.mode == "scan" and self.processor.credits_paused.is_set():
+            if self.mode == "scan" and self.pauses.credits_out:
                 self.failed_paths[str(path)] = "generation not submitted: no credits left"
                 return False
             return True  # it changed while uploading, or generation waits for credits

@@ -50,7 +50,7 @@ class ReloadMixin:
             self._retired_clients.append((self.clock(), self.client))
         self.config, self.client = config, client
         client.limit_transfers(config.runway.concurrency)
-        self.processor.client = self.follower.client = client
+        self.client_ref.swap(client)
         old = {f.root: f for f in self.folders}
         new_roots = {fc.path for fc in config.folders}
         for root, folder in old.items():
@@ -66,8 +66,7 @@ class ReloadMixin:
                 folder.start_watching()
                 self._scan(folder, "reload")
         self._paused = None
-        self.follower.paused.clear()
-        self.processor.credits_paused.clear()
+        self.pauses.resume()
         for record in self.journal.in_state("awaiting_credits"):
             folder = self._folder_for(Path(record.path))
             if folder is not None:

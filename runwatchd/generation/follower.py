@@ -27,22 +27,21 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from runwatchd.lifecycle import sidecar
-from runwatchd.runway.client import RunwayClient
 from runwatchd.errors import InputRejected, KeyRejected, RunwayError
+from runwatchd.generation.task_sidecar import write_task_sidecar
+from runwatchd.lifecycle.pauses import Pauses
+from runwatchd.lifecycle.states import FINAL_TASK_STATUSES, FileState, TaskStatus
+from runwatchd.runway.client_ref import ClientRef
+from runwatchd.store.base import Store
 from runwatchd.store.record import FileRecord
-from runwatchd.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
 MIN_POLL = 5.0
 POLL_ENV = "RUNWATCHD_TASK_POLL_SECONDS"
-FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
-NEEDS_ATTENTION = "NEEDS_ATTENTION"
 WORKERS = 4
 MAX_BACKOFF = 300.0
 # Used when an output URL has no usable extension.
@@ -95,13 +94,15 @@ class _Followed:
 
 
 class TaskFollower:
-    """Polls every followed task with a few worker threads; `on_key_rejected` pauses the daemon,
-    which sets `paused` until a reload."""
+    """Polls every followed task with a few worker threads, with the client in use (`client`,
+    shared with the processor: a reload swaps it for both). While `pauses` says the API key was
+    rejected, nothing is polled; `on_key_rejected` tells the daemon, which pauses all work."""
 
     def __init__(
         self,
-        client: RunwayClient,
-        journal: SqliteStore,
+        client: ClientRef,
+        store: Store,
+        pauses: Pauses,
         *,
         poll_interval: float | None = None,
         workers: int = WORKERS,
@@ -112,10 +113,10 @@ class TaskFollower:
         on_finished: Callable[[Path, str], None] | None = None,
         env: Mapping[str, str] = os.environ,
     ) -> None:
-        self.client = client
-        self.journal = journal
-        self.poll_interval = resolve_poll_interval(
-            poll_interval, str(getattr(client, "_base", "") or ""), env)
+        self._client = client
+        self._store = store
+        self._pauses = pauses
+        self.poll_interval = resolve_poll_interval(poll_interval, client.current.base_url, env)
         self.workers = max(1, workers)
         self.clock = clock
         self.rng = rng or random.Random()
@@ -128,7 +129,6 @@ class TaskFollower:
         self._stopping = False
         self._busy = 0
         self._threads: list[threading.Thread] = []
-        self.paused = threading.Event()
 
     def _next_poll(self) -> float:
         # The full interval plus up to 20% jitter, so many tasks do not poll in lockstep.
@@ -171,9 +171,9 @@ class TaskFollower:
         while True:
             with self._cond:
                 while not self._stopping and (
-                    not self._heap or self.paused.is_set() or self._heap[0].due > self.clock()
+                    not self._heap or self._paused() or self._heap[0].due > self.clock()
                 ):
-                    wait = 1.0 if not self._heap or self.paused.is_set() else (
+                    wait = 1.0 if not self._heap or self._paused() else (
                         self._heap[0].due - self.clock())
                     self._cond.wait(max(0.005, min(wait, 1.0)))
                 if self._stopping:
@@ -190,6 +190,9 @@ class TaskFollower:
                 with self._cond:
                     self._busy -= 1
 
+    def _paused(self) -> bool:
+        return self._pauses.key_rejected is not None
+
     def _requeue(self, item: _Followed, delay: float | None = None) -> None:
         item.due = self.clock() + delay if delay is not None else self._next_poll()
         with self._cond:
@@ -202,47 +205,48 @@ class TaskFollower:
 
     def _backoff(self, item: _Followed) -> float:
         item.errors += 1
-        return min(MAX_BACKOFF, max(self.poll_interval, 0.05) * 2 ** min(item.errors, 8))
+        return min(MAX_BACKOFF, max(self.poll_interval, 0.05) * 2.0 ** min(item.errors, 8))
 
     def _poll(self, item: _Followed) -> None:
-        record = self.journal.get(item.path)
-        if record is None or record.task_id != item.task_id or record.state != "running":
+        record = self._store.get(item.path)
+        if record is None or record.task_id != item.task_id or record.state != FileState.RUNNING:
             # The file was replaced or retried meanwhile; its new version has its own task.
             log.info("no longer following task %s: %s moved on", item.task_id, item.path)
             self._drop(item)
             return
         try:
-            task = self.client.get_task(item.task_id)
+            task = self._client.current.get_task(item.task_id)
         except KeyRejected as e:
             self._requeue(item)
             if self.on_key_rejected:
                 self.on_key_rejected(e)
             return
         except InputRejected as e:  # 404: the task is gone (deleted elsewhere)
-            self._finish(item, "CANCELLED", failure=f"task disappeared: {e}", code="RUNWATCHD.GONE")
+            self._finish(item, TaskStatus.CANCELLED, failure=f"task disappeared: {e}",
+                         code="RUNWATCHD.GONE")
             return
         except RunwayError as e:
             log.warning("polling task %s of %s failed: %s", item.task_id, item.path, e)
             self._requeue(item, self._backoff(item))
             return
         status = task.get("status", "")
-        if status not in FINAL:
+        if status not in FINAL_TASK_STATUSES:
             if record.task_status != status:
                 record.task_status = status
-                self.journal.put(record)
+                self._store.put(record)
                 write_task_sidecar(item.path, record, status)
                 log.info("task %s for %s is %s", item.task_id, item.path.name, status)
             item.errors = 0
             self._requeue(item)
             return
-        if status == "SUCCEEDED":
+        if status == TaskStatus.SUCCEEDED:
             try:
                 outputs = self._download(item, record, task.get("output") or [])
             except RunwayError as e:
                 # The next poll fetches the task again, with fresh output URLs.
                 log.warning("downloading outputs of task %s for %s failed: %s", item.task_id,
                             item.path.name, e)
-                self.journal.update(item.path, error=f"downloading outputs failed: {e}")
+                self._store.update(item.path, error=f"downloading outputs failed: {e}")
                 self._requeue(item, self._backoff(item))
                 return
             self._finish(item, status, outputs=outputs)
@@ -260,25 +264,26 @@ class TaskFollower:
             dest = item.output_dir / (f"{stem}{ext}" if n == 1 else f"{stem}_{n}{ext}")
             if self.on_output:
                 self.on_output(dest)  # tell the watcher first: this file is ours, not new media
-            self.client.download(url, dest)
+            self._client.current.download(url, dest)
             names.append(_relative(dest, item.path.parent))
         return names
 
     def _finish(self, item: _Followed, status: str, *, outputs: list[str] | None = None,
                 failure: str | None = None, code: str | None = None) -> None:
         self._drop(item)
-        record = self.journal.get(item.path)
+        record = self._store.get(item.path)
         if record is None or record.task_id != item.task_id:
             return  # the file was replaced meanwhile; its new version has its own record
-        record.state = "succeeded" if status == "SUCCEEDED" else "task_failed"
+        succeeded = status == TaskStatus.SUCCEEDED
+        record.state = FileState.SUCCEEDED if succeeded else FileState.TASK_FAILED
         record.task_status, record.outputs = status, outputs or []
         record.failure, record.failure_code = failure, code
-        record.error = f"task {status}: {failure}" if status != "SUCCEEDED" else None
+        record.error = None if succeeded else f"task {status}: {failure}"
         # Sidecar first: a crash between the two leaves the journal at "running", so the restart
         # polls the task again and writes both; the other order leaves a stale sidecar for good.
         write_task_sidecar(item.path, record, status, failure=failure, code=code)
-        self.journal.put(record)
-        if status == "SUCCEEDED":
+        self._store.put(record)
+        if succeeded:
             log.info("task %s for %s SUCCEEDED: %s", item.task_id, item.path.name,
                      ", ".join(record.outputs))
         else:
@@ -286,45 +291,6 @@ class TaskFollower:
                       item.task_id, item.path.name, status, failure, code, item.path)
         if self.on_finished:
             self.on_finished(item.path, status)
-
-
-def sidecar_status(record: FileRecord) -> str | None:
-    """The task status a sidecar shows for a journal row; None if the row has no task part."""
-    return {"attention": NEEDS_ATTENTION, "running": record.task_status or "PENDING",
-            "succeeded": "SUCCEEDED", "task_failed": record.task_status or "FAILED",
-            }.get(record.state)
-
-
-def write_task_sidecar(path: Path, record: FileRecord, status: str, *,
-                       failure: str | None = None, code: str | None = None) -> bool:
-    """Rewrite the sidecar with the task part as the journal knows it; False if not written
-    (the media file is gone, or the folder cannot be written: the journal keeps the state)."""
-    rule_name = record.rule_name
-    if rule_name is None:  # a row from before rule names were journaled: keep the sidecar's
-        rule_name = ((sidecar.read_sidecar(path) or {}).get("task") or {}).get("rule")
-    task = {
-        "id": record.task_id, "endpoint": record.endpoint, "rule": rule_name, "status": status,
-        "outputs": list(record.outputs), "failure": failure, "failure_code": code,
-    }
-    if not path.exists():
-        log.info("%s is gone; its task %s is %s (no sidecar written)", path, record.task_id,
-                 status)
-        return False
-    try:
-        data = sidecar.build_sidecar(
-            path, runway_uri=record.runway_uri or "", uploaded_at=datetime.fromtimestamp(
-                record.uploaded_at or 0, tz=timezone.utc),
-            size=record.size or 0, mtime_ns=record.mtime_ns or 0, sha256=record.sha256 or "",
-            task=task,
-        )
-        sidecar.write_sidecar(path, data)
-    except OSError as e:
-        log.error("%s: cannot write sidecar: %s (state kept in the journal)", path, e.strerror or e)
-        return False
-    except ValueError as e:  # a journal row without upload facts: nothing true to write
-        log.error("%s: cannot write sidecar: %s", path, e)
-        return False
-    return True
 
 
 def _relative(path: Path, base: Path) -> str:

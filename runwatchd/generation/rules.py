@@ -293,19 +293,24 @@ class RuleResolver:
         self._lock = threading.Lock()
         self._cache: dict[Path, tuple[tuple[int, ...], Rule | None, list[str]]] = {}
 
-    def rule_for(self, media_path: Path) -> Rule | None:
-        """The rule that applies to `media_path` now."""
+    def _rules_files(self, media_path: Path) -> list[Path] | None:
+        """Where a rules file for `media_path` may lie, nearest first: its folder, then each
+        one up to the watched folder. None for a file outside the watched folder."""
         directory = Path(os.path.abspath(media_path)).parent
         try:
             rel = directory.relative_to(self.root)
         except ValueError:
-            return self.config_rule
+            return None
         dirs = [self.root]
         for part in rel.parts:
             dirs.append(dirs[-1] / part)
+        return [d / RULES_FILENAME for d in reversed(dirs)]
+
+    def rule_for(self, media_path: Path) -> Rule | None:
+        """The rule that applies to `media_path` now."""
         with self._lock:
-            for d in reversed(dirs):
-                rule = self._rule_in(d / RULES_FILENAME)
+            for path in self._rules_files(media_path) or []:
+                rule = self._rule_in(path)
                 if rule is not None:
                     return rule
         return self.config_rule
@@ -316,17 +321,8 @@ class RuleResolver:
         Falling back to a rule further up would generate (and bill) the file with a rule its
         folder meant to override; so files under a broken rules file wait until it is fixed.
         """
-        directory = Path(os.path.abspath(media_path)).parent
-        try:
-            rel = directory.relative_to(self.root)
-        except ValueError:
-            return None
-        dirs = [self.root]
-        for part in rel.parts:
-            dirs.append(dirs[-1] / part)
         with self._lock:
-            for d in reversed(dirs):
-                path = d / RULES_FILENAME
+            for path in self._rules_files(media_path) or []:
                 if self._rule_in(path) is not None:
                     return None
                 cached = self._cache.get(path)

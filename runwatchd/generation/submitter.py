@@ -1,18 +1,16 @@
-"""Submitting a file's generation: at most once per file content, and the task sidecar.
+"""Submitting a file's generation: at most once per file content.
 
 The journal row is claimed ("submitting", the intent) before the POST, so a crash between the
 two is found at the next start and marked "needs attention" instead of being sent again
-(pipeline.py draws the whole order of writes). Mixed into pipeline.Processor.
+(lifecycle/processor.py draws the whole order of writes).
 """
 
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from runwatchd.lifecycle import sidecar
 from runwatchd.errors import (
     InputRejected,
     InvalidFile,
@@ -21,123 +19,93 @@ from runwatchd.errors import (
     RetryableError,
     SubmitUncertain,
 )
-from runwatchd.store.record import FileRecord
-from runwatchd.daemon.outcome_book import ATTENTION, AWAITING, INVALID, SKIPPED, SUBMITTED
+from runwatchd.generation.outputs import OutputDirs
 from runwatchd.generation.rules import Rule, build_request, rule_fingerprint
-from runwatchd.generation.follower import NEEDS_ATTENTION, sidecar_status, write_task_sidecar
-
-if TYPE_CHECKING:
-    from runwatchd.lifecycle.processor import Job, Processor
+from runwatchd.generation.task_sidecar import ensure_task_sidecar, write_task_sidecar
+from runwatchd.lifecycle.facts import Uploaded
+from runwatchd.lifecycle.failures import Failures
+from runwatchd.lifecycle.pauses import Pauses
+from runwatchd.lifecycle.states import Ending, FailureReason, FileState, Outcome, TaskStatus
+from runwatchd.runway.client_ref import ClientRef
+from runwatchd.store.base import Store
+from runwatchd.store.record import FileRecord
 
 log = logging.getLogger(__name__)
 
+S = FileState
 
-def output_dir_for(rule: Rule, path: Path, root: Path) -> Path:
-    """Where the outputs of `path` go: the rule's output_dir, mirroring the subfolders between
-    the rule's base (its rules file's folder, or the watched folder) and the file, so that
-    a/shot.png and b/shot.png do not both become renders/shot.mp4."""
-    out = rule.output_path(root)
-    try:
-        rel = path.parent.relative_to(rule.base_dir or root)
-    except ValueError:
-        return out
-    return out / rel if rel.parts else out
+# Follow a submitted task: (media file, task id, folder its outputs go to).
+FollowFn = Callable[[Path, str, Path], None]
 
 
-class SubmitMixin:
-    """Processor's generation step: submit(), and the sidecar that records a task."""
+class Submitter:
+    """Submits generations with the client in use; waits while credits are out (`pauses`)."""
 
-    def submit(self: Processor, job: Job, rule: Rule, *, uri: str, uploaded_at: float,
-               sha256: str, size: int, mtime_ns: int, inode: int, ctime_ns: int) -> str:
-        """Submit the rule's generation for this file content, at most once (claim_submit).
-        `uri` must be fresh: process() uploads again when the sidecar's URI is near expiry."""
-        path = job.path
+    def __init__(self, client: ClientRef, store: Store, pauses: Pauses, failures: Failures,
+                 outputs: OutputDirs, *, follow: FollowFn | None = None) -> None:
+        self._client = client
+        self._store = store
+        self._pauses = pauses
+        self._failures = failures
+        self._outputs = outputs
+        self._follow = follow
+
+    def submit(self, path: Path, root: Path, rule: Rule, output_dir: Path,
+               uploaded: Uploaded) -> Ending:
+        """Submit the rule's generation for this file content, at most once (claim_submit);
+        its outputs go to `output_dir`. `uploaded.uri` must be fresh: the processor uploads
+        again when a URI is near expiry."""
         base = FileRecord(
-            path=str(path), state="to_submit", size=size, mtime_ns=mtime_ns, ctime_ns=ctime_ns,
-            inode=inode, sha256=sha256, runway_uri=uri, uploaded_at=uploaded_at,
+            path=str(path), state=S.TO_SUBMIT, size=uploaded.size, mtime_ns=uploaded.mtime_ns,
+            ctime_ns=uploaded.ctime_ns, inode=uploaded.inode, sha256=uploaded.sha256,
+            runway_uri=uploaded.uri, uploaded_at=uploaded.uploaded_at,
             rule_fp=rule_fingerprint(rule), endpoint=rule.endpoint, rule_name=rule.name,
-            output_dir=str(output_dir_for(rule, path, job.root)),
+            output_dir=str(output_dir),
         )
-        if self.credits_paused.is_set():
-            base.state, base.error = "awaiting_credits", "waiting for credits to submit"
-            return AWAITING if self.journal.put_unless_claimed(base) is None else SKIPPED
+        if self._pauses.credits_out:
+            base.state, base.error = S.AWAITING_CREDITS, "waiting for credits to submit"
+            if self._store.put_unless_claimed(base) is None:
+                return Ending(Outcome.AWAITING_CREDITS)
+            return Ending(Outcome.SKIPPED)
         try:
-            body = build_request(rule, path, uri, job.root)
+            body = build_request(rule, path, uploaded.uri, root)
         except InvalidFile as e:
-            return self._task_failed(path, base, f"{e}; fix it, then run `runwatchd retry "
-                                                 f"{path}`", "RUNWATCHD.INPUT", claimed=False)
-        self._remember_output_dir(Path(base.output_dir or path.parent))
-        holder = self.journal.claim_submit(base)  # the intent, committed before the POST
+            return self._failures.task_failed(
+                path, base, f"{e}; fix it, then run `runwatchd retry {path}`", "RUNWATCHD.INPUT",
+                claimed=False)
+        self._outputs.add(output_dir)
+        holder = self._store.claim_submit(base)  # the intent, committed before the POST
         if holder is not None:
             log.info("%s already has a generation (%s, task %s); not submitting again",
                      path, holder.state, holder.task_id)
-            self.ensure_task_sidecar(path, holder)
-            return SKIPPED
+            ensure_task_sidecar(path, holder)
+            return Ending(Outcome.SKIPPED)
         try:
-            answer = self.client.create_task(rule.endpoint, body)
+            answer = self._client.current.create_task(rule.endpoint, body)
         except SubmitUncertain as e:
-            return self._attention(path, base, f"a task may have been created: {e}")
+            return self._failures.attention(path, base, f"a task may have been created: {e}")
         except NoCredits as e:
-            self.credits_paused.set()
-            base.state, base.error = "awaiting_credits", f"waiting for credits: {e}"
-            self.journal.put(base)
+            self._pauses.run_out_of_credits()
+            base.state, base.error = S.AWAITING_CREDITS, f"waiting for credits: {e}"
+            self._store.put(base)
             log.error("generation paused: %s (uploads go on; reload after buying credits)", e)
-            return AWAITING
+            return Ending(Outcome.AWAITING_CREDITS)
         except KeyRejected:
-            base.state = "to_submit"  # a 401 creates no task
-            self.journal.put(base)
+            base.state = S.TO_SUBMIT  # a 401 creates no task
+            self._store.put(base)
             raise
         except InputRejected as e:
-            return self._task_failed(path, base, str(e), "RUNWATCHD.REJECTED")
+            return self._failures.task_failed(path, base, str(e), "RUNWATCHD.REJECTED")
         except RetryableError as e:  # create_task only lets these out when nothing was sent
-            base.state = "failed"
-            return self._failed(path, None, f"submit failed: {e}", keep=base)
-        base.state, base.task_id, base.task_status = "running", answer["id"], "PENDING"
+            base.state = S.FAILED
+            return self._failures.failed(path, None, f"submit failed: {e}",
+                                         FailureReason.SUBMIT_FAILED, keep=base)
+        task_id = str(answer["id"])
+        base.state, base.task_id, base.task_status = S.RUNNING, task_id, TaskStatus.PENDING
         base.error = None
-        self.journal.put(base)
-        write_task_sidecar(path, base, "PENDING")
-        log.info("submitted %s task %s for %s", rule.endpoint, base.task_id, path)
-        if self.follow:
-            self.follow(path, base.task_id, Path(base.output_dir or path.parent))
-        return SUBMITTED
-
-    def _attention(self: Processor, path: Path, record: FileRecord, why: str) -> str:
-        record.state = "attention"
-        record.error = f"needs attention: {why}; run `runwatchd retry {path}` to submit again"
-        # Sidecar first: until the journal says "attention" the row stays "submitting", which a
-        # restart repairs again (temp file included); the other order could leave a stale sidecar.
-        write_task_sidecar(path, record, NEEDS_ATTENTION, failure=record.error)
-        self.journal.put(record)
-        log.error("%s %s", path, record.error)
-        return ATTENTION
-
-    def _task_failed(self: Processor, path: Path, base: FileRecord, failure: str, code: str, *,
-                     claimed: bool = True) -> str:
-        base.state, base.task_status, base.failure, base.failure_code = (
-            "task_failed", "FAILED", failure, code)
-        base.error = failure
-        if not claimed and self.journal.put_unless_claimed(base) is not None:
-            return SKIPPED  # another process submitted this content meanwhile
-        write_task_sidecar(path, base, "FAILED", failure=failure, code=code)
-        if claimed:  # after the sidecar, as in _attention
-            self.journal.put(base)
-        log.error("generation for %s not submitted: %s", path, failure)
-        return INVALID
-
-    def ensure_task_sidecar(self: Processor, path: Path, record: FileRecord) -> None:
-        """Make the sidecar say what the journal knows about the file's task (after a crash
-        between the two writes, or when the user deleted the sidecar)."""
-        status = sidecar_status(record)
-        if status is None:
-            return
-        data = sidecar.read_sidecar(path)
-        task = (data or {}).get("task") or {}
-        try:
-            st = os.stat(path)
-        except OSError:
-            return
-        if (data is not None and sidecar.sidecar_matches(data, st, path.name)
-                and task.get("id") == record.task_id and task.get("status") == status):
-            return
-        write_task_sidecar(path, record, status, failure=record.failure or (
-            record.error if record.state == "attention" else None), code=record.failure_code)
+        self._store.put(base)
+        write_task_sidecar(path, base, TaskStatus.PENDING)
+        log.info("submitted %s task %s for %s", rule.endpoint, task_id, path)
+        if self._follow:
+            self._follow(path, task_id, output_dir)
+        return Ending(Outcome.SUBMITTED)

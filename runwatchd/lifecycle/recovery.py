@@ -3,8 +3,7 @@
 A file caught while its generation was being submitted is marked "needs attention" (a task may
 exist and be billed: it is never sent again), a running task gets its sidecar back and is
 followed again, and our temp files beside in-progress files and in their output folders are
-removed. Mixed into pipeline.Processor; the daemon calls recover() only while it holds the
-journal's owner lock.
+removed. The daemon calls recover() only while it holds the store's owner lock.
 """
 
 from __future__ import annotations
@@ -13,43 +12,49 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from runwatchd import fsutil
+from runwatchd.generation.submitter import FollowFn
+from runwatchd.generation.task_sidecar import ensure_task_sidecar
 from runwatchd.lifecycle import sidecar
-from runwatchd.lifecycle.states import IN_PROGRESS_STATES
-
-if TYPE_CHECKING:
-    from runwatchd.lifecycle.processor import Processor
+from runwatchd.lifecycle.failures import Failures
+from runwatchd.lifecycle.states import IN_PROGRESS_STATES, FileState
+from runwatchd.store.base import Store
 
 log = logging.getLogger(__name__)
 
 
-class RecoveryMixin:
-    """Processor's startup repair, recover(): mixed in, so the daemon asks its Processor."""
+class Recovery:
+    """The startup repair of what a crash left in the store and beside the files."""
 
-    def recover(self: Processor, output_dir: Callable[[Path], Path], *,
+    def __init__(self, store: Store, failures: Failures, *,
+                 follow: FollowFn | None = None) -> None:
+        self._store = store
+        self._failures = failures
+        self._follow = follow
+
+    def recover(self, output_dir: Callable[[Path], Path], *,
                 in_scope: Callable[[Path], bool] | None = None) -> None:
         """Repair what a crash left, before any worker or the follower runs: intents become
         "needs attention", running tasks get their sidecar and are followed again (those
         `in_scope`, if given), and our temp files beside in-progress files and in their output
-        folders are removed.
+        folders are removed. `output_dir(path)`: where a row that recorded none has its outputs.
 
-        Call only while holding the journal's owner lock (no other process works on it)."""
+        Call only while holding the store's owner lock (no other process works on it)."""
         ours: dict[Path, set[str]] = {}
         # no_sidecar: its retry writes the sidecar from the journal, and may have been killed.
-        for record in self.journal.in_state(*IN_PROGRESS_STATES, "no_sidecar"):
+        for record in self._store.in_state(*IN_PROGRESS_STATES, FileState.NO_SIDECAR):
             path = Path(record.path)
             ours.setdefault(path.parent, set()).add(sidecar.sidecar_path(path).name)
-            if record.state == "submitting":
-                self._attention(path, record, "the daemon stopped while submitting, so a task "
-                                "may have been created")
-            elif record.state == "running" and record.task_id:
+            if record.state == FileState.SUBMITTING:
+                self._failures.attention(path, record, "the daemon stopped while submitting, "
+                                         "so a task may have been created")
+            elif record.state == FileState.RUNNING and record.task_id:
                 out = Path(record.output_dir) if record.output_dir else output_dir(path)
                 ours.setdefault(out, set()).update((path.stem + ".", path.stem + "_"))
-                self.ensure_task_sidecar(path, record)
-                if self.follow and (in_scope is None or in_scope(path)):
-                    self.follow(path, record.task_id, out)
+                ensure_task_sidecar(path, record)
+                if self._follow and (in_scope is None or in_scope(path)):
+                    self._follow(path, record.task_id, out)
         for directory, prefixes in ours.items():
             _remove_temps(directory, prefixes)
 

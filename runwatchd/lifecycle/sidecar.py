@@ -13,9 +13,10 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 from runwatchd import fsutil
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 SUFFIX = ".runway.json"
 SCHEMA = 1
 URI_LIFETIME = timedelta(hours=24)
+# A URI this close to its expiry is not sent: the task may sit PENDING/THROTTLED for a while.
+URI_MARGIN = timedelta(hours=1)
 MAX_SIDECAR_BYTES = 1024 * 1024
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -107,33 +110,39 @@ def write_sidecar(media: Path, data: dict[str, Any]) -> Path:
 def read_sidecar(media: Path) -> dict[str, Any] | None:
     """`media`'s sidecar, or None when absent. A corrupt or invalid sidecar also gives None,
     with a warning: it means "process the file again"."""
+    data, problem = inspect_sidecar(media)
+    if problem is not None:
+        log.warning("%s", problem)
+    return data
+
+
+def inspect_sidecar(media: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(sidecar, None), (None, None) when absent, or (None, why it cannot be used): read_sidecar
+    without the warning, for a caller that warns only when the answer matters."""
     path = sidecar_path(media)
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_SIDECAR_BYTES + 1)
     except FileNotFoundError:
-        return None
+        return None, None
     except OSError as e:
-        log.warning("%s: cannot read sidecar (%s); the file will be processed again",
-                    path, e.strerror or e)
-        return None
+        return None, (f"{path}: cannot read sidecar ({e.strerror or e}); the file will be "
+                      "processed again")
     if len(raw) > MAX_SIDECAR_BYTES:
-        log.warning("%s: sidecar is larger than %d bytes; the file will be processed again",
-                    path, MAX_SIDECAR_BYTES)
-        return None
+        return None, (f"{path}: sidecar is larger than {MAX_SIDECAR_BYTES} bytes; the file will "
+                      "be processed again")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
-        log.warning("%s: sidecar is not valid JSON (%s); the file will be processed again",
-                    path, str(e).splitlines()[0] if str(e) else type(e).__name__)
-        return None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return None, (f"{path}: sidecar is not valid JSON ({why}); the file will be processed "
+                      "again")
     problems = validate_sidecar(data)
     if problems:
-        log.warning("%s: invalid sidecar (%s); the file will be processed again",
-                    path, "; ".join(problems))
-        return None
+        return None, (f"{path}: invalid sidecar ({'; '.join(problems)}); the file will be "
+                      "processed again")
     assert isinstance(data, dict)
-    return data
+    return data, None
 
 
 def validate_sidecar(data: object) -> list[str]:
@@ -155,7 +164,17 @@ def validate_sidecar(data: object) -> list[str]:
     return problems
 
 
-def sidecar_matches(data: dict[str, Any], st: os.stat_result, name: str) -> bool:
+class Versioned(Protocol):
+    """What tells one version of a file from another: os.stat_result, or a copy of its parts."""
+
+    @property
+    def st_size(self) -> int: ...
+
+    @property
+    def st_mtime_ns(self) -> int: ...
+
+
+def sidecar_matches(data: Mapping[str, Any], st: Versioned, name: str) -> bool:
     """True if the sidecar describes this file: same name, size and mtime_ns."""
     info = data.get("file")
     if not isinstance(info, dict):
@@ -167,19 +186,13 @@ def sidecar_matches(data: dict[str, Any], st: os.stat_result, name: str) -> bool
     )
 
 
-def uri_expired(data: dict[str, Any], now: datetime,
-                margin: timedelta = timedelta(minutes=30)) -> bool:
-    """True if the URI expires within `margin` of `now` (or its expiry cannot be read)."""
-    try:
-        expires = parse_time(data["expires_at"])
-    except (KeyError, TypeError, ValueError):
-        return True
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    return now + margin >= expires
+def uri_stale(uploaded_at: float, now: float) -> bool:
+    """True when a URI uploaded at `uploaded_at` (epoch seconds) is too near its expiry to be
+    sent at `now`: the file is uploaded again first."""
+    return uploaded_at + (URI_LIFETIME - URI_MARGIN).total_seconds() <= now
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -200,7 +213,8 @@ def _file_problems(info: object) -> list[str]:
     if not isinstance(info.get("name"), str) or not info.get("name"):
         problems.append(f"file.name: expected a non-empty string, got {info.get('name')!r}")
     for key in ("size", "mtime_ns"):
-        if not _is_int(info.get(key)) or info[key] < 0:
+        value = info.get(key)
+        if not _is_int(value) or value < 0:
             problems.append(f"file.{key}: expected an integer >= 0, got {info.get(key)!r}")
     sha = info.get("sha256")
     if not isinstance(sha, str) or not _SHA256_RE.fullmatch(sha):

@@ -1,4 +1,4 @@
-"""The lifecycle vocabulary: a file's states in the store, how processing it ends, and why it failed.
+"""The lifecycle vocabulary: a file's states in the store, how processing it ends, why it failed.
 
 A file's row goes through these states (the order of writes that makes a crash at any moment
 repairable is drawn in lifecycle/processor.py):
@@ -126,7 +126,9 @@ class FailureReason(StrEnum):
     these may not."""
 
     INVALID_FILE = "invalid_file"  # too small/large, wrong type, unreadable, wrong media kind
-    REJECTED = "rejected"  # Runway refused the generation request (400)
+    # The generation request was refused: by Runway (400), or before it was sent because this
+    # file cannot fill it (its prompt file, promptText's length).
+    REJECTED = "rejected"
     UPLOAD_FAILED = "upload_failed"  # the upload's retries gave up
     SUBMIT_FAILED = "submit_failed"  # the generation POST's retries gave up, no task made
     SIDECAR_WRITE = "sidecar_write"  # uploaded, but the sidecar could not be written
@@ -134,6 +136,23 @@ class FailureReason(StrEnum):
     KEY_REJECTED = "key_rejected"  # 401: every file waits
     RULES_BROKEN = "rules_broken"  # the file's rules file cannot be read
     INTERNAL_ERROR = "internal_error"  # a bug: reported with a traceback, costs one file
+
+
+class TaskStatus(StrEnum):
+    """A generation task's status as a sidecar shows it: Runway's own, and NEEDS_ATTENTION (ours:
+    a POST may have made a task that we do not know)."""
+
+    PENDING = "PENDING"
+    THROTTLED = "THROTTLED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
+
+
+# A task in one of these states is over: polling it again changes nothing.
+FINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,11 @@ class RunwayClient:
         folder of small files from waiting on latency (benchmarks/, case 2)."""
         self._transfers = threading.BoundedSemaphore(n) if n else None
 
+    @property
+    def base_url(self) -> str:
+        """The API's base URL (the task follower polls a local emulator faster than Runway)."""
+        return str(self._base)
+
     def __repr__(self) -> str:
         return f"RunwayClient({str(self._base)!r})"
 

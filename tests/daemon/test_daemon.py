@@ -17,7 +17,8 @@ from helpers import has_sidecar as done
 
 from runwatchd.watch import folders as folders_mod
 from runwatchd.watch import mounts
-from runwatchd.lifecycle import processor as pipeline
+from runwatchd.lifecycle import failures
+from runwatchd.lifecycle.processor import Job
 from runwatchd.lifecycle import sidecar
 from runwatchd.daemon.core import Daemon
 from runwatchd.watch.folders import Folder
@@ -189,7 +190,7 @@ def test_a_file_still_being_written_blocks_no_other(runner: Runner, tmp_path: Pa
 def _gated(daemon: Daemon, gate: Callable[[Path], None]) -> None:
     real = daemon.processor.process
 
-    def process(job: pipeline.Job) -> str:
+    def process(job: Job) -> str:
         gate(job.path)
         return real(job)
 
@@ -245,7 +246,7 @@ def test_at_most_concurrency_uploads_in_flight(runner: Runner, tmp_path: Path) -
 def test_transient_failure_backs_off_and_a_rescan_does_not_cut_it_short(
         runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failed upload is retried when its backoff ends, not at the next scan or event."""
-    monkeypatch.setattr(pipeline, "_backoff", lambda attempts: 1.5)
+    monkeypatch.setattr(failures, "retry_wait", lambda attempts: 1.5)
     hot = tmp_path / "hot"
     hot.mkdir()
     runner.emu.set_faults(error_rate=1.0, scope=["storage"])
@@ -264,7 +265,7 @@ def test_transient_failure_backs_off_and_a_rescan_does_not_cut_it_short(
 def test_restart_keeps_a_failed_file_and_its_backoff(
         runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file that failed before a restart is retried by the next daemon when its backoff ends."""
-    monkeypatch.setattr(pipeline, "_backoff", lambda attempts: 2.0)
+    monkeypatch.setattr(failures, "retry_wait", lambda attempts: 2.0)
     hot = tmp_path / "hot"
     hot.mkdir()
     runner.emu.set_faults(error_rate=1.0, scope=["storage"])

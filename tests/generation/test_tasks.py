@@ -1,4 +1,5 @@
-"""Tests for runwatchd.generation.follower: following generations on the emulator to their end, and downloads."""
+"""Tests for runwatchd.generation.follower: following generations on the emulator to their end,
+and downloads."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from runwatchd.emulator import Emulator
 from runwatchd.store.record import FileRecord
 from runwatchd.store.sqlite import SqliteStore
 from runwatchd.generation.follower import MIN_POLL, POLL_ENV, TaskFollower, resolve_poll_interval
+from runwatchd.lifecycle.pauses import Pauses
+from runwatchd.runway.client_ref import ClientRef
 
 SECRET = "tasks-test-key"
 POLL = 0.05
@@ -91,7 +94,7 @@ def ended(journal: SqliteStore, *records: FileRecord, state: str = "succeeded",
 
 @pytest.fixture
 def follower(client: RunwayClient, journal: SqliteStore) -> Iterator[TaskFollower]:
-    f = TaskFollower(client, journal, poll_interval=POLL)
+    f = TaskFollower(ClientRef(client), journal, Pauses(), poll_interval=POLL)
     f.start()
     yield f
     f.stop()
@@ -143,7 +146,7 @@ def test_several_outputs_are_named_after_the_source(tmp_path: Path, journal: Sql
     with Emulator(api_secret=SECRET, task_seconds=0.05, outputs_per_task=3) as emu, \
             RunwayClient(SECRET, emu.url) as client:
         record = submitted(tmp_path, client, journal)
-        follower = TaskFollower(client, journal, poll_interval=POLL)
+        follower = TaskFollower(ClientRef(client), journal, Pauses(), poll_interval=POLL)
         follower.start()
         try:
             follow_all(follower, record)
@@ -175,7 +178,7 @@ def test_cancelled_task_is_recorded(tmp_path: Path, client: RunwayClient,
     """A task cancelled elsewhere ends CANCELLED in the sidecar (and is not resubmitted)."""
     with Emulator(api_secret=SECRET, task_seconds=30) as emu, RunwayClient(SECRET, emu.url) as c:
         record = submitted(tmp_path, c, journal)
-        follower = TaskFollower(c, journal, poll_interval=POLL)
+        follower = TaskFollower(ClientRef(c), journal, Pauses(), poll_interval=POLL)
         follower.start()
         try:
             follow_all(follower, record)
@@ -206,7 +209,7 @@ def test_waiting_states_are_not_errors_and_polls_keep_their_distance(
             real_put(record)
 
         client.get_task, journal.put = get_task, put  # type: ignore[method-assign]
-        follower = TaskFollower(client, journal, poll_interval=0.1)
+        follower = TaskFollower(ClientRef(client), journal, Pauses(), poll_interval=0.1)
         follower.start()
         try:
             follow_all(follower, *records)
@@ -228,9 +231,10 @@ def test_many_tasks_are_followed_by_a_few_threads(
     assert ended(journal, *records, timeout=20)
 
 
-def test_following_twice_polls_once(tmp_path: Path, client: RunwayClient, journal: SqliteStore) -> None:
+def test_following_twice_polls_once(tmp_path: Path, client: RunwayClient,
+                                    journal: SqliteStore) -> None:
     """follow() of a task already followed adds nothing (recovery and a rescan may both ask)."""
-    follower = TaskFollower(client, journal, poll_interval=POLL)
+    follower = TaskFollower(ClientRef(client), journal, Pauses(), poll_interval=POLL)
     record = submitted(tmp_path, client, journal)
     follow_all(follower, record)
     follow_all(follower, record)

@@ -1,7 +1,9 @@
-"""Tests for runwatchd.lifecycle.sidecar: shape, atomic write, reading, validation, matching, expiry."""
+"""Tests for runwatchd.lifecycle.sidecar: shape, atomic write, reading, validation, matching,
+expiry."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from datetime import UTC, datetime, timedelta, timezone
@@ -148,26 +150,26 @@ def test_matches(tmp_path: Path) -> None:
                                     sidecar.sidecar_matches(data, media.stat(), "a.jpg"))
 
 
-def test_uri_expired_with_margin(tmp_path: Path) -> None:
-    """The URI counts as expired from 30 minutes before expires_at; the margin is adjustable."""
-    data = make(tmp_path / "a.jpg")
-    expires = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-    assert (False, True, False) == (
-        sidecar.uri_expired(data, expires - timedelta(minutes=31)),
-        sidecar.uri_expired(data, expires - timedelta(minutes=30)),
-        sidecar.uri_expired(data, expires - timedelta(minutes=1), margin=timedelta(0)),
+def test_uri_is_stale_from_an_hour_before_it_expires() -> None:
+    """A URI is sent until an hour before Runway's 24 h expiry, and not from then on."""
+    uploaded = UPLOADED.timestamp()
+    hour = 3600.0
+    assert (False, True, True) == (
+        sidecar.uri_stale(uploaded, uploaded + 23 * hour - 1),
+        sidecar.uri_stale(uploaded, uploaded + 23 * hour),
+        sidecar.uri_stale(uploaded, uploaded + 24 * hour),
     )
 
 
-def test_uri_expired_unreadable_expiry() -> None:
-    """A sidecar whose expiry cannot be read is treated as expired."""
-    assert True is sidecar.uri_expired({"expires_at": "soon"}, datetime.now(UTC))
-
-
-def test_write_uses_fsutil_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sidecar goes through fsutil's atomic write (temp name then rename)."""
-    seen: list[Path] = []
-    real = fsutil.atomic_write_bytes
-    monkeypatch.setattr(fsutil, "atomic_write_bytes", lambda p, d: (seen.append(p), real(p, d)))
-    path = sidecar.write_sidecar(tmp_path / "a.jpg", make(tmp_path / "a.jpg"))
-    assert [path] == seen
+def test_write_replaces_the_sidecar_atomically(tmp_path: Path) -> None:
+    """A new sidecar is a new file renamed over the old one: a reader holding the old one open
+    never sees it half written, and no temp file is left."""
+    media = tmp_path / "a.jpg"
+    path = sidecar.write_sidecar(media, make(media, runway_uri="runway://upload/old"))
+    with open(path, "rb") as old:
+        sidecar.write_sidecar(media, make(media, runway_uri="runway://upload/new"))
+        assert ("runway://upload/old", "runway://upload/new") == (
+            json.loads(old.read())["runway_uri"], sidecar.read_sidecar(media)["runway_uri"])
+        assert os.fstat(old.fileno()).st_ino != path.stat().st_ino
+    assert [path] == list(tmp_path.glob("*.runway.json"))
+    assert [] == [p for p in tmp_path.iterdir() if fsutil.TEMP_MARK in p.name]
