@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runwatchd.config import load as configmod
-from runwatchd.runway.client import RunwayClient
 from runwatchd.errors import ConfigError
 
 if TYPE_CHECKING:
+    from runwatchd.runway.client import RunwayClient
     from runwatchd.store.base import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
@@ -48,6 +48,7 @@ def command_config(args: argparse.Namespace, extra_dirs: list[Path] | None = Non
 def make_client(cfg: configmod.Config, *, on_retry=None,
                 attempts: int | None = None) -> RunwayClient:
     secret = configmod.resolve_secret(cfg)
+    from runwatchd.runway.client import RunwayClient
     from runwatchd.service.logs import install_secret_filter
 
     install_secret_filter(secret)

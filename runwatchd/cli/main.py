@@ -1,8 +1,10 @@
-"""The `runwatchd` command: its arguments, the small commands, and one exit code per failure.
+"""The `runwatchd` command: dispatch, the small commands, and one exit code per failure.
 
-Only the cli modules exit (this one, cli_daemon and cli_upload); everything else raises. The
-commands that run the daemon live in cli_daemon, `upload` in cli_upload, what they share in
-cli_common.
+Only the cli modules exit (this one, daemon_commands and upload_command); everything else raises.
+The arguments are in cli/parser.py (built from cli/spec.py), the commands that run the daemon in
+daemon_commands, `upload` in upload_command, `init --service` in service_install, what they share
+in common. Every command imports what it needs when it runs: `runwatchd --version` and `--help`
+load no HTTP client, watcher or config code.
 
 Exit codes: 0 ok, 1 some files failed, 2 usage, 78 bad configuration (EX_CONFIG).
 """
@@ -14,104 +16,92 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from runwatchd.config import load as configmod
-from runwatchd import __version__
-from runwatchd.config import starter as config_text
-from runwatchd.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, command_config
-from runwatchd.cli.daemon_commands import cmd_retry, cmd_run, cmd_scan
-from runwatchd.cli.upload_command import cmd_upload
-from runwatchd.errors import ConfigError, KeyRejected, RunwatchdError
+from runwatchd.cli.parser import build_parser, parse_args
+
+__all__ = ["build_parser", "main"]
 
 log = logging.getLogger("runwatchd")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="runwatchd",
-        description="Hot-folder daemon for Runway: uploads what lands in watched folders, writes "
-                    "<file>.runway.json sidecars, and runs per-folder generation rules.",
-    )
-    p.add_argument("--version", action="version", version=f"runwatchd {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
-    p.add_argument("--log-format", choices=("text", "json"), default=None,
-                   help="log line format (default: [daemon] log_format, else text)")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sp.add_argument("-c", "--config", type=Path, help="config file (TOML)")
-        return sp
-
-    run = with_config(sub.add_parser("run", help="the daemon, in the foreground"))
-    run.add_argument("--watch", type=Path, action="append", default=[], metavar="DIR",
-                     help="watch DIR (repeatable; works without a config file)")
-    scan = with_config(sub.add_parser("scan", help="process what is there now, then exit"))
-    scan.add_argument("dirs", nargs="*", type=Path, metavar="DIR")
-    up = sub.add_parser("upload", help="upload files now, print their runway:// URIs")
-    up.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    up.add_argument("--json", action="store_true", help="print one JSON document")
-    up.add_argument("-j", "--jobs", type=int, default=None,
-                    help="uploads in parallel (default: [runway] concurrency, 4)")
-    up.add_argument("-c", "--config", type=Path, help="config file for [runway] settings")
-    st = with_config(sub.add_parser("status", help="what the daemon knows"))
-    st.add_argument("--json", action="store_true")
-    with_config(sub.add_parser("check-config", help="validate and explain the configuration"))
-    init = sub.add_parser("init", help="write a commented starter config")
-    init.add_argument("path", nargs="?", type=Path, default=Path("runwatchd.toml"))
-    emu = sub.add_parser("emulator", help="the built-in Runway API emulator")
-    emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=8765)
-    emu.add_argument("--api-key", default=None,
-                     help="key the emulator accepts (default: $RUNWAYML_API_SECRET, else "
-                          "'emulator-key')")
-    emu.add_argument("--faults", default=None, help='fault injection as JSON, e.g. '
-                     '\'{"error_rate": 0.3}\'')
-    emu.add_argument("--task-seconds", type=float, default=2.0)
-    emu.add_argument("--storage-dir", type=Path, default=None)
-    demo = sub.add_parser("demo", help="the whole flow offline, on the emulator")
-    demo.add_argument("--keep", action="store_true", help="keep the demo folder afterwards")
-    retry = with_config(sub.add_parser("retry", help="submit a file's generation again, on purpose"))
-    retry.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from runwatchd.errors import ConfigError, KeyRejected, RunwatchdError
     from runwatchd.service.logs import setup_logging
 
-    setup_logging("DEBUG" if args.verbose else "INFO", args.log_format or "text")
+    setup_logging("DEBUG" if args.verbose else "WARNING" if args.quiet else "INFO",
+                  args.log_format or "text")
+    if args.quiet:
+        # The daemon sets its logging up again once it has read [daemon] log_format; -q must
+        # outlast that, so INFO and below are switched off for the whole process meanwhile.
+        logging.disable(logging.INFO)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as e:
         where = f"{e.source}: " if e.source else ""
         for problem in e.problems:
             print(f"runwatchd: config error: {where}{problem}", file=sys.stderr)
+        from runwatchd.cli.common import EXIT_CONFIG  # the config code, only when it is needed
+
         return EXIT_CONFIG
-    except KeyRejected as e:
-        print(f"runwatchd: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    except RunwatchdError as e:
-        if args.verbose:
+    except RunwatchdError as e:  # KeyRejected included: its message says it all
+        if args.verbose and not isinstance(e, KeyRejected):
             log.exception("failed")
         print(f"runwatchd: {e}", file=sys.stderr)
+        from runwatchd.cli.common import EXIT_FAILED
+
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    finally:
+        if args.quiet:
+            logging.disable(logging.NOTSET)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from runwatchd.cli import daemon_commands
+
+    return daemon_commands.cmd_run(args)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from runwatchd.cli import daemon_commands
+
+    return daemon_commands.cmd_scan(args)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from runwatchd.cli import daemon_commands
+
+    return daemon_commands.cmd_retry(args)
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from runwatchd.cli import upload_command
+
+    return upload_command.cmd_upload(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from runwatchd.cli.common import EXIT_OK, command_config
+    from runwatchd.config.load import resolve_state_dir
     from runwatchd.service.status import render_status
 
     cfg = command_config(args, None, required=False)
-    print(render_status(configmod.resolve_state_dir(cfg), as_json=args.json))
+    print(render_status(resolve_state_dir(cfg), as_json=args.json))
     return EXIT_OK
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Explain the configuration on stdout; every problem on stderr and exit 78, including the
     ones only `run` would meet (no API secret, a bad RUNWAYML_BASE_URL)."""
+    from runwatchd.cli.common import EXIT_OK
+    from runwatchd.config import load as configmod
+    from runwatchd.config import starter as config_text
+    from runwatchd.errors import ConfigError
+
     path = configmod.find_config(args.config)
     if path is None:
         raise ConfigError(["no config file found (tried -c, $RUNWATCHD_CONFIG, ./runwatchd.toml, "
@@ -131,24 +121,39 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from runwatchd.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+    if args.service:
+        if args.path is not None:
+            print("runwatchd: init --service writes /etc/runwatchd/config.toml; give no PATH",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        from runwatchd.cli.service_install import install_service
+
+        return install_service(args.root or Path("/"), sys.stdout, sys.stderr)
+    if args.root is not None:
+        print("runwatchd: --root only goes with --service", file=sys.stderr)
+        return EXIT_USAGE
+    from runwatchd.config import starter as config_text
+
+    path = args.path or Path("runwatchd.toml")
     try:
-        config_text.write_starter(args.path)
+        config_text.write_starter(path)
     except OSError as e:
-        if isinstance(e, FileExistsError) and os.path.lexists(args.path):
-            print(f"runwatchd: {args.path} exists; not overwriting it", file=sys.stderr)
+        if isinstance(e, FileExistsError) and os.path.lexists(path):
+            print(f"runwatchd: {path} exists; not overwriting it", file=sys.stderr)
         else:  # e.g. a parent that is a file: mkdir's FileExistsError names the parent
-            parents = Path(args.path).absolute().parents
+            parents = Path(path).absolute().parents
             where = f": {e.filename}" if e.filename and Path(e.filename).absolute() in parents \
                 else ""
-            print(f"runwatchd: cannot write {args.path} ({e.strerror or e}{where})",
-                  file=sys.stderr)
+            print(f"runwatchd: cannot write {path} ({e.strerror or e}{where})", file=sys.stderr)
         return EXIT_FAILED
-    print(f"wrote {args.path}; edit the [[folder]] paths, then `runwatchd check-config -c "
-          f"{args.path}`")
+    print(f"wrote {path}; edit the [[folder]] paths, then `runwatchd check-config -c {path}`")
     return EXIT_OK
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
+    from runwatchd.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
     from runwatchd.emulator import FaultConfig, serve_forever
 
     label = None
@@ -182,8 +187,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.keep)
 
 
-COMMANDS = {
+def cmd_completion(args: argparse.Namespace) -> int:
+    from runwatchd.cli.completion import completion_script
+
+    sys.stdout.write(completion_script(args.shell))
+    return 0
+
+
+def cmd_man(args: argparse.Namespace) -> int:
+    from runwatchd.cli.manpage import man_page
+
+    sys.stdout.write(man_page())
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "scan": cmd_scan, "upload": cmd_upload, "status": cmd_status,
     "check-config": cmd_check_config, "init": cmd_init, "emulator": cmd_emulator,
-    "demo": cmd_demo, "retry": cmd_retry,
+    "demo": cmd_demo, "retry": cmd_retry, "completion": cmd_completion, "man": cmd_man,
 }

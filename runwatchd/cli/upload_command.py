@@ -65,7 +65,7 @@ def _upload_files(args: argparse.Namespace, cfg: configmod.Config, sizes: dict[P
                   results: dict[Path, dict], failures: dict[Path, str]) -> None:
     """Upload in parallel, filling `results` and `failures`; URIs are printed as they come, in
     order, unless --json. KeyRejected ends everything (every other file would fail the same)."""
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.quiet else None
     client = make_client(cfg, on_retry=(lambda *_: bar.retried()) if bar else None,
                          attempts=UPLOAD_ATTEMPTS)
     client_log = logging.getLogger("runwatchd.runway.client")

@@ -34,8 +34,9 @@ def _kv(key: str, value: object, commented: bool = False) -> str:
     return "\n".join("# " + line for line in text.split("\n")) if commented else text
 
 
-def starter_config() -> str:
-    """A commented starter config; every key is shown with its default (or an example)."""
+def starter_config(folder: str = "~/runway-inbox") -> str:
+    """A commented starter config; every key is shown with its default (or an example), and
+    one [[folder]] at `folder` (the service's starter uses the unit's /srv/hot)."""
     s, r, d = FolderSettings(), RunwayConfig(), DaemonConfig()
     request = {"model": "gen4.5", "promptText": "{stem} comes to life", "ratio": "1280:720",
                "duration": 5}
@@ -77,7 +78,7 @@ def starter_config() -> str:
         "# a folder's own include/ignore replaces these, it does not add to them.",
         _kv("ignore", list(s.ignore)),
         "", "# One [[folder]] table per watched folder. The folder need not exist yet.",
-        "[[folder]]", _kv("path", "~/runway-inbox"),
+        "[[folder]]", _kv("path", folder),
         "# Also watch subfolders.", _kv("recursive", True),
         "# Per-folder override of a [defaults] key:", _kv("settle_seconds", 5.0, True),
         "",
@@ -96,8 +97,9 @@ def starter_config() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_starter(path: Path) -> None:
-    """Write starter_config() to `path`, atomically; FileExistsError if it exists."""
+def write_starter(path: Path, text: str | None = None) -> None:
+    """Write `text` (default: starter_config()) to `path`, atomically; FileExistsError if it
+    exists."""
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; not overwriting it")
@@ -105,7 +107,7 @@ def write_starter(path: Path) -> None:
     tmp = path.with_name(f".{path.name}.runwatchd-tmp-{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(starter_config())
+            fh.write(starter_config() if text is None else text)
             fh.flush()
             os.fsync(fh.fileno())
         try:
