@@ -7,7 +7,8 @@ policy, generation endpoints, tasks through PENDING/THROTTLED/RUNNING, downloada
 dropped connections, slow replies, expired slots, no credits) and counts what clients did.
 
 Modules: app (the Emulator object, serve_forever), server (HTTP, routing, fault application),
-storage (slots and streaming multipart), tasks (validation and lifecycle), faults, state.
+storage (slots and streaming multipart), bodies (request validation against Runway's schemas,
+costs), tasks (lifecycle), faults, state.
 """
 
 from .app import DEFAULT_SECRET, Emulator, serve_forever

@@ -17,11 +17,12 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from .bodies import ENDPOINTS, cost_of, models, runway_uris, validate
 from .faults import FaultConfig, FaultInjector
 from .server import EmulatorServer
 from .state import ApiError, Counters
 from .storage import Storage
-from .tasks import ENDPOINTS, TaskBoard, cost_of, runway_uris, validate
+from .tasks import TaskBoard
 
 log = logging.getLogger(__name__)
 
@@ -218,14 +219,13 @@ class Emulator:
         """GET /v1/organization: credits, tier limits and today's usage, Runway's shape."""
         concurrency = self.tasks.max_concurrent
         daily = self.tasks.daily_by_model()
-        models = ("gen4.5", "gen4_turbo", "gen4_image", "aleph2", "act_two", "upscale_v1", "veo3.1")
         return {
             "creditBalance": self.credit_balance,
             "tier": {
                 "maxMonthlyCreditSpend": 1_000_000,
                 "models": {
                     m: {"maxConcurrentGenerations": concurrency, "maxDailyGenerations": 10_000}
-                    for m in models
+                    for m in models()
                 },
             },
             "usage": {"models": {m: {"dailyGenerations": n} for m, n in daily.items()}},
@@ -264,7 +264,7 @@ class Emulator:
             raise ApiError(404, "Task not found")
         if task.cancelled and not task.deleted:
             self.counters.add("tasks_cancelled")
-            if task.start is None:
+            if task.refunded:
                 with self._credits_lock:
                     self._credits += task.cost
 
