@@ -29,6 +29,7 @@ import argparse
 import ast
 import importlib
 import inspect
+import itertools
 import json
 import pkgutil
 import re
@@ -61,7 +62,7 @@ class Endpoint:
 
 def discover_endpoints() -> list[Endpoint]:
     """Every POST of the SDK's synchronous resources that answers with a waitable task."""
-    import runwayml.resources as resources
+    from runwayml import resources
 
     found: dict[str, Endpoint] = {}
     for info in pkgutil.walk_packages(resources.__path__, resources.__name__ + "."):
@@ -108,7 +109,7 @@ def _docstrings(cls: type) -> dict[str, str]:
         return {}
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
     docs: dict[str, str] = {}
-    for node, following in zip(body, body[1:], strict=False):
+    for node, following in itertools.pairwise(body):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(node.target, ast.Name)
@@ -131,14 +132,14 @@ def _media_kinds(name: str, doc: str) -> list[str]:
     named = [kind for kind in KINDS if kind in lowered]
     if named:
         return named
-    described = [kind for kind in KINDS if re.search(rf"\b{kind}s?\b", doc, re.I)]
+    described = [kind for kind in KINDS if re.search(rf"\b{kind}s?\b", doc, re.IGNORECASE)]
     return described or list(KINDS)
 
 
 def _limits(schema: dict[str, Any], doc: str) -> None:
     """Add the limits the docstring states in prose to a string or integer schema."""
     if schema.get("type") == "string":
-        if re.search(r"\bnon-empty\b", doc, re.I):
+        if re.search(r"\bnon-empty\b", doc, re.IGNORECASE):
             schema["minLength"] = 1
         match = re.search(r"\bup to ([\d,]+) characters\b", doc)
         if match:
@@ -373,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = build()
     args.out.mkdir(parents=True, exist_ok=True)
-    for stale in set(p.name for p in args.out.glob("*.json")) - set(files):
+    for stale in {p.name for p in args.out.glob("*.json")} - set(files):
         (args.out / stale).unlink()  # an endpoint the SDK dropped must not linger
     for filename, document in files.items():
         (args.out / filename).write_text(render(document), encoding="utf-8")

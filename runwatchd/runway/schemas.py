@@ -129,10 +129,8 @@ class Schemas:
     def validate(self, endpoint: str, body: Any) -> list[Issue]:
         """Why Runway would refuse this body, as issues; [] when its shape is acceptable."""
         validator = self._validator(endpoint)
-        issues: list[Issue] = []
-        for error in sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.path))):
-            issues.extend(_explain(error, validator))
-        return list(dict.fromkeys(issues))
+        issues = [i for error in validator.iter_errors(body) for i in _explain(error, validator)]
+        return sorted(dict.fromkeys(issues), key=_path_order)
 
     def _entry(self, endpoint: str) -> dict[str, Any]:
         try:
@@ -168,7 +166,9 @@ def _explain(error: ValidationError, validator: Validator) -> list[Issue]:
     if kind == "const":
         return [Issue(path, f"Invalid literal value, expected {json.dumps(value)}")]
     if kind == "enum":
-        return [Issue(path, f"Invalid enum value. Expected {_choices(value)}, received {instance!r}")]
+        return [
+            Issue(path, f"Invalid enum value. Expected {_choices(value)}, received {instance!r}")
+        ]
     if kind in ("oneOf", "anyOf"):
         return _explain_union(error, validator)
     messages = {
@@ -227,6 +227,11 @@ def _branch_types(branch: Mapping[str, Any], root: Mapping[str, Any]) -> set[str
         values = branch.get("enum", [branch["const"]] if "const" in branch else [])
         found = {_json_type(v) for v in values}
     return found | ({"integer"} if "number" in found else set())
+
+
+def _path_order(issue: Issue) -> list[tuple[int, int, str]]:
+    """Issues sorted by where they are: parents first, list items by index, keys by name."""
+    return [(0, p, "") if isinstance(p, int) else (1, 0, p) for p in issue.path]
 
 
 def _value(error: ValidationError) -> Any:
