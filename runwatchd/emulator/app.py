@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from .bodies import ENDPOINTS, cost_of, models, runway_uris, validate
+from .bodies import ENDPOINTS, cost_of, created_reply, models, runway_uris, validate
 from .faults import FaultConfig, FaultInjector
 from .server import EmulatorServer
 from .state import ApiError, Counters
@@ -255,7 +255,7 @@ class Emulator:
         task = self.tasks.create(endpoint, body, uris)
         self.counters.add("tasks_created")
         self.counters.task_inputs(uris)
-        return {"id": task.id, "estimatedCost": {"credits": cost}}
+        return created_reply(endpoint, body, task.id, cost)
 
     def cancel(self, task_id: str) -> None:
         """DELETE /v1/tasks/{id}; a task cancelled before it ran is refunded."""

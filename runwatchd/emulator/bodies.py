@@ -14,6 +14,7 @@ from typing import Any
 
 from runwatchd.runway.schemas import default as schemas
 
+from .routing import routed_model, routing
 from .state import issue
 
 ENDPOINTS = schemas().endpoints()
@@ -50,10 +51,19 @@ def cost_of(endpoint: str, body: dict[str, Any]) -> int:
 
 
 def model_of(endpoint: str, body: dict[str, Any]) -> str:
-    """The model a task counts against in /v1/organization's usage (generate/* routes by config:
-    counted under the endpoint, as the model the router picks is not known)."""
+    """The model a task counts against in /v1/organization's usage: the one named, the one the
+    router picked for generate/*, else the endpoint (recipes name no model)."""
     model = body.get("model")
-    return model if isinstance(model, str) else endpoint
+    return model if isinstance(model, str) else routed_model(endpoint, body) or endpoint
+
+
+def created_reply(endpoint: str, body: dict[str, Any], task_id: str, cost: int) -> dict[str, Any]:
+    """The reply to a generation POST, shaped as the SDK's response type of that endpoint."""
+    if routed_model(endpoint, body) is not None:  # generate/*: the cost sits in `routing`
+        return {"id": task_id, "routing": routing(endpoint, body, cost)}
+    if endpoint == "avatar_videos":  # AvatarVideoCreateResponse has the id alone
+        return {"id": task_id}
+    return {"id": task_id, "estimatedCost": {"credits": cost}}
 
 
 def prompt_of(body: dict[str, Any]) -> object:

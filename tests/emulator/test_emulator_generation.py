@@ -275,4 +275,4 @@ def test_auto_and_routed_durations_are_billed(api: httpx.Client) -> None:
     auto = {"model": "seedance2_5", "promptImage": upload(api), "duration": "auto"}
     assert {"credits": 25} == api.post("/v1/image_to_video", json=auto).json()["estimatedCost"]
     routed = api.post("/v1/generate/video", json={"configId": "c", "input": {"duration": 3}})
-    assert {"credits": 15} == routed.json()["estimatedCost"]
+    assert {"credits": 15} == routed.json()["routing"]["estimatedCost"]
