@@ -19,7 +19,8 @@ from typing import Any
 
 from .bodies import ENDPOINTS, cost_of, created_reply, models, runway_uris, validate
 from .faults import FaultConfig, FaultInjector
-from .server import EmulatorServer
+from .listener import EmulatorServer
+from .server import Handler
 from .state import ApiError, Counters
 from .storage import Storage
 from .tasks import TaskBoard
@@ -122,7 +123,7 @@ class Emulator:
             self._storage_dir.mkdir(parents=True, exist_ok=True)
             self.storage.directory = self._storage_dir
         try:
-            self._server = EmulatorServer((self.host, self.port), self)
+            self._server = EmulatorServer((self.host, self.port), self, Handler)
         except BaseException:
             self._cleanup_tmp()
             raise
