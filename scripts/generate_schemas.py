@@ -251,9 +251,10 @@ class Converter:
             properties[wire] = self.schema(hint, wire, docs.get(field, ""))
             # Not __required_keys__: under `from __future__ import annotations` (as the SDK's
             # modules are) TypedDict cannot see Required[...] in the strings and leaves it empty.
-            origin = typing_extensions.get_origin(hint)
+            origin: Any = typing_extensions.get_origin(hint)
+            total = bool(getattr(cls, "__total__", True))
             if origin is typing_extensions.Required or (
-                cls.__total__ and origin is not typing_extensions.NotRequired  # type: ignore[attr-defined]
+                total and origin is not typing_extensions.NotRequired
             ):
                 required.append(wire)
         definition: dict[str, Any] = {"type": "object", "properties": properties}
@@ -269,6 +270,8 @@ def _alias(hint: Any) -> str | None:
     while typing_extensions.get_origin(hint) in _WRAPPERS:
         hint = typing_extensions.get_args(hint)[0]
     for meta in getattr(hint, "__metadata__", ()):
+        if getattr(meta, "format", None) is not None:  # e.g. iso8601 dates: not translated yet
+            raise TypeError(f"PropertyInfo(format={meta.format!r}) has no translation here")
         alias = getattr(meta, "alias", None)
         if isinstance(alias, str):
             return alias
