@@ -163,7 +163,8 @@ def test_editing_the_rules_file_changes_the_next_file(tmp_path: Path, emulator: 
     cli = Cli(tmp_path, emulator, prompt=None)
     rules_file = cli.hot / RULES_FILENAME
     rules_file.write_text('endpoint = "image_to_video"\noutput_dir = "v1"\n[request]\n'
-                          'model = "gen4.5"\npromptText = "{stem}"\n', encoding="utf-8")
+                          'model = "gen4.5"\npromptText = "{stem}"\nratio = "1280:720"\n'
+                          'duration = 5\n', encoding="utf-8")
     child = subprocess.Popen([sys.executable, "-m", "runwatchd", "run", "-c", str(cli.config)],
                              env=cli.env, cwd=tmp_path, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -172,7 +173,7 @@ def test_editing_the_rules_file_changes_the_next_file(tmp_path: Path, emulator: 
         make_png(a, seed=1)
         assert wait_for(lambda: status_of(a) == "SUCCEEDED", timeout=30)
         rules_file.write_text('endpoint = "image_upscale"\noutput_dir = "v2"\n[request]\n'
-                              'model = "upscale_v1"\n', encoding="utf-8")
+                              'model = "magnific_precision_upscaler_v2"\n', encoding="utf-8")
         b = cli.hot / "b.png"
         make_png(b, seed=2)
         assert wait_for(lambda: status_of(b) == "SUCCEEDED", timeout=30)

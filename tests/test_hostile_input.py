@@ -251,7 +251,8 @@ def test_broken_rules_file_holds_its_files_until_fixed(rig: Rig,
         waiting = run.journal.get(shot)
         assert not SC(shot).exists()
         rules.write_text('endpoint = "image_to_video"\noutput_dir = "renders"\n[request]\n'
-                         'model = "gen4.5"\npromptText = "{stem}"\n', encoding="utf-8")
+                         'model = "gen4.5"\npromptText = "{stem}"\nratio = "1280:720"\n'
+                         'duration = 5\n', encoding="utf-8")
         assert wait_for(lambda: (read_json(SC(shot)) or {}).get("task", {}).get("status")
                         == "SUCCEEDED", timeout=15, interval=0.05)
     assert waiting.error.startswith(f"waiting: the rules file {rules} is invalid: line 2, column")

@@ -696,8 +696,9 @@ def test_secret_never_in_errors_logs_status_or_journal(tmp_path: Path) -> None:
                     if action == "upload":
                         client.upload(clip)
                     elif action == "task":
-                        client.create_task("image_to_video", {"model": "gen4.5",
-                                                              "promptImage": uri})
+                        client.create_task("image_to_video", {
+                            "model": "gen4.5", "promptImage": uri, "promptText": "a shot",
+                            "ratio": "1280:720", "duration": 5})
                     elif action == "bad_task":
                         client.create_task("image_to_video", {"model": "gen4.5"})
                     else:

@@ -6,8 +6,10 @@ policy, generation endpoints, tasks through PENDING/THROTTLED/RUNNING, downloada
 /v1/organization), injects the failures a real deployment shows (429 with Retry-After, 5xx,
 dropped connections, slow replies, expired slots, no credits) and counts what clients did.
 
-Modules: app (the Emulator object, serve_forever), server (HTTP, routing, fault application),
-storage (slots and streaming multipart), tasks (validation and lifecycle), faults, state.
+Modules: app (the Emulator object, serve_forever), listener (the socket and its connections),
+server (HTTP handling, routing, fault application), contract (what the handler may call),
+storage (slots and streaming multipart), bodies (request validation against Runway's schemas,
+costs), tasks (lifecycle), faults, state.
 """
 
 from .app import DEFAULT_SECRET, Emulator, serve_forever

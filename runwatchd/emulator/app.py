@@ -17,11 +17,13 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from .bodies import ENDPOINTS, cost_of, created_reply, models, runway_uris, validate
 from .faults import FaultConfig, FaultInjector
-from .server import EmulatorServer
+from .listener import EmulatorServer
+from .server import Handler
 from .state import ApiError, Counters
 from .storage import Storage
-from .tasks import ENDPOINTS, TaskBoard, cost_of, runway_uris, validate
+from .tasks import TaskBoard
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ class Emulator:
             self._storage_dir.mkdir(parents=True, exist_ok=True)
             self.storage.directory = self._storage_dir
         try:
-            self._server = EmulatorServer((self.host, self.port), self)
+            self._server = EmulatorServer((self.host, self.port), self, Handler)
         except BaseException:
             self._cleanup_tmp()
             raise
@@ -218,14 +220,13 @@ class Emulator:
         """GET /v1/organization: credits, tier limits and today's usage, Runway's shape."""
         concurrency = self.tasks.max_concurrent
         daily = self.tasks.daily_by_model()
-        models = ("gen4.5", "gen4_turbo", "gen4_image", "aleph2", "act_two", "upscale_v1", "veo3.1")
         return {
             "creditBalance": self.credit_balance,
             "tier": {
                 "maxMonthlyCreditSpend": 1_000_000,
                 "models": {
                     m: {"maxConcurrentGenerations": concurrency, "maxDailyGenerations": 10_000}
-                    for m in models
+                    for m in models()
                 },
             },
             "usage": {"models": {m: {"dailyGenerations": n} for m, n in daily.items()}},
@@ -255,7 +256,7 @@ class Emulator:
         task = self.tasks.create(endpoint, body, uris)
         self.counters.add("tasks_created")
         self.counters.task_inputs(uris)
-        return {"id": task.id, "estimatedCost": {"credits": cost}}
+        return created_reply(endpoint, body, task.id, cost)
 
     def cancel(self, task_id: str) -> None:
         """DELETE /v1/tasks/{id}; a task cancelled before it ran is refunded."""
@@ -264,7 +265,7 @@ class Emulator:
             raise ApiError(404, "Task not found")
         if task.cancelled and not task.deleted:
             self.counters.add("tasks_cancelled")
-            if task.start is None:
+            if task.refunded:
                 with self._credits_lock:
                     self._credits += task.cost
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from runwatchd.runway.api import API_VERSION
 
-from .tasks import ENDPOINTS
+from .bodies import ENDPOINTS
 
 
 
@@ -40,7 +40,12 @@ ROUTES = (
     _route("GET", r"/v1/organization", "organization", "GET /v1/organization", "api"),
     _route("POST", r"/v1/uploads", "create_upload", "POST /v1/uploads", "api"),
     _route(
-        "POST", rf"/v1/({'|'.join(ENDPOINTS)})", "generate", "POST /v1/{endpoint}", "api", "tasks"
+        "POST",
+        rf"/v1/({'|'.join(map(re.escape, ENDPOINTS))})",
+        "generate",
+        "POST /v1/{endpoint}",
+        "api",
+        "tasks",
     ),
     _route("GET", r"/v1/tasks/([^/]+)", "get_task", "GET /v1/tasks/{id}", "api", "tasks"),
     _route("DELETE", r"/v1/tasks/([^/]+)", "delete_task", "DELETE /v1/tasks/{id}", "api", "tasks"),

@@ -1,4 +1,4 @@
-"""The emulator's HTTP layer: a threading HTTP/1.1 server, routing, auth, and fault application.
+"""The emulator's HTTP layer: request handling, routing, auth, and fault application.
 
 Each request goes through the same gate a real deployment has: faults first (they stand for the
 load balancer and the network), then the API's own checks (bearer key, X-Runway-Version), then
@@ -9,26 +9,22 @@ a client that sends its whole body before reading (httpx does) sees our reply, n
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 import logging
 import re
-import selectors
 import socket
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import urlsplit
 
+from .contract import EmulatorApp
 from .faults import Decision
 from .form import BodyReader, UploadRejected
+from .listener import EmulatorServer
 from .routes import API_VERSION, ROUTES, Reply, Route, json_reply, label_of, match_route, s3_code
 from .state import ApiError
-
-if TYPE_CHECKING:
-    from .app import Emulator
 
 log = logging.getLogger(__name__)
 
@@ -38,96 +34,6 @@ BAD_JSON = b'{"id": "3f2b0c1e-0000-4000-8000-0000000000", "status": '
 
 class _Drop(Exception):
     """Close the connection without answering (injected drop, or the client went away)."""
-
-
-class EmulatorServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that tracks its connections so stop() can end idle keep-alives."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], app: Emulator) -> None:
-        self.app = app
-        self.stopping = threading.Event()
-        self._conns: dict[threading.Thread, socket.socket] = {}
-        self._conns_lock = threading.Lock()
-        self._wake_r, self._wake_w = socket.socketpair()
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        try:
-            super().__init__(address, Handler)
-        except BaseException:
-            self._wake_r.close()
-            self._wake_w.close()
-            raise
-
-    def run(self) -> None:
-        """Accept connections until stop_accepting(); unlike serve_forever, no poll interval
-        delays the stop (each test that starts an emulator would pay it)."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.socket, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self.stopping.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is self.socket and not self.stopping.is_set():
-                        self._accept()
-
-    def _accept(self) -> None:
-        """What BaseServer does per connection: accept, then hand to process_request."""
-        try:
-            request, client_address = self.get_request()
-        except OSError:
-            return
-        try:
-            self.process_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-            self.shutdown_request(request)
-
-    def stop_accepting(self) -> None:
-        """Make run() return at once."""
-        self.stopping.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
-
-    def server_close(self) -> None:
-        super().server_close()
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._serve_conn,
-            args=(request, client_address),
-            name="runwatchd-emulator-conn",
-            daemon=True,
-        )
-        with self._conns_lock:
-            self._conns[thread] = request
-        thread.start()
-
-    def _serve_conn(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-            with self._conns_lock:
-                self._conns.pop(threading.current_thread(), None)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("emulator connection from %s ended with an error", client_address, exc_info=True)
-
-    def close_connections(self, timeout: float) -> None:
-        """Wake every connection thread (shutdown its socket) and join it."""
-        with self._conns_lock:
-            conns = dict(self._conns)
-        for sock in conns.values():
-            with contextlib.suppress(OSError):  # already closed by the client
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in conns:
-            thread.join(timeout)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -184,7 +90,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- plumbing ------------------------------------------------------------------------------
 
     @property
-    def app(self) -> Emulator:
+    def app(self) -> EmulatorApp:
         return self.server.app
 
     def base_url(self) -> str:

@@ -1,4 +1,4 @@
-"""Generation requests: validation like Runway's, and a task lifecycle computed from time.
+"""Generation tasks: a lifecycle computed from time, and the task replies Runway gives.
 
 No thread runs per task. The board keeps a FIFO of waiting tasks and the set of running ones,
 and `_advance(now)` replays, in time order, every start and finish that happened since the last
@@ -17,129 +17,15 @@ import threading
 import uuid
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .state import issue
+from .bodies import OUTPUT_TYPES, cost_of, model_of, output_ext, prompt_of
 from .storage import iso_z
 
-VIDEO = (
-    "image_to_video",
-    "text_to_video",
-    "video_to_video",
-    "character_performance",
-    "video_upscale",
-)
-IMAGE = ("text_to_image", "image_upscale")
-AUDIO = ("sound_effect", "text_to_speech", "speech_to_speech", "voice_isolation", "voice_dubbing")
-ENDPOINTS = VIDEO + IMAGE + AUDIO
-OUTPUT_TYPES = {"mp4": "video/mp4", "png": "image/png", "mp3": "audio/mpeg"}
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "image_to_video": ("model", "promptImage"),
-    "text_to_video": ("model", "promptText"),
-    "video_to_video": ("model", "videoUri", "promptText"),
-    "text_to_image": ("model", "promptText"),
-    "character_performance": ("model", "character", "reference"),
-    "video_upscale": ("model", "videoUri"),
-    "image_upscale": ("model", "imageUri"),
-    "sound_effect": ("model", "promptText"),
-    "text_to_speech": ("model", "promptText", "voice"),
-    "speech_to_speech": ("model", "media", "voice"),
-    "voice_isolation": ("model", "audioUri"),
-    "voice_dubbing": ("model", "audioUri", "targetLang"),
-}
-URI_FIELDS = ("promptImage", "videoUri", "imageUri", "audioUri")
-TYPED_MEDIA = {
-    "character": ("image", "video"),
-    "reference": ("video",),
-    "media": ("audio", "video"),
-}
-URI_PREFIXES = ("runway://", "https://", "data:")
 FAIL_CODE = re.compile(r"[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)+")
 STATUSES = ("PENDING", "THROTTLED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
-
-
-def output_ext(endpoint: str) -> str:
-    """File type of an endpoint's outputs."""
-    return "mp4" if endpoint in VIDEO else "png" if endpoint in IMAGE else "mp3"
-
-
-def cost_of(endpoint: str, body: dict[str, Any]) -> int:
-    """Credits a task costs: 5 per video second (like gen4_turbo), flat for images and audio."""
-    if endpoint in VIDEO:
-        duration = body.get("duration")
-        return 5 * (duration if isinstance(duration, int) and duration > 0 else 5)
-    return 2 if endpoint in IMAGE else 1
-
-
-def runway_uris(
-    value: object, path: tuple[str | int, ...] = ()
-) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """Every runway:// string in a JSON value, at any depth, with its path."""
-    if isinstance(value, str) and value.startswith("runway://"):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from runway_uris(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from runway_uris(item, (*path, index))
-
-
-def validate(endpoint: str, body: object, uri_known: Callable[[str], bool]) -> list[dict[str, Any]]:
-    """Every problem of a generation body, as `issues`; [] if Runway would accept its shape."""
-    if not isinstance(body, dict):
-        return [issue([], "Expected object, received " + type(body).__name__)]
-    problems = [issue([name], "Required") for name in REQUIRED[endpoint] if body.get(name) is None]
-    model = body.get("model")
-    if model is not None and (not isinstance(model, str) or not model):
-        problems.append(issue(["model"], "Expected a model name"))
-    for name in ("promptText", "targetLang"):
-        text = body.get(name)
-        if text is not None and (not isinstance(text, str) or not 1 <= len(text) <= 1000):
-            problems.append(issue([name], "String must contain between 1 and 1000 characters"))
-    ratio = body.get("ratio")
-    if ratio is not None and (not isinstance(ratio, str) or not re.fullmatch(r"\d+:\d+", ratio)):
-        problems.append(issue(["ratio"], "Expected a ratio such as '1280:720'"))
-    for name, low, high in (("duration", 1, 60), ("seed", 0, 4294967295)):
-        value = body.get(name)
-        if value is not None and (type(value) is not int or not low <= value <= high):
-            problems.append(issue([name], f"Expected an integer between {low} and {high}"))
-    for name in URI_FIELDS:
-        value = body.get(name)
-        if isinstance(value, list) and name == "promptImage":
-            for i, item in enumerate(value):
-                if not isinstance(item, dict) or not _is_media_uri(item.get("uri")):
-                    problems.append(issue([name, i, "uri"], "Expected an object with a media uri"))
-        elif value is not None and not _is_media_uri(value):
-            problems.append(issue([name], "Expected an HTTPS URL, a data URI or a runway:// URI"))
-    for name, types in TYPED_MEDIA.items():
-        value = body.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, dict):
-            problems.append(issue([name], "Expected object"))
-            continue
-        if value.get("type") not in types:
-            problems.append(issue([name, "type"], f"Expected one of: {', '.join(types)}"))
-        if not _is_media_uri(value.get("uri")):
-            problems.append(
-                issue([name, "uri"], "Expected an HTTPS URL, a data URI or a runway:// URI")
-            )
-    voice = body.get("voice")
-    if voice is not None and not isinstance(voice, (dict, str)):
-        problems.append(issue(["voice"], "Expected object"))
-    for path, uri in runway_uris(body):
-        if not uri_known(uri):
-            problems.append(
-                issue(list(path), "Invalid runway:// URI: no such upload, or it has expired")
-            )
-    return problems
-
-
-def _is_media_uri(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(URI_PREFIXES)
 
 
 @dataclass
@@ -159,6 +45,11 @@ class Task:
     cancelled: bool = False
     deleted: bool = False
     input_uris: list[str] = field(default_factory=list)
+
+    @property
+    def refunded(self) -> bool:
+        """Cancelled before it ran: its credits went back (Runway reports a cost of 0)."""
+        return self.cancelled and self.start is None
 
 
 class TaskBoard:
@@ -212,11 +103,11 @@ class TaskBoard:
         task = Task(
             str(uuid.uuid4()),
             endpoint,
-            str(body.get("model")),
+            model_of(endpoint, body),
             now,
             cost_of(endpoint, body),
             self.epoch,
-            self.failure_for(body.get("promptText")),
+            self.failure_for(prompt_of(body)),
             input_uris=uris,
         )
         with self._lock:
@@ -290,6 +181,12 @@ class TaskBoard:
                 ]
             elif status == "FAILED" and task.failure:
                 out["failureCode"], out["failure"] = task.failure
+            # Runway's shapes: the most a task may charge while it waits or runs, what it did
+            # charge once it ended (0 when fully refunded).
+            if status in ("PENDING", "THROTTLED", "RUNNING"):
+                out["estimatedCost"] = {"credits": task.cost}
+            else:
+                out["cost"] = {"credits": 0 if task.refunded else task.cost}
             return out
 
     def cancel(self, task_id: str) -> Task | None:

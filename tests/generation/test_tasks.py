@@ -54,7 +54,8 @@ def submitted(tmp_path: Path, client: RunwayClient, journal: SqliteStore, name: 
     make_png(path, seed=seed)
     up = client.upload(path)
     answer = client.create_task("image_to_video", {"model": "gen4.5", "promptImage": up.runway_uri,
-                                                   "promptText": prompt, "ratio": "1280:720"})
+                                                   "promptText": prompt, "ratio": "1280:720",
+                                                   "duration": 5})
     record = FileRecord(path=str(path), state="running", size=up.size, mtime_ns=up.mtime_ns,
                         inode=path.stat().st_ino, sha256=up.sha256, runway_uri=up.runway_uri,
                         uploaded_at=up.uploaded_at.timestamp(), endpoint="image_to_video",

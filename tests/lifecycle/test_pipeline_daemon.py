@@ -37,11 +37,12 @@ def test_editing_a_rules_file_changes_what_the_next_file_gets(rig: Rig) -> None:
     """Rules file v1 -> a.png rendered to v1/; edited to v2 -> b.png to v2/; a is not redone."""
     rules_file = rig.root / RULES_FILENAME
     rules_file.write_text('endpoint = "image_to_video"\noutput_dir = "v1"\n[request]\n'
-                          'model = "gen4.5"\npromptText = "one"\n', encoding="utf-8")
+                          'model = "gen4.5"\npromptText = "one"\nratio = "1280:720"\n'
+                          'duration = 5\n', encoding="utf-8")
     a = rig.still("a.png", 1)
     assert 0 == rig.scan(cfg=rig.config(rule=None))[0]
     rules_file.write_text('endpoint = "image_upscale"\noutput_dir = "v2"\n[request]\n'
-                          'model = "upscale_v1"\n', encoding="utf-8")
+                          'model = "magnific_precision_upscaler_v2"\n', encoding="utf-8")
     b = rig.still("b.png", 2)
     assert 0 == rig.scan(cfg=rig.config(rule=None))[0]
     assert (["v1/a.mp4"], "image_to_video") == (task_part(a)["outputs"], task_part(a)["endpoint"])
