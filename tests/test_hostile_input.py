@@ -164,7 +164,6 @@ def test_odd_input_outcomes(rig: Rig) -> None:
     outside_before = {p: p.read_bytes() for p in early["outside"]}
     cfg = make_config(rig.base, rig.hot, settle=0.2)
     with daemon_thread(cfg, rig.client, rig.base / "state") as run:
-        assert wait_for(lambda: run.daemon._started, timeout=10)
         late = populate(rig.hot, outside, "b_", rig.rng)
         outside_before.update({p: p.read_bytes() for p in late["outside"]})
         want = early["sidecar"] + late["sidecar"] + [sidecars["corrupt"], sidecars["binary"],
@@ -179,7 +178,8 @@ def test_odd_input_outcomes(rig: Rig) -> None:
                                                                SC(p).exists()]
         # Nothing of the FIFO, loops or dangling links ever reaches a worker; give the late
         # ones' events time to be looked at before judging.
-        wait_for(lambda: not len(run.daemon.table) and not run.daemon._in_flight, timeout=5)
+        wait_for(lambda: not len(run.daemon.table) and not run.daemon.scheduler.in_flight(),
+                 timeout=5)
         errors = {p.name: (run.journal.get(p).error or "") for p in invalid}
         ignored_rows = {p.name: run.journal.get(p) for p in early["ignored"] + late["ignored"]}
         journal_paths = [r.path for r in run.journal]
@@ -288,7 +288,6 @@ def test_file_changes_around_upload(rig: Rig) -> None:
         "rewritten.png": rewrite_in_place,
     })
     with daemon_thread(cfg, rig.client, rig.base / "state") as run:
-        assert wait_for(lambda: run.daemon._started, timeout=10)
         early = hot / "gone_early.png"
         write_media(early, 3000, rng)
         assert wait_for(lambda: early in run.daemon.table, timeout=5, interval=0.005)
@@ -306,7 +305,8 @@ def test_file_changes_around_upload(rig: Rig) -> None:
             return has_sidecar(*done) and row is not None and row.state == "invalid"
 
         assert wait_for(finished, timeout=20, interval=0.05)
-        wait_for(lambda: not len(run.daemon.table) and not run.daemon._in_flight, timeout=5)
+        wait_for(lambda: not len(run.daemon.table) and not run.daemon.scheduler.in_flight(),
+                 timeout=5)
         trunc_error = run.journal.get(hot / "trunc_small.png").error
         gone_rows = [run.journal.get(hot / n) for n in ("gone_early.png", "gone_mid.png")]
     objects = rig.emu.objects()

@@ -31,6 +31,8 @@ from prometheus_client import (
 )
 from prometheus_client import start_http_server as _start_http_server
 
+from runwatchd.lifecycle.states import Ending
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Metrics", "failure_reason", "parse_address", "retry_operation"]
@@ -114,7 +116,22 @@ class Metrics:
         and `error` its journal row afterwards, `uploaded_bytes` set when it was uploaded."""
         if uploaded_bytes is not None:
             self.upload_succeeded(uploaded_bytes)
-        reason = failure_reason(outcome, state, error)
+        self._count_failure(failure_reason(outcome, state, error))
+
+    def file_ended(self, ending: Ending, *, uploaded_bytes: int | None,
+                   state: str | None = None, error: str | None = None) -> None:
+        """One settled file went through the pipeline and came to `ending`; `uploaded_bytes` is
+        set when it was uploaded. The failure is counted by `ending.reason`; `state` and `error`
+        (its journal row afterwards) only stand in when an ending carries no reason yet."""
+        if uploaded_bytes is not None:
+            self.upload_succeeded(uploaded_bytes)
+        # TODO(merge): every Ending carries its reason once the lifecycle re-cut lands; then the
+        # text-matching fallback (and state/error) go.
+        reason = (str(ending.reason) if ending.reason is not None
+                  else failure_reason(ending.outcome, state, error))
+        self._count_failure(reason)
+
+    def _count_failure(self, reason: str | None) -> None:
         if reason in ("invalid_file", "upload_failed"):
             self.upload_failed(reason)
         elif reason is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_helpers import harness
 from helpers import wait_for
 
 from runwatchd import fsutil
@@ -25,6 +26,7 @@ from runwatchd.generation import submitter as submit
 from runwatchd.runway.client import RetryPolicy, RunwayClient
 from runwatchd.config.load import Config, parse_config
 from runwatchd.daemon.core import Daemon
+from runwatchd.daemon.policy import SCAN
 from runwatchd.cli.demo import make_png
 from runwatchd.emulator import Emulator
 from runwatchd.store.sqlite import SqliteStore
@@ -108,18 +110,11 @@ class Rig:
     def scan(self, prepare: Callable[[Daemon], None] | None = None,
              cfg: Config | None = None) -> tuple[int, Daemon]:
         """A scan-mode daemon on its own client and journal, as a fresh process would have."""
-        client = RunwayClient(SECRET, self.emu.url,
-                              retry=RetryPolicy(max_attempts=2, initial_delay=0.01))
-        journal = SqliteStore(self.state / "journal.sqlite3")
-        daemon = Daemon(cfg or self.config(), client, journal, state_dir=self.state, mode="scan",
-                        poll_interval=0.02)
-        if prepare:
-            prepare(daemon)
-        try:
-            return daemon.run(), daemon
-        finally:
-            client.close()
-            journal.close()
+        with harness(self.state, self.emu.url, SECRET) as h:
+            daemon = h.daemon(cfg or self.config(), policy=SCAN, poll_interval=0.02)
+            if prepare:
+                prepare(daemon)
+            return h.run(daemon), daemon
 
 
 @pytest.fixture
@@ -378,11 +373,10 @@ def test_no_credits_pauses_generation_uploads_go_on_and_reload_resumes(rig: Rig)
                         "defaults": {"settle_seconds": 0.1, "rescan_interval": 0},
                         "folder": [{"path": str(rig.root), "rule": RULE}]}, "test")
     rig.journal.close()
-    journal = SqliteStore(rig.state / "journal.sqlite3")
-    daemon = Daemon(cfg, rig.client, journal, state_dir=rig.state, poll_interval=0.02)
-    thread = threading.Thread(target=daemon.run)
-    thread.start()
-    try:
+    with harness(rig.state) as h:
+        daemon = h.daemon(cfg, client=rig.client, poll_interval=0.02)
+        journal = daemon.journal
+        h.launch(daemon)
         assert wait_for(lambda: all((r := journal.get(s)) is not None
                                     and r.state == "awaiting_credits" for s in shots), 15)
         assert 3 == rig.stats()["uploads_completed"]
@@ -392,10 +386,6 @@ def test_no_credits_pauses_generation_uploads_go_on_and_reload_resumes(rig: Rig)
         daemon.request_reload()
         assert wait_for(lambda: all((t := (sidecar.read_sidecar(s) or {}).get("task"))
                                     and t["status"] == "SUCCEEDED" for s in shots), 15)
-    finally:
-        daemon.request_stop()
-        thread.join(20)
-        journal.close()
     assert 3 == rig.stats()["tasks_created"]
 
 
@@ -449,13 +439,13 @@ CRASH_POINTS: dict[str, tuple[Callable[[Daemon], object], str, dict[str, Any], i
     "after journal, before intent": (
         lambda d: d.journal, "claim_submit", {}, 1, "SUCCEEDED"),
     "after intent, before POST": (
-        lambda d: d.processor.client, "create_task", {}, 0, "NEEDS_ATTENTION"),
+        lambda d: d.client_ref.current, "create_task", {}, 0, "NEEDS_ATTENTION"),
     "after POST, before task id": (
-        lambda d: d.processor.client, "create_task", {"after": True}, 1, "NEEDS_ATTENTION"),
+        lambda d: d.client_ref.current, "create_task", {"after": True}, 1, "NEEDS_ATTENTION"),
     "after task id, before sidecar": (
         lambda d: submit, "write_task_sidecar", {}, 1, "SUCCEEDED"),
     "during a download": (
-        lambda d: d.follower.client, "download", {"side": partial_download}, 1, "SUCCEEDED"),
+        lambda d: d.client_ref.current, "download", {"side": partial_download}, 1, "SUCCEEDED"),
 }
 
 
