@@ -14,16 +14,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runwatchd.daemon.policy import RunPolicy
 from runwatchd.lifecycle.states import FAILURE_STATES, Ending, Outcome
-from runwatchd.service.metrics import Metrics
 from runwatchd.store.base import Store
+
+if TYPE_CHECKING:  # TODO(merge): the processor imports this module; it need not load prometheus
+    from runwatchd.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# TODO(merge): lifecycle/processor.py still imports these names from here; they go once it uses
-# Outcome itself (nothing below daemon/ may import daemon/).
+# TODO(merge): lifecycle/processor.py and generation/submitter.py still import these names from
+# here; they go once those use Outcome itself (nothing below daemon/ may import daemon/).
 SKIPPED, UPLOADED, SUBMITTED, INVALID, FAILED, RETRY, ATTENTION, AWAITING = (
     Outcome.SKIPPED, Outcome.UPLOADED, Outcome.SUBMITTED, Outcome.INVALID, Outcome.FAILED,
     Outcome.RETRY, Outcome.ATTENTION, Outcome.AWAITING_CREDITS,
