@@ -76,8 +76,8 @@ class Harness:
     def stop(self, daemon: Daemon) -> None:
         """Stop a started daemon, join it, and close what it used."""
         thread = self._threads.pop(id(daemon))
-        thread.stop(20)
-        assert not thread.is_alive(), "the daemon did not stop within 20 s"
+        thread.stop(30)
+        assert not thread.is_alive(), "the daemon did not stop within 30 s"
         assert thread.error is None, thread.error
         self.release(daemon)
 

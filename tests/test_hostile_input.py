@@ -236,6 +236,7 @@ def test_broken_rules_file_holds_its_files_until_fixed(rig: Rig,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A rules file with bad TOML: its files wait (error names file, line and column), nothing
     is uploaded; once it is fixed they get its generation."""
+    # TODO(merge): Processor(backoff=...) once the lifecycle re-cut gives it one.
     monkeypatch.setattr(pipeline, "_backoff", lambda attempts: 0.3)
     rules = rig.hot / "stills" / "runwatchd.rules.toml"
     rules.parent.mkdir()
@@ -363,6 +364,7 @@ def test_permission_denied_until_chmod(rig: Rig, monkeypatch: pytest.MonkeyPatch
 def test_read_only_folder_and_full_disk(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """A read-only folder or a full disk: a clear error, the upload kept in the journal, no temp
     file left; once writable, the sidecar appears with the same URI (no second upload)."""
+    # TODO(merge): Processor(backoff=...) once the lifecycle re-cut gives it one.
     monkeypatch.setattr(pipeline, "_backoff", lambda attempts: 0.4)
     ro = rig.hot / "ro"
     ro.mkdir()

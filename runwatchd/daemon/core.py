@@ -7,17 +7,18 @@
 Signals only set flags (`request_stop`, `request_reload`); the CLI installs the handlers, so a
 test can run a Daemon in a thread without touching the process's signals.
 
-The Daemon owns and wires its parts; each owns its state:
+The Daemon owns and wires its parts; each owns its state, and is handed its collaborators (as
+objects or callables) when it is made:
 
-    FolderSet     the watched folders (observers, filters, rules)   folder_set.py
-    CandidateTable files waiting to settle                          watch/settle.py
-    Scheduler     ready queue, files in flight, worker pool, THE lock  scheduler.py
-    Reconciler    every scan, and what a scanned file needs          reconcile.py
-    OutcomeBook   how files ended, failures scan reports, retry queue  outcome_book.py
-    Reloader      SIGHUP: the config in force, the client swap         reload.py
-    Health        watchdog pings, status line, status.json, gauges   service/health.py
-    Pauses        a rejected key, no credits                          lifecycle/pauses.py
-    Processor -> TaskFollower  what happens to one file, and its generation
+    FolderSet        the watched folders (observers, filters, rules)      folder_set.py
+    CandidateTable   files waiting to settle                              watch/settle.py
+    Scheduler        ready queue, in flight, dirty, pool, and THE lock    scheduler.py
+    Reconciler       every scan, and what a scanned file needs            reconcile.py
+    OutcomeBook      outcome counts, what scan reports, the retry queue   outcome_book.py
+    Reloader         SIGHUP: the config in force, the client swap         reload.py
+    Health           watchdog pings, status line, status.json, gauges     service/health.py
+    Pauses           a rejected key, no credits left                      lifecycle/pauses.py
+    Processor -> TaskFollower   one file's way, and its generation        lifecycle/, generation/
 """
 
 from __future__ import annotations

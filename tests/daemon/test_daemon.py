@@ -247,6 +247,7 @@ def test_at_most_concurrency_uploads_in_flight(runner: Runner, tmp_path: Path) -
 def test_transient_failure_backs_off_and_a_rescan_does_not_cut_it_short(
         runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failed upload is retried when its backoff ends, not at the next scan or event."""
+    # TODO(merge): Processor(backoff=...) once the lifecycle re-cut gives it one.
     monkeypatch.setattr(pipeline, "_backoff", lambda attempts: 1.5)
     hot = tmp_path / "hot"
     hot.mkdir()
@@ -266,6 +267,7 @@ def test_transient_failure_backs_off_and_a_rescan_does_not_cut_it_short(
 def test_restart_keeps_a_failed_file_and_its_backoff(
         runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file that failed before a restart is retried by the next daemon when its backoff ends."""
+    # TODO(merge): Processor(backoff=...) once the lifecycle re-cut gives it one.
     monkeypatch.setattr(pipeline, "_backoff", lambda attempts: 2.0)
     hot = tmp_path / "hot"
     hot.mkdir()
