@@ -18,11 +18,15 @@ MAX_LINES = 400
 
 ALLOWED_EDGES = {
     # The mixins' `self: Processor` annotations import their host back.
-    ("runwatchd.generation.submitter", "runwatchd.lifecycle.processor"),  # removed by the lifecycle re-cut
-    ("runwatchd.lifecycle.recovery", "runwatchd.lifecycle.processor"),  # removed by the lifecycle re-cut
+    ("runwatchd.generation.submitter",
+     "runwatchd.lifecycle.processor"),  # removed by the lifecycle re-cut
+    ("runwatchd.lifecycle.recovery",
+     "runwatchd.lifecycle.processor"),  # removed by the lifecycle re-cut
     # Processor and its submitter take outcome names from the daemon's book, not lifecycle.states.
-    ("runwatchd.lifecycle.processor", "runwatchd.daemon.outcome_book"),  # removed by the lifecycle re-cut
-    ("runwatchd.generation.submitter", "runwatchd.daemon.outcome_book"),  # removed by the lifecycle re-cut
+    ("runwatchd.lifecycle.processor",
+     "runwatchd.daemon.outcome_book"),  # removed by the lifecycle re-cut
+    ("runwatchd.generation.submitter",
+     "runwatchd.daemon.outcome_book"),  # removed by the lifecycle re-cut
     # Outside the core re-cut: the emulator's server names its app for typing only.
     ("runwatchd.emulator.server", "runwatchd.emulator.app"),
 }

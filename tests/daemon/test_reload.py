@@ -1,4 +1,4 @@
-"""Tests for runwatchd.daemon.reload: SIGHUP's reload in a running Daemon, on the in-process emulator."""
+"""Tests for runwatchd.daemon.reload: SIGHUP's reload in a Daemon, on the in-process emulator."""
 
 from __future__ import annotations
 
