@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon_helpers import harness
+
 from runwatchd import fsutil
 from runwatchd.cli.demo import make_png
 from runwatchd.config.load import Config, parse_config
 from runwatchd.daemon.core import Daemon
+from runwatchd.daemon.policy import SCAN
 from runwatchd.emulator import Emulator
 from runwatchd.generation.rules import Rule, RuleResolver, parse_rule
 from runwatchd.lifecycle import sidecar
@@ -153,12 +156,13 @@ class Rig:
         `crash` makes it crash (and stop) at that point."""
         client = RigClient(self.emu.url, crash)
         journal = RigStore(self.state / "journal.sqlite3", crash)
-        daemon = Daemon(cfg or self.config(), client, journal, state_dir=self.state, mode="scan",
-                        poll_interval=0.02)
-        if crash is not None:
-            crash.stop = daemon.request_stop
         try:
-            return daemon.run(), daemon
+            with harness(self.state, self.emu.url, SECRET) as h:
+                daemon = h.daemon(cfg or self.config(), client=client, journal=journal,
+                                  policy=SCAN, poll_interval=0.02)
+                if crash is not None:
+                    crash.stop = daemon.request_stop
+                return h.run(daemon), daemon
         finally:
             client.close()
             journal.close()

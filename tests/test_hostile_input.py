@@ -35,11 +35,10 @@ from test_reliability import (
     write_media,
 )
 
-from runwatchd.runway import media
-from runwatchd.lifecycle import failures
-from runwatchd.lifecycle import sidecar
-from runwatchd.runway.client import RetryPolicy, RunwayClient
 from runwatchd.emulator import Emulator
+from runwatchd.lifecycle import sidecar
+from runwatchd.runway import media
+from runwatchd.runway.client import RetryPolicy, RunwayClient
 
 SC = sidecar.sidecar_path
 
@@ -164,7 +163,6 @@ def test_odd_input_outcomes(rig: Rig) -> None:
     outside_before = {p: p.read_bytes() for p in early["outside"]}
     cfg = make_config(rig.base, rig.hot, settle=0.2)
     with daemon_thread(cfg, rig.client, rig.base / "state") as run:
-        assert wait_for(lambda: run.daemon._started, timeout=10)
         late = populate(rig.hot, outside, "b_", rig.rng)
         outside_before.update({p: p.read_bytes() for p in late["outside"]})
         want = early["sidecar"] + late["sidecar"] + [sidecars["corrupt"], sidecars["binary"],
@@ -179,7 +177,8 @@ def test_odd_input_outcomes(rig: Rig) -> None:
                                                                SC(p).exists()]
         # Nothing of the FIFO, loops or dangling links ever reaches a worker; give the late
         # ones' events time to be looked at before judging.
-        wait_for(lambda: not len(run.daemon.table) and not run.daemon._in_flight, timeout=5)
+        wait_for(lambda: not len(run.daemon.table) and not run.daemon.scheduler.in_flight(),
+                 timeout=5)
         errors = {p.name: (run.journal.get(p).error or "") for p in invalid}
         ignored_rows = {p.name: run.journal.get(p) for p in early["ignored"] + late["ignored"]}
         journal_paths = [r.path for r in run.journal]
@@ -232,11 +231,9 @@ def test_odd_input_outcomes(rig: Rig) -> None:
     assert [] == temp_files(rig.base)
 
 
-def test_broken_rules_file_holds_its_files_until_fixed(rig: Rig,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_rules_file_holds_its_files_until_fixed(rig: Rig) -> None:
     """A rules file with bad TOML: its files wait (error names file, line and column), nothing
     is uploaded; once it is fixed they get its generation."""
-    monkeypatch.setattr(failures, "retry_wait", lambda attempts: 0.3)
     rules = rig.hot / "stills" / "runwatchd.rules.toml"
     rules.parent.mkdir()
     rules.write_text('endpoint = "image_to_video"\noutput_dir = [unclosed\n', encoding="utf-8")
@@ -245,7 +242,8 @@ def test_broken_rules_file_holds_its_files_until_fixed(rig: Rig,
     free = rig.hot / "free.png"
     write_media(free, 2000, rig.rng)
     cfg = make_config(rig.base, rig.hot, settle=0.1)
-    with daemon_thread(cfg, rig.client, rig.base / "state") as run:
+    with daemon_thread(cfg, rig.client, rig.base / "state",
+                       backoff=lambda attempts: 0.3) as run:
         assert wait_for(lambda: SC(free).exists() and (r := run.journal.get(shot)) is not None
                         and r.attempts >= 2, timeout=10, interval=0.05)
         waiting = run.journal.get(shot)
@@ -289,7 +287,6 @@ def test_file_changes_around_upload(rig: Rig) -> None:
         "rewritten.png": rewrite_in_place,
     })
     with daemon_thread(cfg, rig.client, rig.base / "state") as run:
-        assert wait_for(lambda: run.daemon._started, timeout=10)
         early = hot / "gone_early.png"
         write_media(early, 3000, rng)
         assert wait_for(lambda: early in run.daemon.table, timeout=5, interval=0.005)
@@ -307,7 +304,8 @@ def test_file_changes_around_upload(rig: Rig) -> None:
             return has_sidecar(*done) and row is not None and row.state == "invalid"
 
         assert wait_for(finished, timeout=20, interval=0.05)
-        wait_for(lambda: not len(run.daemon.table) and not run.daemon._in_flight, timeout=5)
+        wait_for(lambda: not len(run.daemon.table) and not run.daemon.scheduler.in_flight(),
+                 timeout=5)
         trunc_error = run.journal.get(hot / "trunc_small.png").error
         gone_rows = [run.journal.get(hot / n) for n in ("gone_early.png", "gone_mid.png")]
     objects = rig.emu.objects()
@@ -364,7 +362,6 @@ def test_permission_denied_until_chmod(rig: Rig, monkeypatch: pytest.MonkeyPatch
 def test_read_only_folder_and_full_disk(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """A read-only folder or a full disk: a clear error, the upload kept in the journal, no temp
     file left; once writable, the sidecar appears with the same URI (no second upload)."""
-    monkeypatch.setattr(failures, "retry_wait", lambda attempts: 0.4)
     ro = rig.hot / "ro"
     ro.mkdir()
     shot = ro / "shot.png"
@@ -384,7 +381,8 @@ def test_read_only_folder_and_full_disk(rig: Rig, monkeypatch: pytest.MonkeyPatc
     immutable(ro, True)
     try:
         cfg = make_config(rig.base, rig.hot, settle=0.2)
-        with daemon_thread(cfg, rig.client, rig.base / "state") as run:
+        with daemon_thread(cfg, rig.client, rig.base / "state",
+                           backoff=lambda attempts: 0.4) as run:
             def stuck() -> bool:
                 rows = [run.journal.get(p) for p in (shot, full)]
                 return all(r is not None and r.state == "no_sidecar" and r.attempts >= 2

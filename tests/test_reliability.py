@@ -28,11 +28,12 @@ import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from daemon_helpers import harness
 from helpers import wait_for
 
 from runwatchd.config import load as configmod
@@ -40,6 +41,7 @@ from runwatchd import errors, fsutil
 from runwatchd.lifecycle import sidecar
 from runwatchd.runway.client import RetryPolicy, RunwayClient
 from runwatchd.daemon.core import Daemon
+from runwatchd.daemon.in_thread import DaemonThread
 from runwatchd.emulator import Emulator
 from runwatchd.store.sqlite import SqliteStore
 
@@ -49,20 +51,6 @@ RULE = {"endpoint": "image_to_video", "output_dir": "renders",
         "request": {"model": "gen4.5", "promptText": "{stem} comes to life", "ratio": "1280:720",
                     "duration": 5}}
 FINAL_TASK = ("SUCCEEDED", "FAILED", "CANCELLED", "NEEDS_ATTENTION")
-
-# The real CLI, with the task follower's poll interval shortened (Runway asks for 5 s; the
-# emulator's tasks last a fraction of a second). Everything else is `runwatchd ...` as shipped.
-RUNNER = """
-import sys
-import runwatchd.daemon.core as daemon
-from runwatchd.cli import main as cli
-_init = daemon.Daemon.__init__
-def _init_fast(self, *args, **kwargs):
-    kwargs["poll_interval"] = float(sys.argv[1])
-    _init(self, *args, **kwargs)
-daemon.Daemon.__init__ = _init_fast
-sys.exit(cli.main(sys.argv[2:]))
-"""
 
 
 def new_secret() -> str:
@@ -245,35 +233,16 @@ def make_config(base: Path, folder: Path, *, rule: dict | None = None, settle: f
 class Running:
     daemon: Daemon
     journal: SqliteStore
-    thread: threading.Thread
-    errors: list[BaseException] = field(default_factory=list)
+    thread: DaemonThread
 
 
 @contextmanager
 def daemon_thread(cfg: configmod.Config, client: RunwayClient, state_dir: Path,
                   poll_interval: float = 0.2, **kwargs: Any) -> Iterator[Running]:
-    """A Daemon in a thread (no signal handlers); stopped and joined on exit."""
-    journal = SqliteStore(state_dir / "journal.sqlite3")
-    daemon = Daemon(cfg, client, journal, state_dir=state_dir, poll_interval=poll_interval,
-                    **kwargs)
-    running = Running(daemon, journal, threading.Thread(target=lambda: None))
-
-    def run() -> None:
-        try:
-            daemon.run()
-        except BaseException as e:  # surfaced by the test below
-            running.errors.append(e)
-
-    running.thread = threading.Thread(target=run, name="test-daemon", daemon=True)
-    running.thread.start()
-    try:
-        yield running
-    finally:
-        daemon.request_stop()
-        running.thread.join(30)
-        journal.close()
-        assert [] == running.errors
-        assert not running.thread.is_alive(), "the daemon did not stop within 30 s"
+    """A started Daemon in a thread (no signal handlers); stopped and joined on exit."""
+    with harness(state_dir) as h:
+        daemon = h.daemon(cfg, client=client, poll_interval=poll_interval, **kwargs)
+        yield Running(daemon, daemon.journal, h.launch(daemon))
 
 
 def write_toml_config(path: Path, base: Path, folder: Path, *, rule: dict | None = None,
@@ -306,9 +275,12 @@ def cli_env(emu_url: str, secret: str | None) -> dict[str, str]:
 
 def start_cli_daemon(config: Path, env: dict[str, str], log: Path,
                      poll: float = 0.2) -> subprocess.Popen[bytes]:
+    """The real CLI daemon, with the task follower's poll interval shortened (Runway asks for
+    5 s; the emulator's tasks last a fraction of a second; honoured on a loopback URL only)."""
+    env = {**env, "RUNWATCHD_TASK_POLL_SECONDS": str(poll)}
     out = open(log, "ab")  # noqa: SIM115 - the child owns the descriptor; closed below
     try:
-        return subprocess.Popen([PYTHON, "-c", RUNNER, str(poll), "-v", "run", "-c", str(config)],
+        return subprocess.Popen([PYTHON, "-m", "runwatchd", "-v", "run", "-c", str(config)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, cwd=config.parent)
     finally:
         out.close()

@@ -20,13 +20,13 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from daemon_helpers import harness
 from helpers import wait_for
 
 from runwatchd.cli import daemon_commands as cli_daemon
@@ -38,7 +38,7 @@ from runwatchd.cli.demo import make_png
 from runwatchd.emulator import Emulator
 from runwatchd.watch.folders import Folder
 from runwatchd.store.sqlite import SqliteStore
-from runwatchd.service.metrics import failure_reason, retry_operation
+from runwatchd.service.metrics import retry_operation
 from runwatchd.service.notify import Notifier
 
 SECRET = "svc-test-key-0123"
@@ -313,22 +313,6 @@ def test_metrics_endpoint_counts_the_daemon_work(tmp_path, emulator, services):
     assert {"ts", "level", "logger", "msg"} <= set(records[0])
 
 
-@pytest.mark.parametrize(("outcome", "state", "error", "reason"), [
-    ("uploaded", "uploaded", None, None),
-    ("invalid", "invalid", "tiny.png: 100 bytes is below ...", "invalid_file"),
-    ("invalid", "task_failed", "Runway refused the request", "rejected"),
-    ("failed", "failed", "upload failed: 503", "upload_failed"),
-    ("failed", "uploaded", "submit failed: 503", "submit_failed"),
-    ("failed", "no_sidecar", "cannot write sidecar: Read-only file system", "sidecar_write"),
-    ("attention", "attention", "a task may have been created", "submit_uncertain"),
-    ("paused", None, None, "key_rejected"),
-    ("retry", "awaiting_credits", "no credits", None),
-])
-def test_failure_reasons_are_stable_tokens(outcome, state, error, reason):
-    """Each pipeline outcome maps to one runwatchd_failures_total{reason} label (or none)."""
-    assert reason == failure_reason(outcome, state, error)
-
-
 @pytest.mark.parametrize(("what", "operation"), [
     ("upload of shot.png", "upload"), ("download of shot.mp4", "download"),
     ("status of task 42", "get_task"), ("cancel of task 42", "cancel_task"),
@@ -404,34 +388,28 @@ FAST_RETRY = RetryPolicy(max_attempts=10_000, initial_delay=0.02, max_delay=0.05
 @pytest.fixture
 def inprocess(tmp_path, emulator, listener) -> Iterator[Callable[[], Daemon]]:
     """Start a Daemon in a thread with a Notifier on the test socket (WatchdogSec 0.6 s)."""
-    made: list[tuple[Daemon, threading.Thread, SqliteStore]] = []
     clients: list[RunwayClient] = []
 
     def client_factory(_cfg: object = None) -> RunwayClient:
         clients.append(RunwayClient(SECRET, emulator.url, retry=FAST_RETRY))
         return clients[-1]
 
-    def start() -> Daemon:
-        hot = tmp_path / "hot"
-        hot.mkdir()
-        cfg_path = tmp_path / "c.toml"
-        cfg_path.write_text(f'[[folder]]\npath = "{hot}"\nsettle_seconds = 0.2\n'
-                            "rescan_interval = 0\n")
-        cfg = load_config(cfg_path)
-        journal = SqliteStore(tmp_path / "state" / "journal.sqlite3")
-        daemon = Daemon(cfg, client_factory(), journal, state_dir=tmp_path / "state",
-                        notifier=Notifier(listener.path, watchdog_usec=600_000),
-                        client_factory=client_factory, config_loader=lambda: cfg)
-        thread = threading.Thread(target=daemon.run, name="test-daemon")
-        thread.start()
-        made.append((daemon, thread, journal))
-        return daemon
+    with harness(tmp_path / "state") as h:
 
-    yield start
-    for daemon, thread, journal in made:
-        daemon.request_stop()
-        thread.join(30)
-        journal.close()
+        def start() -> Daemon:
+            hot = tmp_path / "hot"
+            hot.mkdir()
+            cfg_path = tmp_path / "c.toml"
+            cfg_path.write_text(f'[[folder]]\npath = "{hot}"\nsettle_seconds = 0.2\n'
+                                "rescan_interval = 0\n")
+            cfg = load_config(cfg_path)
+            daemon = h.daemon(cfg, client=client_factory(),
+                              notifier=Notifier(listener.path, watchdog_usec=600_000),
+                              client_factory=client_factory, config_loader=lambda: cfg)
+            h.launch(daemon)
+            return daemon
+
+        yield start
     for client in clients:
         client.close()
 
@@ -502,7 +480,7 @@ def test_long_rescan_keeps_the_watchdog_fed(inprocess, listener, tmp_path):
 
     folder.scan = slow_scan
     folder.rescan_soon()
-    daemon._wake.set()  # noqa: SLF001 - the main loop picks the rescan up at once
+    daemon.wake()  # the main loop picks the rescan up at once
     assert wait_for(lambda: len(span) == 2, 30)
     listener.pump(lambda: False, 0.05)
     during = [t for t in listener.times("WATCHDOG") if span[0] < t < span[1]]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from runwatchd.config import load as configmod
 from runwatchd.cli.common import EXIT_CONFIG, EXIT_FAILED, command_config, make_client, open_journal
+from runwatchd.daemon.policy import RETRY, RUN, SCAN, RunPolicy, Scope
 from runwatchd.runway.client import RunwayClient
 from runwatchd.errors import ConfigError, KeyRejected, RunwatchdError
 
@@ -32,7 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = command_config(args, [d.resolve() for d in args.watch])
     if not cfg.folders:
         raise ConfigError(["nothing to watch: add a [[folder]] or pass --watch DIR"], cfg.source)
-    return _run_daemon(args, cfg, mode="run")
+    return _run_daemon(args, cfg, RUN)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -55,7 +56,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not folders:
         raise ConfigError(["nothing to scan: no folders configured and no DIR given"])
     cfg = dataclasses.replace(cfg, folders=tuple(folders))
-    return _run_daemon(args, cfg, mode="scan", tops=tops)
+    return _run_daemon(args, cfg, SCAN, Scope.of(tops=tops))
 
 
 # Journal states `retry` accepts; "running"/"submitting" have a generation in flight.
@@ -111,11 +112,11 @@ def cmd_retry(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     wanted = tuple(dict.fromkeys(folders[f] for f in chosen))
     cfg = dataclasses.replace(cfg, folders=wanted)
-    code = _run_daemon(args, cfg, mode="scan", only=chosen)
+    code = _run_daemon(args, cfg, RETRY, Scope.of(only=chosen))
     return code if len(chosen) == len(files) else EXIT_FAILED
 
 
-def _run_daemon(args, cfg, *, mode: str, tops=None, only=None) -> int:
+def _run_daemon(args, cfg, policy: RunPolicy, scope: Scope | None = None) -> int:
     from runwatchd.daemon.core import Daemon
     from runwatchd.service.notify import Notifier
 
@@ -123,7 +124,7 @@ def _run_daemon(args, cfg, *, mode: str, tops=None, only=None) -> int:
         from runwatchd.service.logs import setup_logging
 
         setup_logging("DEBUG" if args.verbose else "INFO", cfg.daemon.log_format)
-    metrics = _start_metrics(cfg) if mode == "run" else None
+    metrics = _start_metrics(cfg) if policy.service else None
     on_retry = None
     if metrics is not None:
         from runwatchd.service.metrics import retry_operation
@@ -147,7 +148,7 @@ def _run_daemon(args, cfg, *, mode: str, tops=None, only=None) -> int:
         client.close()
         if metrics:
             metrics.stop()
-        return EXIT_CONFIG if mode == "run" else EXIT_FAILED
+        return EXIT_CONFIG if policy.service else EXIT_FAILED
     except RunwatchdError as e:
         log.warning("could not check the API key at start-up (%s); going on", e)
     state_dir, journal = open_journal(cfg)
@@ -155,23 +156,22 @@ def _run_daemon(args, cfg, *, mode: str, tops=None, only=None) -> int:
     def reload_config():
         return command_config(args, [d.resolve() for d in getattr(args, "watch", [])])
 
-    daemon = Daemon(cfg, client, journal, state_dir=state_dir, mode=mode,
-                    notifier=Notifier.from_env() if mode == "run" else None, metrics=metrics,
-                    client_factory=client_factory, config_loader=reload_config, scan_tops=tops,
-                    only=only)
+    daemon = Daemon(cfg, client, journal, state_dir=state_dir, policy=policy, scope=scope,
+                    notifier=Notifier.from_env() if policy.service else None, metrics=metrics,
+                    client_factory=client_factory, config_loader=reload_config)
     _install_signals(daemon)
     try:
         code = daemon.run()
     finally:
         if not daemon.unfinished:  # else workers still use them; the process ends below
             client.close()
-            if daemon.client is not client:  # replaced by a reload
-                daemon.client.close()
+            if daemon.client_ref.current is not client:  # replaced by a reload
+                daemon.client_ref.current.close()
             journal.close()
         if metrics:
             metrics.stop()
-    if mode == "scan":
-        for path, reason in sorted(daemon.failed_paths.items()):
+    if policy.report_failures:
+        for path, reason in sorted(daemon.book.failed_paths().items()):
             print(f"runwatchd: failed: {path}: {reason}", file=sys.stderr)
     if daemon.unfinished:
         # Uploads still running after the grace period: the interpreter's exit would wait for

@@ -15,7 +15,6 @@ import shutil
 import struct
 import sys
 import tempfile
-import threading
 import time
 import wave
 import zlib
@@ -81,14 +80,15 @@ def demo_config(base: Path) -> configmod.Config:
 
 def run_demo(keep: bool = False, out=sys.stdout) -> int:
     from runwatchd.daemon.core import Daemon
+    from runwatchd.daemon.in_thread import DaemonThread
     from runwatchd.emulator import Emulator
 
     base = Path(tempfile.mkdtemp(prefix="runwatchd-demo-"))
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731 - a local shorthand
     started = time.monotonic()
     emulator = Emulator(api_secret=DEMO_KEY, task_seconds=1.0).start()
-    daemon = client = journal = None
-    thread = None
+    client = journal = None
+    running: DaemonThread | None = None
     try:
         say(f"emulator: {emulator.url} (a local stand-in for Runway; no credits spent)")
         for sub in ("hot/stills", "hot/audio"):
@@ -96,9 +96,9 @@ def run_demo(keep: bool = False, out=sys.stdout) -> int:
         cfg = demo_config(base)
         client = RunwayClient(DEMO_KEY, emulator.url)
         journal = open_store(base / "state")
-        daemon = Daemon(cfg, client, journal, state_dir=base / "state", poll_interval=1.0)
-        thread = threading.Thread(target=daemon.run, name="runwatchd-demo", daemon=True)
-        thread.start()
+        running = DaemonThread(Daemon(cfg, client, journal, state_dir=base / "state",
+                                      poll_interval=1.0), name="runwatchd-demo", background=True)
+        running.start()
         say(f"hot folder: {base / 'hot'}")
         say("  stills/ has a rule: image_to_video (gen4.5) -> stills/renders/")
         say("  audio/  has no rule: upload and sidecar only")
@@ -119,10 +119,8 @@ def run_demo(keep: bool = False, out=sys.stdout) -> int:
             say(f"the demo did not finish within {TIME_LIMIT:.0f} s; see the log lines above")
         return 0 if ok else 1
     finally:
-        if daemon is not None:
-            daemon.request_stop()
-        if thread is not None:
-            thread.join(15)
+        if running is not None:
+            running.stop(15)
         if client is not None:
             client.close()
         if journal is not None:

@@ -1,72 +1,196 @@
 """Scans into the candidate table: which scanned files go to settle, and which need nothing.
 
-Every scan comes through here: the catch-up scan at startup, the periodic reconcile scan, a new
-directory's scan, and the scans after a reload or an inotify overflow. A journal row describing
-a file unchanged answers without reading its sidecar; the catch-up scan records files whose
-sidecars already describe them in batches, instead of sending each through settle and a worker.
-Mixed into daemon.Daemon.
+Every scan comes through the Reconciler: the catch-up scan at startup, the periodic reconcile
+scan, a new directory's scan, and the scans after a reload or an inotify overflow. A journal row
+describing a file unchanged answers without reading its sidecar (`needs_look`); the catch-up scan
+records files whose sidecars already describe them in batches, instead of sending each through
+settle and a worker.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from runwatchd.daemon.folder_set import FolderSet
+from runwatchd.daemon.outcome_book import OutcomeBook
+from runwatchd.daemon.policy import RunPolicy, Scope
+from runwatchd.generation.rules import Rule
 from runwatchd.lifecycle import sidecar
-from runwatchd.daemon.outcome_book import FAILURE_STATES
-
-if TYPE_CHECKING:
-    from runwatchd.daemon.core import Daemon
-    from runwatchd.watch.folders import Folder
-    from runwatchd.store.record import FileRecord
-    from runwatchd.generation.rules import Rule
+from runwatchd.lifecycle.states import FAILURE_STATES, FileState
+from runwatchd.store.base import Signature as RowSignature
+from runwatchd.store.base import Store
+from runwatchd.store.record import FileRecord
+from runwatchd.watch.folders import Folder
 
 log = logging.getLogger(__name__)
 
+S = FileState
 # Files whose journal row is in one of these states, unchanged, need nothing at a scan.
-_SETTLED_STATES = ("uploaded", "succeeded", "task_failed", "attention", "invalid", "running",
-                   "submitting")
+_SETTLED_STATES = (S.UPLOADED, S.SUCCEEDED, S.TASK_FAILED, S.ATTENTION, S.INVALID, S.RUNNING,
+                   S.SUBMITTING)
+# Adopted records are written in batches of this many during a catch-up scan.
+_ADOPT_BATCH = 1000
+
+Adoptable = Callable[[Path, os.stat_result, Rule | None], FileRecord | None]
 
 
-class ScanMixin:
-    """The daemon's scans: _scan(), and _needs_look() for each file found."""
+@dataclass(frozen=True)
+class Look:
+    """What a scan does with one file it found."""
 
-    def _scan(self: Daemon, folder: Folder, why: str, top: Path | None = None) -> None:
+    look: bool  # it goes to the candidate table
+    retry_at: float | None = None  # its backoff stands: retried then (wall-clock time)
+    failed_earlier: str | None = None  # reported as failed before, unchanged since (why)
+
+
+def needs_look(
+    st: os.stat_result,
+    row: RowSignature | None,
+    *,
+    named: bool,
+    honour_backoff: bool,
+    report_failures: bool,
+    now: float,
+    record: Callable[[], FileRecord | None],
+    sidecar_exists: Callable[[], bool],
+) -> Look:
+    """Whether a scanned file goes to the candidate table, from what is known about it: its
+    stat, its journal row's (state, size, mtime_ns, inode), whether it was named (`retry`),
+    the run's switches, and - asked only when needed - its full journal record and whether its
+    sidecar exists. An unchanged row answers without the sidecar (a rescan of 100k finished
+    files is cheap)."""
+    if named:
+        return Look(True)  # named on purpose (`runwatchd retry`): the processor decides
+    if row is None or row[1:] != (st.st_size, st.st_mtime_ns, st.st_ino):
+        return Look(True)
+    state = row[0]
+    if state == S.FAILED and honour_backoff:
+        rec = record()
+        if rec is not None and rec.next_attempt and rec.next_attempt > now:
+            return Look(False, retry_at=rec.next_attempt)
+        return Look(True)
+    if state not in _SETTLED_STATES:
+        return Look(True)
+    if state not in (S.INVALID, S.RUNNING, S.SUBMITTING) and not sidecar_exists():
+        return Look(True)  # the sidecar was deleted: the user wants the file processed again
+    if report_failures and state in FAILURE_STATES:
+        # Not retried (the file did not change), but not a success either.
+        rec = record()
+        return Look(False, failed_earlier=rec.error if rec and rec.error else state)
+    return Look(False)
+
+
+class Reconciler:
+    """The daemon's scans, and what decides that a folder needs one.
+
+    `candidate(path, folder)` hands a file to settle; `adoptable` (the processor's) says whether
+    a file the journal does not know is described by its sidecar already; `keepalive` feeds the
+    watchdog during a long scan; `stopping` ends a scan early (SIGTERM during a catch-up: the next
+    start scans again); `wake` wakes the main loop."""
+
+    def __init__(
+        self,
+        journal: Store,
+        folders: FolderSet,
+        book: OutcomeBook,
+        *,
+        policy: RunPolicy,
+        scope: Scope,
+        candidate: Callable[[Path, Folder], None],
+        adoptable: Adoptable,
+        keepalive: Callable[[], None] = lambda: None,
+        stopping: Callable[[], bool] = lambda: False,
+        wake: Callable[[], None] = lambda: None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._journal = journal
+        self._folders = folders
+        self._book = book
+        self._policy = policy
+        self._scope = scope
+        self._candidate = candidate
+        self._adoptable = adoptable
+        self._keepalive = keepalive
+        self._stopping = stopping
+        self._wake = wake
+        self._wall_clock = wall_clock
+        self._new_dirs: deque[tuple[Folder, Path]] = deque()
+        self._new_dirs_lock = threading.Lock()
+
+    # -- what asks for a scan --------------------------------------------------------------------
+
+    def directory_appeared(self, folder: Folder, directory: Path) -> None:
+        """A new directory (observer thread): scanned by the main loop, since scanning here
+        would hold up every other event."""
+        with self._new_dirs_lock:
+            self._new_dirs.append((folder, directory))
+        self._wake()
+
+    def scan_new_directories(self) -> None:
+        while True:
+            with self._new_dirs_lock:
+                if not self._new_dirs:
+                    return
+                folder, directory = self._new_dirs.popleft()
+            self.scan(folder, "new directory", top=directory)
+
+    def overflowed(self) -> None:
+        """watchdog lost events (its inotify queue overflowed): rescan every folder soon."""
+        log.warning("inotify queue overflowed: rescanning every folder")
+        for folder in self._folders:
+            folder.rescan_soon()
+        self._wake()
+
+    def tick(self, now: float) -> None:
+        """Each folder's periodic checks, which may call for a rescan (periodic, mount back,
+        observer restarted, overflow)."""
+        for folder in self._folders:
+            folder.tick(now, rescan=functools.partial(self.scan, folder, "periodic"))
+
+    # -- scanning --------------------------------------------------------------------------------
+
+    def scan(self, folder: Folder, why: str, top: Path | None = None) -> None:
+        """Scan `folder` (or its directory `top`) and hand what needs a look to settle."""
         # A whole-folder scan loads every journal signature once; a scan of one new directory
         # asks per file instead of loading the whole journal each time a directory appears.
-        known = self.journal.signatures() if top is None else None
+        known = self._journal.signatures() if top is None else None
         found = queued = 0
         # Catch-up only: files the journal does not know whose sidecars already describe them are
         # recorded here, in batches, instead of each going through settle and a worker.
-        adopt = why == "catch-up" and self.only is None
+        adopt = why == "catch-up" and not self._scope.named
         adopted: list[FileRecord] = []
         recorded = 0
         rules: dict[Path, Rule | None] = {}
-        tops = [top] if top is not None else self.scan_tops.get(folder.root) or [None]
+        tops = [top] if top is not None else self._scope.tops_for(folder.root)
         try:
             for one_top in tops:
                 for path, st in folder.scan(one_top):
-                    if self._stop.is_set():
+                    if self._stopping():
                         return  # SIGTERM during a long catch-up scan: the next start scans again
                     self._keepalive()  # cheap: a clock read unless a ping is due
-                    if self.only is not None and path not in self.only:
+                    if not self._scope.names(path):
                         continue
                     found += 1
                     row = known.get(str(path)) if known is not None else (
-                        self.journal.signature(path))
+                        self._journal.signature(path))
                     if not self._needs_look(path, st, row):
                         continue
                     if adopt and row is None:
                         if path.parent not in rules:
                             rules[path.parent] = folder.resolver.rule_for(path)
-                        record = self.processor.adoptable(path, st, rules[path.parent])
+                        record = self._adoptable(path, st, rules[path.parent])
                         if record is not None:
                             adopted.append(record)
-                            if len(adopted) >= 1000:
-                                self.journal.put_many(adopted)
+                            if len(adopted) >= _ADOPT_BATCH:
+                                self._journal.put_many(adopted)
                                 recorded += len(adopted)
                                 adopted.clear()
                             continue
@@ -74,33 +198,20 @@ class ScanMixin:
                     self._candidate(path, folder)
         finally:
             if adopted:
-                self.journal.put_many(adopted)
+                self._journal.put_many(adopted)
                 recorded += len(adopted)
         log.info("%s scan of %s: %d file(s), %d to look at%s", why, folder.root, found, queued,
                  f", {recorded} recorded from their sidecars" if recorded else "")
 
-    def _needs_look(self: Daemon, path: Path, st: os.stat_result, row: tuple | None) -> bool:
-        """Whether a scanned file goes to the candidate table. A journal row describing the file
-        unchanged answers without reading the sidecar (a rescan of 100k finished files is cheap)."""
-        if self.only is not None:
-            return True  # named on purpose (`runwatchd retry`): the processor decides
-        if row is None or row[1:] != (st.st_size, st.st_mtime_ns, st.st_ino):
-            return True
-        state = row[0]
-        if state == "failed" and self.mode == "run":
-            record = self.journal.get(path)
-            if record is not None and record.next_attempt and record.next_attempt > time.time():
-                self._schedule_retry(str(path), record.next_attempt)  # its backoff stands
-                return False
-            return True
-        if state not in _SETTLED_STATES:
-            return True
-        if state not in ("invalid", "running", "submitting") and not os.path.exists(
-                sidecar.sidecar_path(path)):
-            return True  # the sidecar was deleted: the user wants the file processed again
-        if self.mode == "scan" and state in FAILURE_STATES:
-            # Not retried (the file did not change), but not a success either.
-            record = self.journal.get(path)
-            reason = record.error if record and record.error else state
-            self.failed_paths[str(path)] = f"{reason} (recorded earlier; the file did not change)"
-        return False
+    def _needs_look(self, path: Path, st: os.stat_result, row: RowSignature | None) -> bool:
+        """needs_look() with this run's facts, and what follows from its answer."""
+        look = needs_look(
+            st, row, named=self._scope.named, honour_backoff=self._policy.schedule_retries,
+            report_failures=self._policy.report_failures, now=self._wall_clock(),
+            record=lambda: self._journal.get(path),
+            sidecar_exists=lambda: os.path.exists(sidecar.sidecar_path(path)))
+        if look.retry_at is not None:
+            self._book.schedule_retry(path, look.retry_at)  # its backoff stands
+        if look.failed_earlier is not None:
+            self._book.failed_earlier(path, look.failed_earlier)
+        return look.look

@@ -2,21 +2,29 @@
 
 The API key is checked first (a bad reload keeps the running configuration); folders that changed
 are watched afresh and scanned, paused work resumes, and the replaced client is closed once
-nothing can be using it any more. Mixed into daemon.Daemon.
+nothing can be using it any more.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from runwatchd.config.load import Config
+from runwatchd.daemon.folder_set import FolderSet
+from runwatchd.daemon.reconcile import Reconciler
+from runwatchd.daemon.scheduler import Scheduler
 from runwatchd.errors import KeyRejected, RunwatchdError
-
-if TYPE_CHECKING:
-    from runwatchd.runway.client import RunwayClient
-    from runwatchd.daemon.core import Daemon
+from runwatchd.lifecycle.pauses import Pauses
+from runwatchd.lifecycle.states import FileState
+from runwatchd.runway.client import RunwayClient
+from runwatchd.runway.client_ref import ClientRef
+from runwatchd.service.health import Health
+from runwatchd.store.base import Store
+from runwatchd.watch.folders import Folder
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +32,63 @@ log = logging.getLogger(__name__)
 RETIRED_CLIENT_GRACE = 120.0
 
 
-class ReloadMixin:
-    """The daemon's _do_reload(), called from the main loop after request_reload()."""
+class Reloader:
+    """Owns the running configuration and the clients a reload replaced (closed once nothing
+    can use them). reload() runs on the main loop, after Daemon.request_reload().
 
-    def _do_reload(self: Daemon) -> None:
-        if self.notifier:
-            self.notifier.reloading()
+    `config_loader` reads the configuration anew (None: keep it), `client_factory` makes a client
+    for it (None: keep the client); `candidate(path, folder)` hands a file to settle;
+    `stopping` ends a key check early. Everyone who talks to Runway holds `client_ref` and reads
+    the pauses, so swapping the one and resuming the other reaches them all."""
+
+    def __init__(
+        self,
+        config: Config,
+        client_ref: ClientRef,
+        *,
+        journal: Store,
+        folders: FolderSet,
+        reconciler: Reconciler,
+        scheduler: Scheduler,
+        pauses: Pauses,
+        health: Health,
+        candidate: Callable[[Path, Folder], None],
+        config_loader: Callable[[], Config] | None = None,
+        client_factory: Callable[[Config], RunwayClient] | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._client_ref = client_ref
+        self._journal = journal
+        self._folders = folders
+        self._reconciler = reconciler
+        self._scheduler = scheduler
+        self._pauses = pauses
+        self._health = health
+        self._candidate = candidate
+        self._config_loader = config_loader
+        self._client_factory = client_factory
+        self._stopping = stopping
+        self._clock = clock
+        self._retired: list[tuple[float, RunwayClient]] = []  # (when replaced, client)
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force."""
+        return self._config
+
+    def retired_clients(self) -> list[RunwayClient]:
+        """Clients a reload replaced that are not closed yet (oldest first)."""
+        return [client for _, client in self._retired]
+
+    def reload(self) -> None:
+        """Take on the configuration and client anew; on any failure keep the running ones."""
+        self._health.reloading()
+        current = self._client_ref.current
         try:
-            config = self.config_loader() if self.config_loader else self.config
-            client = self.client_factory(config) if self.client_factory else self.client
+            config = self._config_loader() if self._config_loader else self._config
+            client = self._client_factory(config) if self._client_factory else current
             try:
                 self._check_key_alive(client)
             except KeyRejected:
@@ -41,48 +97,41 @@ class ReloadMixin:
                 log.warning("could not check the API key on reload (%s); going on", e)
         except Exception as e:  # noqa: BLE001 - a bad reload keeps the running configuration
             log.error("reload failed, keeping the running configuration: %s", e)
-            if self.notifier:
-                self.notifier.ready(self._status_line())
+            self._health.ready()
             return
-        if client is not self.client:
+        if client is not current:
             # Uploads in flight and a poll under way may still use the old client: close it
-            # once they are done (see _close_retired_clients), not now.
-            self._retired_clients.append((self.clock(), self.client))
-        self.config, self.client = config, client
+            # once they are done (see close_retired_clients), not now.
+            self._retired.append((self._clock(), self._client_ref.swap(client)))
+        self._config = config
         client.limit_transfers(config.runway.concurrency)
-        self.client_ref.swap(client)
-        old = {f.root: f for f in self.folders}
-        new_roots = {fc.path for fc in config.folders}
-        for root, folder in old.items():
-            if root not in new_roots:
-                folder.stop_watching()
-                log.info("stopped watching %s", root)
-        self.folders = [old[fc.path] if fc.path in old and old[fc.path].config == fc
-                        else self._make_folder(fc) for fc in config.folders]
-        for folder in self.folders:
-            if folder.root not in old or old[folder.root] is not folder:
-                if folder.root in old:
-                    old[folder.root].stop_watching()
-                folder.start_watching()
-                self._scan(folder, "reload")
-        self._paused = None
-        self.pauses.resume()
-        for record in self.journal.in_state("awaiting_credits"):
-            folder = self._folder_for(Path(record.path))
+        self._scheduler.set_transfers(config.runway.concurrency)
+        for fresh in self._folders.replace(config.folders):
+            fresh.start_watching()
+            self._reconciler.scan(fresh, "reload")
+        self._pauses.resume()
+        for record in self._journal.in_state(FileState.AWAITING_CREDITS):
+            path = Path(record.path)
+            folder = self._folders.folder_for(path)
             if folder is not None:
-                self._candidate(Path(record.path), folder)
-        log.info("configuration reloaded: %d folder(s)", len(self.folders))
-        if self.notifier:
-            self.notifier.ready(self._status_line())
+                self._candidate(path, folder)
+        log.info("configuration reloaded: %d folder(s)", len(self._folders))
+        self._health.ready()
 
-    def _close_retired_clients(self: Daemon) -> None:
+    def close_retired_clients(self) -> None:
         """Close clients replaced by a reload once nothing can be using them any more."""
-        while (self._retired_clients and not self._in_flight
-               and self.clock() - self._retired_clients[0][0] > RETIRED_CLIENT_GRACE):
-            _, old = self._retired_clients.pop(0)
+        while (self._retired and not self._scheduler.in_flight()
+               and self._clock() - self._retired[0][0] > RETIRED_CLIENT_GRACE):
+            _, old = self._retired.pop(0)
             old.close()
 
-    def _check_key_alive(self: Daemon, client: RunwayClient) -> None:
+    def close_all(self) -> None:
+        """At shutdown: close every replaced client."""
+        while self._retired:
+            _, old = self._retired.pop(0)
+            old.close()
+
+    def _check_key_alive(self, client: RunwayClient) -> None:
         """client.check_key() off the main loop, feeding the watchdog meanwhile: its retries can
         take minutes while the API is down, and a slow API is no wedged daemon."""
         box: list[BaseException] = []
@@ -95,9 +144,9 @@ class ReloadMixin:
 
         thread = threading.Thread(target=check, name="runwatchd-key-check", daemon=True)
         thread.start()
-        while thread.is_alive() and not self._stop.is_set():
+        while thread.is_alive() and not self._stopping():
             thread.join(0.25)
-            self._keepalive()
+            self._health.keepalive()
         if thread.is_alive():
             raise RuntimeError("stopping before the API key could be checked")
         if box:

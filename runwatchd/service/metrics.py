@@ -31,9 +31,11 @@ from prometheus_client import (
 )
 from prometheus_client import start_http_server as _start_http_server
 
+from runwatchd.lifecycle.states import Ending
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Metrics", "failure_reason", "parse_address", "retry_operation"]
+__all__ = ["Metrics", "parse_address", "retry_operation"]
 
 
 def parse_address(addr: str) -> tuple[str, int]:
@@ -107,14 +109,15 @@ class Metrics:
         """A file failed outside the upload itself (a rejected or failed generation, ...)."""
         self._failures.labels(reason=reason).inc()
 
-    def file_processed(self, outcome: str, *, state: str | None, error: str | None,
-                       uploaded_bytes: int | None) -> None:
-        """One settled file went through the pipeline: `outcome` is pipeline's (uploaded,
-        submitted, skipped, invalid, failed, retry, attention, or the daemon's "paused"), `state`
-        and `error` its journal row afterwards, `uploaded_bytes` set when it was uploaded."""
+    def file_ended(self, ending: Ending, *, uploaded_bytes: int | None) -> None:
+        """One settled file went through the pipeline and came to `ending`; `uploaded_bytes` is
+        set when it was uploaded. A failure is counted by its reason token, never by the words
+        of its message (those may change; a label may not)."""
         if uploaded_bytes is not None:
             self.upload_succeeded(uploaded_bytes)
-        reason = failure_reason(outcome, state, error)
+        self._count_failure(None if ending.reason is None else str(ending.reason))
+
+    def _count_failure(self, reason: str | None) -> None:
         if reason in ("invalid_file", "upload_failed"):
             self.upload_failed(reason)
         elif reason is not None:
@@ -173,24 +176,6 @@ class Metrics:
     def serving(self) -> bool:
         """True while the HTTP endpoint runs."""
         return self._server is not None
-
-
-def failure_reason(outcome: str, state: str | None, error: str | None) -> str | None:
-    """A short stable token for runwatchd_failures_total{reason}; None when nothing failed."""
-    if outcome == "invalid":
-        return "rejected" if state == "task_failed" else "invalid_file"
-    if outcome == "failed":
-        text = error or ""
-        if text.startswith("upload failed"):
-            return "upload_failed"
-        if text.startswith("submit failed"):
-            return "submit_failed"
-        return "sidecar_write" if state == "no_sidecar" else "internal_error"
-    if outcome == "attention":
-        return "submit_uncertain"
-    if outcome == "paused":
-        return "key_rejected"
-    return None  # retry (file changed, waiting for credits) is not a failure yet
 
 
 def retry_operation(what: str) -> str:

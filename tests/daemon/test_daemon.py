@@ -15,12 +15,13 @@ from daemon_helpers import Runner, running, uploads
 from helpers import drop, wait_for
 from helpers import has_sidecar as done
 
+from runwatchd.daemon.core import Daemon
+from runwatchd.daemon.policy import Scope
+from runwatchd.lifecycle import sidecar
+from runwatchd.lifecycle.processor import Job
+from runwatchd.lifecycle.states import Ending
 from runwatchd.watch import folders as folders_mod
 from runwatchd.watch import mounts
-from runwatchd.lifecycle import failures
-from runwatchd.lifecycle.processor import Job
-from runwatchd.lifecycle import sidecar
-from runwatchd.daemon.core import Daemon
 from runwatchd.watch.folders import Folder
 
 OVERFLOW_TEXT = "Inotify queue overflowed; filesystem events were lost"
@@ -190,7 +191,7 @@ def test_a_file_still_being_written_blocks_no_other(runner: Runner, tmp_path: Pa
 def _gated(daemon: Daemon, gate: Callable[[Path], None]) -> None:
     real = daemon.processor.process
 
-    def process(job: Job) -> str:
+    def process(job: Job) -> Ending:
         gate(job.path)
         return real(job)
 
@@ -207,7 +208,7 @@ def test_slow_upload_delays_no_detection(runner: Runner, tmp_path: Path) -> None
     _gated(daemon, lambda path: release.wait(30) if path == slow else None)
     try:
         drop(slow)
-        assert wait_for(lambda: slow in daemon._in_flight, 10)
+        assert wait_for(lambda: slow in daemon.scheduler.in_flight(), 10)
         quick = [drop(hot / "later" / f"q{i}.jpg") for i in range(5)]
         assert wait_for(lambda: all(done(p) for p in quick), 10)
         assert not done(slow)
@@ -244,13 +245,13 @@ def test_at_most_concurrency_uploads_in_flight(runner: Runner, tmp_path: Path) -
 
 
 def test_transient_failure_backs_off_and_a_rescan_does_not_cut_it_short(
-        runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        runner: Runner, tmp_path: Path) -> None:
     """A failed upload is retried when its backoff ends, not at the next scan or event."""
-    monkeypatch.setattr(failures, "retry_wait", lambda attempts: 1.5)
     hot = tmp_path / "hot"
     hot.mkdir()
     runner.emu.set_faults(error_rate=1.0, scope=["storage"])
-    daemon = runner.start(runner.config([hot], rescan_interval=0.1), attempts=1)
+    daemon = runner.start(runner.config([hot], rescan_interval=0.1), attempts=1,
+                          backoff=lambda attempts: 1.5)
     shot = drop(hot / "shot.jpg")
     assert wait_for(lambda: (r := daemon.journal.get(shot)) is not None and r.state == "failed", 10)
     record = daemon.journal.get(shot)
@@ -263,13 +264,12 @@ def test_transient_failure_backs_off_and_a_rescan_does_not_cut_it_short(
 
 
 def test_restart_keeps_a_failed_file_and_its_backoff(
-        runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        runner: Runner, tmp_path: Path) -> None:
     """A file that failed before a restart is retried by the next daemon when its backoff ends."""
-    monkeypatch.setattr(failures, "retry_wait", lambda attempts: 2.0)
     hot = tmp_path / "hot"
     hot.mkdir()
     runner.emu.set_faults(error_rate=1.0, scope=["storage"])
-    first = runner.start(runner.config([hot]), attempts=1)
+    first = runner.start(runner.config([hot]), attempts=1, backoff=lambda attempts: 2.0)
     shot = drop(hot / "shot.jpg")
     assert wait_for(lambda: (r := first.journal.get(shot)) is not None and r.state == "failed", 10)
     next_attempt = first.journal.get(shot).next_attempt
@@ -309,23 +309,17 @@ def test_grace_period_ends_shutdown_with_uploads_still_running(
     daemon = runner.daemon(runner.config([hot], grace=0.3))
     release = threading.Event()
     _gated(daemon, lambda path: release.wait(30))
-    thread = threading.Thread(target=daemon.run)
-    thread.start()
+    thread = runner.launch(daemon)
     try:
         drop(hot / "stuck.jpg")
-        assert wait_for(lambda: daemon._in_flight, 10)
+        assert wait_for(lambda: daemon.scheduler.in_flight(), 10)
         started = time.monotonic()
-        daemon.request_stop()
-        thread.join(10)
+        thread.stop(10)
         assert not thread.is_alive()
         assert time.monotonic() - started < 3
         assert 1 == daemon.unfinished
     finally:
-        release.set()
-        thread.join(10)
-        daemon._pool.shutdown(wait=True)
-        daemon.client.close()
-        daemon.journal.close()
+        release.set()  # the runner waits for the stuck worker, then closes
 
 
 # -- scan mode -----------------------------------------------------------------------------------
@@ -336,16 +330,16 @@ def test_scan_covers_only_the_dirs_given_and_exits_by_outcome(runner: Runner,
     hot = tmp_path / "hot"
     a, b, c = (drop(hot / d / "shot.jpg") for d in ("a", "b", "c"))
     cfg = runner.config([hot])
-    code, _ = runner.scan(cfg, scan_tops={hot: [hot / "a", hot / "b"]})
+    code, _ = runner.scan(cfg, scope=Scope.of(tops={hot: [hot / "a", hot / "b"]}))
     assert 0 == code
     assert (True, True, False) == (done(a), done(b), done(c))
     bad = drop(hot / "a" / "bad.jpg", 100)
-    code, daemon = runner.scan(cfg, scan_tops={hot: [hot / "a"]})
+    code, daemon = runner.scan(cfg, scope=Scope.of(tops={hot: [hot / "a"]}))
     assert 1 == code
-    assert "below Runway's minimum" in daemon.failed_paths[str(bad)]
-    code, daemon = runner.scan(cfg, scan_tops={hot: [hot / "a"]})
+    assert "below Runway's minimum" in daemon.book.failed_paths()[str(bad)]
+    code, daemon = runner.scan(cfg, scope=Scope.of(tops={hot: [hot / "a"]}))
     assert 1 == code
-    assert "recorded earlier" in daemon.failed_paths[str(bad)]
+    assert "recorded earlier" in daemon.book.failed_paths()[str(bad)]
     assert 2 == uploads(runner.emu)
 
 
@@ -353,7 +347,7 @@ def test_scan_only_named_files(runner: Runner, tmp_path: Path) -> None:
     """`only` (used by `runwatchd retry`) limits a scan to the named files."""
     hot = tmp_path / "hot"
     named, other = drop(hot / "named.jpg"), drop(hot / "other.jpg")
-    code, _ = runner.scan(runner.config([hot]), only={named})
+    code, _ = runner.scan(runner.config([hot]), scope=Scope.of(only={named}))
     assert 0 == code
     assert (True, False) == (done(named), done(other))
 
@@ -365,4 +359,4 @@ def test_scan_exits_1_when_uploads_fail(runner: Runner, tmp_path: Path) -> None:
     runner.emu.set_faults(error_rate=1.0, scope=["storage"])
     code, daemon = runner.scan(runner.config([hot]), attempts=1)
     assert 1 == code
-    assert daemon.failed_paths[str(shot)].startswith("upload failed")
+    assert daemon.book.failed_paths()[str(shot)].startswith("upload failed")

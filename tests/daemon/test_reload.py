@@ -1,4 +1,4 @@
-"""Tests for runwatchd.daemon.reload: SIGHUP's reload in a running Daemon, on the in-process emulator."""
+"""Tests for runwatchd.daemon.reload: SIGHUP's reload in a Daemon, on the in-process emulator."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from daemon_helpers import KEY, Runner, running, uploads
 from helpers import drop, wait_for
 from helpers import has_sidecar as done
 
-from runwatchd.runway.client import RunwayClient
 from runwatchd.daemon.reload import RETIRED_CLIENT_GRACE
+from runwatchd.runway.client import RunwayClient
 
 
 @pytest.fixture
@@ -44,6 +44,16 @@ def test_reload_adds_and_removes_folders(runner: Runner, tmp_path: Path) -> None
     assert 3 == uploads(runner.emu)
 
 
+class Closing(RunwayClient):
+    """A client that remembers being closed."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
 def test_reload_closes_the_replaced_client_once_nothing_uses_it(runner: Runner,
                                                                  tmp_path: Path) -> None:
     """A reload's new client takes over; the old one is closed after the grace, not leaked."""
@@ -51,21 +61,18 @@ def test_reload_closes_the_replaced_client_once_nothing_uses_it(runner: Runner,
     hot.mkdir()
     now = [1000.0]
     cfg = runner.config([hot])
-    new_client = RunwayClient(KEY, runner.emu.url)
-    daemon = runner.daemon(cfg, clock=lambda: now[0], client_factory=lambda _cfg: new_client,
-                           config_loader=lambda: cfg)
-    old_client = daemon.client
+    old_client, new_client = Closing(KEY, runner.emu.url), Closing(KEY, runner.emu.url)
+    daemon = runner.daemon(cfg, client=old_client, clock=lambda: now[0],
+                           client_factory=lambda _cfg: new_client, config_loader=lambda: cfg)
     try:
-        daemon._do_reload()
-        assert (new_client, [old_client]) == (daemon.client,
-                                              [c for _, c in daemon._retired_clients])
-        daemon._close_retired_clients()
-        assert False is old_client._http.is_closed  # still within the grace: a poll may use it
+        daemon.reloader.reload()
+        assert (new_client, [old_client]) == (daemon.client_ref.current,
+                                              daemon.reloader.retired_clients())
+        daemon.reloader.close_retired_clients()
+        assert False is old_client.closed  # still within the grace: a poll may use it
         now[0] += RETIRED_CLIENT_GRACE + 1
-        daemon._close_retired_clients()
-        assert (True, []) == (old_client._http.is_closed, daemon._retired_clients)
+        daemon.reloader.close_retired_clients()
+        assert (True, []) == (old_client.closed, daemon.reloader.retired_clients())
     finally:
-        for folder in daemon.folders:
-            folder.stop_watching()
+        daemon.folders.stop_watching()
         new_client.close()
-        daemon.journal.close()

@@ -4,20 +4,18 @@ break, and generation waiting for credits while uploads go on."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from daemon_helpers import harness
 from helpers import wait_for
 from pipeline_helpers import RULE, SECRET, Rig, task_part
 
 from runwatchd.config.load import parse_config
-from runwatchd.daemon.core import Daemon
 from runwatchd.emulator import Emulator
 from runwatchd.generation.rules import RULES_FILENAME
 from runwatchd.lifecycle import sidecar
-from runwatchd.store.sqlite import SqliteStore
 
 
 @pytest.fixture
@@ -74,11 +72,10 @@ def test_no_credits_pauses_generation_uploads_go_on_and_reload_resumes(rig: Rig)
                         "defaults": {"settle_seconds": 0.1, "rescan_interval": 0},
                         "folder": [{"path": str(rig.root), "rule": RULE}]}, "test")
     rig.journal.close()
-    journal = SqliteStore(rig.state / "journal.sqlite3")
-    daemon = Daemon(cfg, rig.client, journal, state_dir=rig.state, poll_interval=0.02)
-    thread = threading.Thread(target=daemon.run)
-    thread.start()
-    try:
+    with harness(rig.state) as h:
+        daemon = h.daemon(cfg, client=rig.client, poll_interval=0.02)
+        journal = daemon.journal
+        h.launch(daemon)
         assert wait_for(lambda: all((r := journal.get(s)) is not None
                                     and r.state == "awaiting_credits" for s in shots), 15)
         assert 3 == rig.stats()["uploads_completed"]
@@ -88,8 +85,4 @@ def test_no_credits_pauses_generation_uploads_go_on_and_reload_resumes(rig: Rig)
         daemon.request_reload()
         assert wait_for(lambda: all((t := (sidecar.read_sidecar(s) or {}).get("task"))
                                     and t["status"] == "SUCCEEDED" for s in shots), 15)
-    finally:
-        daemon.request_stop()
-        thread.join(20)
-        journal.close()
     assert 3 == rig.stats()["tasks_created"]
