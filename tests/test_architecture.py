@@ -27,8 +27,9 @@ LAYERS = [
     (("runwatchd.daemon", "runwatchd.cli", "runwatchd.__main__"), "runwatchd.daemon"),
     (("runwatchd.cli", "runwatchd.__main__"), "runwatchd.cli"),
 ]
-# store/ stands on its own: it imports only itself and the lifecycle vocabulary.
-STORE_MAY_IMPORT = ("runwatchd.store", "runwatchd.lifecycle.states")
+# store/ stands on its own: it imports only itself, the lifecycle vocabulary and the exception
+# tree (errors.py imports nothing of runwatchd).
+STORE_MAY_IMPORT = ("runwatchd.store", "runwatchd.lifecycle.states", "runwatchd.errors")
 
 
 def module_files(root: Path, package: str) -> dict[str, Path]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import psutil
 from cli_helpers import cli_env
 
-from runwatchd.runway import media
-from runwatchd.lifecycle import sidecar
 from runwatchd.emulator import Emulator
+from runwatchd.lifecycle import sidecar
+from runwatchd.runway import media
 
 SECRET = "key_big_upload_test"
 PEAK_LIMIT = 80 * 1000 * 1000

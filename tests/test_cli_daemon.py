@@ -17,8 +17,8 @@ import tomli_w
 from helpers import drop, wait_for
 from helpers import has_sidecar as done
 
-from runwatchd.lifecycle import sidecar
 from runwatchd.emulator import Emulator
+from runwatchd.lifecycle import sidecar
 
 KEY = "cli-daemon-test-key-51c9"
 JUNK = (

@@ -21,10 +21,10 @@ from cli_helpers import cli_env, run_cli
 from helpers import wait_for
 
 from runwatchd import fsutil
-from runwatchd.lifecycle import sidecar
 from runwatchd.cli.demo import make_png
 from runwatchd.emulator import Emulator
 from runwatchd.generation.rules import RULES_FILENAME
+from runwatchd.lifecycle import sidecar
 
 SECRET = "generation-test-key"
 RULE = """

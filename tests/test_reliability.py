@@ -36,13 +36,13 @@ import httpx
 from daemon_helpers import harness
 from helpers import wait_for
 
-from runwatchd.config import load as configmod
 from runwatchd import errors, fsutil
-from runwatchd.lifecycle import sidecar
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.config import load as configmod
 from runwatchd.daemon.core import Daemon
 from runwatchd.daemon.in_thread import DaemonThread
 from runwatchd.emulator import Emulator
+from runwatchd.lifecycle import sidecar
+from runwatchd.runway.client import RetryPolicy, RunwayClient
 from runwatchd.store.sqlite import SqliteStore
 
 PYTHON = sys.executable

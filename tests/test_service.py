@@ -30,16 +30,15 @@ from daemon_helpers import harness
 from helpers import wait_for
 
 from runwatchd.cli import daemon_commands as cli_daemon
-from runwatchd.lifecycle import sidecar
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.cli.demo import make_png
 from runwatchd.config.load import FolderConfig, FolderSettings, load_config, parse_config
 from runwatchd.daemon.core import Daemon
-from runwatchd.cli.demo import make_png
 from runwatchd.emulator import Emulator
-from runwatchd.watch.folders import Folder
-from runwatchd.store.sqlite import SqliteStore
-from runwatchd.service.metrics import retry_operation
+from runwatchd.lifecycle import sidecar
+from runwatchd.runway.client import RetryPolicy, RunwayClient
 from runwatchd.service.notify import Notifier
+from runwatchd.store.sqlite import SqliteStore
+from runwatchd.watch.folders import Folder
 
 SECRET = "svc-test-key-0123"
 # The env a test daemon must not inherit from whoever runs the tests.
@@ -311,16 +310,6 @@ def test_metrics_endpoint_counts_the_daemon_work(tmp_path, emulator, services):
     records = [json.loads(line) for line in svc.log().splitlines()]
     assert any(r["msg"].startswith("uploaded ") for r in records)
     assert {"ts", "level", "logger", "msg"} <= set(records[0])
-
-
-@pytest.mark.parametrize(("what", "operation"), [
-    ("upload of shot.png", "upload"), ("download of shot.mp4", "download"),
-    ("status of task 42", "get_task"), ("cancel of task 42", "cancel_task"),
-    ("key check", "check_key"), ("image_to_video request", "create_task"),
-])
-def test_retry_labels_become_operations(what, operation):
-    """The client's retry labels map to a small fixed set of `operation` values."""
-    assert operation == retry_operation(what)
 
 
 def test_busy_metrics_port_costs_the_metrics_not_the_daemon(caplog):

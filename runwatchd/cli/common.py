@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runwatchd.config import load as configmod
+from runwatchd.config import sources
 from runwatchd.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def command_config(args: argparse.Namespace, extra_dirs: list[Path] | None = Non
                    required: bool = True) -> configmod.Config:
     """The config file's (-c or found), with `extra_dirs` added as folders; without a file, just
     `extra_dirs`, or no folders at all when not `required` (else ConfigError)."""
-    path = configmod.find_config(getattr(args, "config", None))
+    path = sources.find_config(getattr(args, "config", None))
     if path is None:
         if extra_dirs:
             return configmod.config_for_dirs(extra_dirs)
@@ -47,12 +48,12 @@ def command_config(args: argparse.Namespace, extra_dirs: list[Path] | None = Non
 
 def make_client(cfg: configmod.Config, *, on_retry=None,
                 attempts: int | None = None) -> RunwayClient:
-    secret = configmod.resolve_secret(cfg)
+    secret = sources.resolve_secret(cfg)
     from runwatchd.runway.client import RunwayClient
     from runwatchd.service.logs import install_secret_filter
 
     install_secret_filter(secret)
-    return RunwayClient(secret, configmod.resolve_base_url(cfg), on_retry=on_retry,
+    return RunwayClient(secret, sources.resolve_base_url(cfg), on_retry=on_retry,
                         **_client_options(cfg, attempts))
 
 
@@ -87,5 +88,5 @@ def open_journal(cfg: configmod.Config) -> tuple[Path, Store]:
     """(state dir, its store); the caller closes the store."""
     from runwatchd.store import open_store
 
-    state_dir = configmod.resolve_state_dir(cfg)
+    state_dir = sources.resolve_state_dir(cfg)
     return state_dir, open_store(state_dir)

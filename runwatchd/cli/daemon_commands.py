@@ -16,11 +16,13 @@ import sys
 import threading
 from pathlib import Path
 
-from runwatchd.config import load as configmod
 from runwatchd.cli.common import EXIT_CONFIG, EXIT_FAILED, command_config, make_client, open_journal
+from runwatchd.config import load as configmod
+from runwatchd.config import sources
 from runwatchd.daemon.policy import RETRY, RUN, SCAN, RunPolicy, Scope
-from runwatchd.runway.client import RunwayClient
 from runwatchd.errors import ConfigError, KeyRejected, RunwatchdError
+from runwatchd.lifecycle.states import RETRYABLE_STATES
+from runwatchd.runway.client import RunwayClient
 
 log = logging.getLogger("runwatchd")
 
@@ -45,9 +47,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if not d.is_dir():
             raise ConfigError([f"{d}: not a directory"])
         # The most specific configured folder that covers d: its settings and rule apply.
-        owners = [f for f in cfg.folders
-                  if f.path == d or (f.recursive and f.path in d.parents)]
-        owner = max(owners, key=lambda f: len(f.path.parts), default=None)
+        owner = cfg.folder_covering(d)
         if owner is None:
             owner = configmod.config_for_dirs([d]).folders[0]
         if owner not in folders:
@@ -59,25 +59,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return _run_daemon(args, cfg, SCAN, Scope.of(tops=tops))
 
 
-# Journal states `retry` accepts; "running"/"submitting" have a generation in flight.
-RETRYABLE_STATES = ("attention", "task_failed", "succeeded", "awaiting_credits", "failed",
-                    "to_submit", "retry", "no_sidecar")
-
-
 def cmd_retry(args: argparse.Namespace) -> int:
     """Submit each FILE's generation again, on purpose: the one way past "needs attention"
     (a task may exist), FAILED or CANCELLED, which the daemon never resubmits by itself."""
     files = [f.resolve() for f in args.files]
-    path = configmod.find_config(args.config)
+    path = sources.find_config(args.config)
     # Not command_config(args, dirs): the files' own folders added as extra rule-less folders would
     # shadow the configured folder (and its rule) that holds them.
     cfg = (configmod.load_config(path) if path is not None
            else configmod.config_for_dirs(sorted({f.parent for f in files})))
     folders = {}
     for f in files:
-        owner = max((fc for fc in cfg.folders if fc.path == f.parent
-                     or (fc.recursive and fc.path in f.parents)),
-                    key=lambda fc: len(fc.path.parts), default=None)
+        owner = cfg.folder_covering(f.parent)
         if owner is None:
             print(f"runwatchd: {f}: not in a watched folder of the configuration",
                   file=sys.stderr)
@@ -127,10 +120,8 @@ def _run_daemon(args, cfg, policy: RunPolicy, scope: Scope | None = None) -> int
     metrics = _start_metrics(cfg) if policy.service else None
     on_retry = None
     if metrics is not None:
-        from runwatchd.service.metrics import retry_operation
-
-        def on_retry(what: str, _error: BaseException, _delay: float) -> None:
-            metrics.retry(retry_operation(what))
+        def on_retry(operation: str, _error: BaseException, _delay: float) -> None:
+            metrics.retry(operation)
 
     def client_factory(c: configmod.Config) -> RunwayClient:
         return make_client(c, on_retry=on_retry)

@@ -86,7 +86,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from runwatchd.cli.common import EXIT_OK, command_config
-    from runwatchd.config.load import resolve_state_dir
+    from runwatchd.config.sources import resolve_state_dir
     from runwatchd.service.status import render_status
 
     cfg = command_config(args, None, required=False)
@@ -99,10 +99,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     ones only `run` would meet (no API secret, a bad RUNWAYML_BASE_URL)."""
     from runwatchd.cli.common import EXIT_OK
     from runwatchd.config import load as configmod
+    from runwatchd.config import sources
     from runwatchd.config import starter as config_text
     from runwatchd.errors import ConfigError
 
-    path = configmod.find_config(args.config)
+    path = sources.find_config(args.config)
     if path is None:
         raise ConfigError(["no config file found (tried -c, $RUNWATCHD_CONFIG, ./runwatchd.toml, "
                            "~/.config/runwatchd/config.toml, /etc/runwatchd/config.toml); "
@@ -110,7 +111,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = configmod.load_config(path)
     print(config_text.explain(cfg))
     problems: list[str] = []
-    for resolve in (configmod.resolve_secret, configmod.resolve_base_url):
+    for resolve in (sources.resolve_secret, sources.resolve_base_url):
         try:
             resolve(cfg)
         except ConfigError as e:

@@ -14,14 +14,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from runwatchd.config import load as configmod
-from runwatchd.runway import media
-from runwatchd.lifecycle import sidecar
 from runwatchd.cli.common import EXIT_FAILED, EXIT_OK, command_config, make_client
-from runwatchd.runway.client import RunwayClient
-from runwatchd.errors import InvalidFile, KeyRejected, RunwatchdError
 from runwatchd.cli.progress import FileProgress, ProgressBar
-
+from runwatchd.config import load as configmod
+from runwatchd.errors import InvalidFile, KeyRejected, RunwatchdError
+from runwatchd.lifecycle import sidecar
+from runwatchd.runway import media
+from runwatchd.runway.client import RunwayClient
 
 # The daemon tries a failed file again later; a one-shot upload has no later, so it is more
 # patient: at a 30% error rate, 8 tries lose 1 file in 15,000 (a 50-file batch fails 1 run in

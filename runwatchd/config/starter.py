@@ -14,12 +14,9 @@ from pathlib import Path
 import tomli_w
 
 from runwatchd import errors
-from runwatchd.config.load import (
+from runwatchd.config.load import Config, DaemonConfig, FolderSettings, RunwayConfig
+from runwatchd.config.sources import (
     CREDENTIAL_NAME,
-    Config,
-    DaemonConfig,
-    FolderSettings,
-    RunwayConfig,
     find_secret,
     resolve_base_url,
     resolve_state_dir,

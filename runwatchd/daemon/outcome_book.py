@@ -108,8 +108,8 @@ class OutcomeBook:
 
     def failed_earlier(self, path: Path, why: str) -> None:
         """A scan found a file that failed before and did not change since: not retried, but
-        no success either."""
-        self._fail(path, f"{why} (recorded earlier; the file did not change)")
+        no success either (`why` says so: lifecycle.decide.PassFailed)."""
+        self._fail(path, why)
 
     def task_finished(self, path: Path, status: str) -> None:
         """A followed generation reached its final status."""

@@ -2,7 +2,7 @@
 
 Every scan comes through the Reconciler: the catch-up scan at startup, the periodic reconcile
 scan, a new directory's scan, and the scans after a reload or an inotify overflow. A journal row
-describing a file unchanged answers without reading its sidecar (`needs_look`); the catch-up scan
+describing a file unchanged answers without reading its sidecar (lifecycle.decide.scan_verdict); the catch-up scan
 records files whose sidecars already describe them in batches, instead of sending each through
 settle and a worker.
 """
@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 from runwatchd.daemon.folder_set import FolderSet
@@ -24,7 +24,17 @@ from runwatchd.daemon.outcome_book import OutcomeBook
 from runwatchd.daemon.policy import RunPolicy, Scope
 from runwatchd.generation.rules import Rule
 from runwatchd.lifecycle import sidecar
-from runwatchd.lifecycle.states import FAILURE_STATES, FileState
+from runwatchd.lifecycle.decide import (
+    Look,
+    Pass,
+    PassFailed,
+    PassUntil,
+    ScanFacts,
+    ScanPolicy,
+    scan_verdict,
+    wants_record,
+    wants_sidecar_check,
+)
 from runwatchd.store.base import Signature as RowSignature
 from runwatchd.store.base import Store
 from runwatchd.store.record import FileRecord
@@ -32,60 +42,10 @@ from runwatchd.watch.folders import Folder
 
 log = logging.getLogger(__name__)
 
-S = FileState
-# Files whose journal row is in one of these states, unchanged, need nothing at a scan.
-_SETTLED_STATES = (S.UPLOADED, S.SUCCEEDED, S.TASK_FAILED, S.ATTENTION, S.INVALID, S.RUNNING,
-                   S.SUBMITTING)
 # Adopted records are written in batches of this many during a catch-up scan.
 _ADOPT_BATCH = 1000
 
 Adoptable = Callable[[Path, os.stat_result, Rule | None], FileRecord | None]
-
-
-@dataclass(frozen=True)
-class Look:
-    """What a scan does with one file it found."""
-
-    look: bool  # it goes to the candidate table
-    retry_at: float | None = None  # its backoff stands: retried then (wall-clock time)
-    failed_earlier: str | None = None  # reported as failed before, unchanged since (why)
-
-
-def needs_look(
-    st: os.stat_result,
-    row: RowSignature | None,
-    *,
-    named: bool,
-    honour_backoff: bool,
-    report_failures: bool,
-    now: float,
-    record: Callable[[], FileRecord | None],
-    sidecar_exists: Callable[[], bool],
-) -> Look:
-    """Whether a scanned file goes to the candidate table, from what is known about it: its
-    stat, its journal row's (state, size, mtime_ns, inode), whether it was named (`retry`),
-    the run's switches, and - asked only when needed - its full journal record and whether its
-    sidecar exists. An unchanged row answers without the sidecar (a rescan of 100k finished
-    files is cheap)."""
-    if named:
-        return Look(True)  # named on purpose (`runwatchd retry`): the processor decides
-    if row is None or row[1:] != (st.st_size, st.st_mtime_ns, st.st_ino):
-        return Look(True)
-    state = row[0]
-    if state == S.FAILED and honour_backoff:
-        rec = record()
-        if rec is not None and rec.next_attempt and rec.next_attempt > now:
-            return Look(False, retry_at=rec.next_attempt)
-        return Look(True)
-    if state not in _SETTLED_STATES:
-        return Look(True)
-    if state not in (S.INVALID, S.RUNNING, S.SUBMITTING) and not sidecar_exists():
-        return Look(True)  # the sidecar was deleted: the user wants the file processed again
-    if report_failures and state in FAILURE_STATES:
-        # Not retried (the file did not change), but not a success either.
-        rec = record()
-        return Look(False, failed_earlier=rec.error if rec and rec.error else state)
-    return Look(False)
 
 
 class Reconciler:
@@ -204,14 +164,23 @@ class Reconciler:
                  f", {recorded} recorded from their sidecars" if recorded else "")
 
     def _needs_look(self, path: Path, st: os.stat_result, row: RowSignature | None) -> bool:
-        """needs_look() with this run's facts, and what follows from its answer."""
-        look = needs_look(
-            st, row, named=self._scope.named, honour_backoff=self._policy.schedule_retries,
-            report_failures=self._policy.report_failures, now=self._wall_clock(),
-            record=lambda: self._journal.get(path),
-            sidecar_exists=lambda: os.path.exists(sidecar.sidecar_path(path)))
-        if look.retry_at is not None:
-            self._book.schedule_retry(path, look.retry_at)  # its backoff stands
-        if look.failed_earlier is not None:
-            self._book.failed_earlier(path, look.failed_earlier)
-        return look.look
+        """The lifecycle's scan_verdict() for this file, reading its sidecar and full row only
+        when the verdict depends on them; and what follows from the answer."""
+        policy = (ScanPolicy.NAMED if self._scope.named
+                  else ScanPolicy.RUN if self._policy.schedule_retries else ScanPolicy.SCAN)
+        facts = ScanFacts(policy, row, st.st_size, st.st_mtime_ns, st.st_ino,
+                          now=self._wall_clock())
+        if wants_sidecar_check(facts):
+            facts = replace(facts, sidecar_exists=os.path.exists(sidecar.sidecar_path(path)))
+        if wants_record(facts) and (record := self._journal.get(path)) is not None:
+            facts = replace(facts, next_attempt=record.next_attempt, error=record.error)
+        match scan_verdict(facts):
+            case Look():
+                return True
+            case PassUntil(when):
+                self._book.schedule_retry(path, when)  # its backoff stands
+            case PassFailed(reason):
+                self._book.failed_earlier(path, reason)
+            case Pass():
+                pass
+        return False

@@ -12,8 +12,9 @@ storage (slots and streaming multipart), bodies (request validation against Runw
 costs), tasks (lifecycle), faults, state.
 """
 
+from runwatchd.runway.api import API_VERSION
+
 from .app import DEFAULT_SECRET, Emulator, serve_forever
 from .faults import FaultConfig
-from .routes import API_VERSION
 
 __all__ = ["API_VERSION", "DEFAULT_SECRET", "Emulator", "FaultConfig", "serve_forever"]

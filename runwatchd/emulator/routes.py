@@ -12,10 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from runwatchd.runway.api import API_VERSION
-
 from .bodies import ENDPOINTS
-
 
 
 @dataclass(frozen=True)

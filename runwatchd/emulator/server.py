@@ -19,11 +19,13 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from runwatchd.runway.api import API_VERSION
+
 from .contract import EmulatorApp
 from .faults import Decision
 from .form import BodyReader, UploadRejected
 from .listener import EmulatorServer
-from .routes import API_VERSION, ROUTES, Reply, Route, json_reply, label_of, match_route, s3_code
+from .routes import ROUTES, Reply, Route, json_reply, label_of, match_route, s3_code
 from .state import ApiError
 
 log = logging.getLogger(__name__)

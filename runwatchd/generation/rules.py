@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from runwatchd import errors
+from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
 from runwatchd.runway import media
 from runwatchd.runway.endpoints import ENDPOINTS, FIELD_TYPES
-from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
 
 log = logging.getLogger(__name__)
 

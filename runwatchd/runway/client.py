@@ -25,7 +25,7 @@ import tenacity
 
 from runwatchd import __version__, errors
 from runwatchd.runway import media
-from runwatchd.runway.api import API_VERSION, DEFAULT_BASE_URL
+from runwatchd.runway.api import API_VERSION, DEFAULT_BASE_URL, Operation
 from runwatchd.runway.download import DEFAULT_MAX_DOWNLOAD, Downloader
 from runwatchd.runway.http_errors import (
     ErrorMapper,
@@ -80,13 +80,13 @@ class RunwayClient:
         upload_deadline: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
-        on_retry: Callable[[str, BaseException, float], None] | None = None,
+        on_retry: Callable[[Operation, BaseException, float], None] | None = None,
         max_transfers: int | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD,
     ) -> None:
         """`upload_deadline` bounds one upload attempt, in seconds (default: 60 s plus 4 s per
         MiB, so only a link slower than ~2 Mbit/s or a stalled one trips it); `on_retry` gets
-        (what, error, delay) before each retry sleep and may raise to stop retrying;
+        (operation, error, delay) before each retry sleep and may raise to stop retrying;
         `max_transfers`: see limit_transfers(); `max_download_bytes` caps one output."""
         secret = api_secret.strip()
         if not secret or any(c.isspace() or not c.isprintable() for c in secret):
@@ -155,13 +155,13 @@ class RunwayClient:
         policy = self._retry
         if attempts is not None:
             policy = replace(policy, max_attempts=min(attempts, policy.max_attempts))
-        return self._retrying("key check", lambda: self._api_object("GET", "/v1/organization"),
+        return self._retrying(Operation.CHECK_KEY, "key check", lambda: self._api_object("GET", "/v1/organization"),
                               policy=policy)
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         """GET /v1/tasks/{id}, retried on transient errors."""
         path = f"/v1/tasks/{quote(task_id, safe='')}"
-        return self._retrying(f"status of task {task_id}", lambda: self._api_object("GET", path))
+        return self._retrying(Operation.GET_TASK, f"status of task {task_id}", lambda: self._api_object("GET", path))
 
     def cancel_task(self, task_id: str) -> None:
         """DELETE /v1/tasks/{id}; a task that is already gone (404) counts as cancelled."""
@@ -174,7 +174,7 @@ class RunwayClient:
             elif not resp.is_success:
                 raise self._mapper.status_error(resp, f"DELETE {path}", "api")
 
-        self._retrying(f"cancel of task {task_id}", attempt)
+        self._retrying(Operation.CANCEL_TASK, f"cancel of task {task_id}", attempt)
 
     def create_task(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST /v1/<endpoint> -> {"id": ..., ...}.
@@ -214,7 +214,7 @@ class RunwayClient:
             raise errors.SubmitUncertain(self._mapper.uncertain(where, str(error)),
                                          resp.status_code)
 
-        return self._retrying(f"{endpoint} request", attempt)
+        return self._retrying(Operation.CREATE_TASK, f"{endpoint} request", attempt)
 
     # -- upload ---------------------------------------------------------------------------
 
@@ -248,7 +248,7 @@ class RunwayClient:
             return self._upload_once(path, st, deadline, report)
 
         try:
-            uri, sha256, uploaded_at = self._retrying(f"upload of {path.name}", attempt)
+            uri, sha256, uploaded_at = self._retrying(Operation.UPLOAD, f"upload of {path.name}", attempt)
         except _SlotsExhausted as e:
             raise e.error from e.error.__cause__
         return UploadResult(uri, uploaded_at, st.st_size, st.st_mtime_ns, sha256, attempts)
@@ -287,7 +287,7 @@ class RunwayClient:
         up one of the attempts of the whole upload (at a 30% error rate, an attempt needing
         two lucky requests in a row fails half the time, and 8 of those fail 1 file in 200)."""
         try:
-            return self._retrying(f"upload of {filename} (slot request)",
+            return self._retrying(Operation.UPLOAD, f"upload of {filename} (slot request)",
                                   lambda: self._request_slot(filename))
         except errors.RetryableError as e:
             raise _SlotsExhausted(e) from e
@@ -313,12 +313,12 @@ class RunwayClient:
         errors; bounded in size, time and redirects (runway/download.py). The API key is sent
         only to the API's own origin, never to output hosts."""
         target = self._downloader.check_url(url)
-        return self._retrying(f"download of {dest.name}",
+        return self._retrying(Operation.DOWNLOAD, f"download of {dest.name}",
                               lambda: self._downloader.fetch(target, dest))
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _retrying(self, what: str, fn: Callable[[], _T], *,
+    def _retrying(self, op: Operation, what: str, fn: Callable[[], _T], *,
                   policy: RetryPolicy | None = None) -> _T:
         policy = policy or self._retry
         retryer = tenacity.Retrying(
@@ -327,7 +327,7 @@ class RunwayClient:
                   | tenacity.stop_before_delay(policy.deadline)),
             wait=self._wait,
             retry=tenacity.retry_if_exception_type(errors.RetryableError),
-            before_sleep=lambda rs: self._before_sleep(what, rs, policy.max_attempts),
+            before_sleep=lambda rs: self._before_sleep(op, what, rs, policy.max_attempts),
             reraise=True,
             name=what,
         )
@@ -341,13 +341,14 @@ class RunwayClient:
         retry_after = getattr(error, "retry_after", None)
         return max(retry_after, backoff) if retry_after is not None else backoff
 
-    def _before_sleep(self, what: str, rs: tenacity.RetryCallState, max_attempts: int) -> None:
+    def _before_sleep(self, op: Operation, what: str, rs: tenacity.RetryCallState,
+                      max_attempts: int) -> None:
         error = rs.outcome.exception() if rs.outcome else None
         delay = rs.upcoming_sleep
         log.warning("retrying %s in %.1f s (attempt %d/%d): %s", what, delay,
                     rs.attempt_number + 1, max_attempts, error)
         if self._on_retry is not None and error is not None:
-            self._on_retry(what, error, delay)
+            self._on_retry(op, error, delay)
 
     def _send(self, client: httpx.Client, method: str, url: str,
               json_body: Any = None) -> httpx.Response:

@@ -35,7 +35,7 @@ from runwatchd.lifecycle.states import Ending
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Metrics", "parse_address", "retry_operation"]
+__all__ = ["Metrics", "parse_address"]
 
 
 def parse_address(addr: str) -> tuple[str, int]:
@@ -176,16 +176,6 @@ class Metrics:
     def serving(self) -> bool:
         """True while the HTTP endpoint runs."""
         return self._server is not None
-
-
-def retry_operation(what: str) -> str:
-    """The client's retry label ("upload of shot.jpg", "status of task X") -> a stable token."""
-    for prefix, operation in (("upload of ", "upload"), ("download of ", "download"),
-                              ("status of task", "get_task"), ("cancel of task", "cancel_task"),
-                              ("key check", "check_key")):
-        if what.startswith(prefix):
-            return operation
-    return "create_task" if what.endswith(" request") else "other"
 
 
 def _url_host(host: str) -> str:

@@ -18,9 +18,15 @@ from pathlib import Path
 
 from runwatchd.config.load import FolderConfig
 from runwatchd.generation.rules import RuleResolver
-from runwatchd.watch.mounts import NETWORK_FS, choose_observer, count_dirs, fs_type, inotify_watch_limit
-from runwatchd.watch.scan import FileFilter, scan_tree
+from runwatchd.watch.mounts import (
+    NETWORK_FS,
+    choose_observer,
+    count_dirs,
+    fs_type,
+    inotify_watch_limit,
+)
 from runwatchd.watch.observers import FolderWatcher
+from runwatchd.watch.scan import FileFilter, scan_tree
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +75,7 @@ class Folder:
     # -- filtering -----------------------------------------------------------------------------
 
     def contains(self, path: Path) -> bool:
-        if self.config.recursive:
-            return self.root in path.parents
-        return path.parent == self.root
+        return self.config.contains(path)
 
     def wants(self, path: Path) -> bool:
         return (self.filter.wants(path) and self._dir_wanted_for(path)

@@ -26,8 +26,8 @@ import pytest
 from cli_helpers import FAST_FAULTS, cli_env, make_media, run_cli, without_root_file_access
 from helpers import wait_for
 
-from runwatchd.lifecycle import sidecar
 from runwatchd.emulator import Emulator
+from runwatchd.lifecycle import sidecar
 
 SECRET = "key_cli_upload_test"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from runwatchd.config import load as config
+from runwatchd.config import sources
 from runwatchd.config.load import Config, DaemonConfig, FolderSettings, RunwayConfig
 from runwatchd.errors import ConfigError
 from runwatchd.runway.api import DEFAULT_BASE_URL
@@ -294,22 +295,22 @@ def test_base_url_precedence() -> None:
     cfg = Config(
         RunwayConfig(base_url="http://toml:1/"), FolderSettings(), (), DaemonConfig(), None
     )
-    assert "http://env:2" == config.resolve_base_url(cfg, {"RUNWAYML_BASE_URL": "http://env:2/"})
-    assert "http://toml:1" == config.resolve_base_url(cfg, {})
-    assert DEFAULT_BASE_URL == config.resolve_base_url(config.config_for_dirs([]), {})
+    assert "http://env:2" == sources.resolve_base_url(cfg, {"RUNWAYML_BASE_URL": "http://env:2/"})
+    assert "http://toml:1" == sources.resolve_base_url(cfg, {})
+    assert DEFAULT_BASE_URL == sources.resolve_base_url(config.config_for_dirs([]), {})
     with pytest.raises(ConfigError):
-        config.resolve_base_url(cfg, {"RUNWAYML_BASE_URL": "env:2"})
+        sources.resolve_base_url(cfg, {"RUNWAYML_BASE_URL": "env:2"})
 
 
 def test_state_dir_precedence(tmp_path: Path) -> None:
     """[runway] state_dir > $STATE_DIRECTORY (first entry) > ~/.local/state/runwatchd."""
     cfg = Config(RunwayConfig(state_dir=tmp_path / "s"), FolderSettings(), (), DaemonConfig(), None)
     bare = config.config_for_dirs([])
-    assert tmp_path / "s" == config.resolve_state_dir(cfg, {"STATE_DIRECTORY": "/var/lib/x"})
-    assert Path("/var/lib/a") == config.resolve_state_dir(
+    assert tmp_path / "s" == sources.resolve_state_dir(cfg, {"STATE_DIRECTORY": "/var/lib/x"})
+    assert Path("/var/lib/a") == sources.resolve_state_dir(
         bare, {"STATE_DIRECTORY": "/var/lib/a:/var/lib/b"}
     )
-    assert tmp_path / ".local/state/runwatchd" == config.resolve_state_dir(
+    assert tmp_path / ".local/state/runwatchd" == sources.resolve_state_dir(
         bare, {"HOME": str(tmp_path)}
     )
 
@@ -317,16 +318,16 @@ def test_state_dir_precedence(tmp_path: Path) -> None:
 def test_find_config_order(tmp_path: Path, monkeypatch) -> None:
     """-c > $RUNWATCHD_CONFIG > ./runwatchd.toml > ~/.config/runwatchd/config.toml > none."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "etc" / "config.toml")
+    monkeypatch.setattr(sources, "SYSTEM_CONFIG", tmp_path / "etc" / "config.toml")
     env = {"HOME": str(tmp_path / "home")}
-    assert None is config.find_config(None, env)
+    assert None is sources.find_config(None, env)
     user = tmp_path / "home" / ".config" / "runwatchd" / "config.toml"
     user.parent.mkdir(parents=True)
     user.write_text("", encoding="utf-8")
-    assert user == config.find_config(None, env)
+    assert user == sources.find_config(None, env)
     (tmp_path / "runwatchd.toml").write_text("", encoding="utf-8")
-    assert Path("runwatchd.toml") == config.find_config(None, env)
-    assert Path("/e.toml") == config.find_config(None, {**env, "RUNWATCHD_CONFIG": "/e.toml"})
-    assert Path("/c.toml") == config.find_config(
+    assert Path("runwatchd.toml") == sources.find_config(None, env)
+    assert Path("/e.toml") == sources.find_config(None, {**env, "RUNWATCHD_CONFIG": "/e.toml"})
+    assert Path("/c.toml") == sources.find_config(
         Path("/c.toml"), {**env, "RUNWATCHD_CONFIG": "/e.toml"}
     )

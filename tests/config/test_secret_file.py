@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runwatchd.config import load as config
+from runwatchd.config import sources
 from runwatchd.config.load import Config, DaemonConfig, FolderSettings, RunwayConfig
 from runwatchd.errors import ConfigError
 
@@ -27,17 +28,17 @@ def test_secret_resolution_order(tmp_path: Path) -> None:
     )
     without = config.config_for_dirs([])
     creds = {"CREDENTIALS_DIRECTORY": str(tmp_path / "creds")}
-    assert "from-env" == config.resolve_secret(
+    assert "from-env" == sources.resolve_secret(
         with_file, {"RUNWAYML_API_SECRET": "from-env\n", **creds}
     )
-    assert "from-file" == config.resolve_secret(with_file, {"RUNWAYML_API_SECRET": "", **creds})
-    assert "from-cred" == config.resolve_secret(without, creds)
+    assert "from-file" == sources.resolve_secret(with_file, {"RUNWAYML_API_SECRET": "", **creds})
+    assert "from-cred" == sources.resolve_secret(without, creds)
 
 
 def test_missing_secret_says_what_was_tried(tmp_path: Path) -> None:
     """Without any source the error lists every source tried."""
     with pytest.raises(ConfigError) as info:
-        config.resolve_secret(config.config_for_dirs([]), {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+        sources.resolve_secret(config.config_for_dirs([]), {"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert (
         "no Runway API secret found; tried RUNWAYML_API_SECRET (not set), [runway] api_secret_file "
         f"(not set), systemd credential {tmp_path / 'runway_api_secret'} (no such file)"
@@ -51,13 +52,13 @@ def test_secret_errors_never_contain_the_secret(tmp_path: Path) -> None:
         RunwayConfig(api_secret_file=tmp_path / "file"), FolderSettings(), (), DaemonConfig(), None
     )
     with pytest.raises(ConfigError) as info:
-        config.resolve_secret(cfg, {})
+        sources.resolve_secret(cfg, {})
     assert "sk-top" not in str(info.value) and "whitespace" in str(info.value)
     missing = Config(
         RunwayConfig(api_secret_file=tmp_path / "nope"), FolderSettings(), (), DaemonConfig(), None
     )
     with pytest.raises(ConfigError) as info:
-        config.resolve_secret(missing, {})
+        sources.resolve_secret(missing, {})
     assert (
         f"runway.api_secret_file: cannot read {tmp_path / 'nope'} (No such file or directory)"
         == str(info.value)
@@ -69,7 +70,7 @@ def test_a_fifo_as_secret_file_is_refused_without_blocking(tmp_path: Path) -> No
     fifo = tmp_path / "secret"
     os.mkfifo(fifo)
     with pytest.raises(ConfigError, match="not a regular file"):
-        config.resolve_secret(with_secret_file(fifo), {})
+        sources.resolve_secret(with_secret_file(fifo), {})
 
 
 def test_a_huge_secret_file_is_refused_without_reading_it(tmp_path: Path) -> None:
@@ -78,7 +79,7 @@ def test_a_huge_secret_file_is_refused_without_reading_it(tmp_path: Path) -> Non
     with open(big, "wb") as f:
         f.truncate(4 * 1024**3)
     with pytest.raises(ConfigError, match="larger than"):
-        config.resolve_secret(with_secret_file(big), {})
+        sources.resolve_secret(with_secret_file(big), {})
 
 
 def test_a_world_readable_secret_file_is_warned_about(tmp_path: Path,
@@ -88,7 +89,7 @@ def test_a_world_readable_secret_file_is_warned_about(tmp_path: Path,
     key.write_text("sk-abc\n", encoding="utf-8")
     key.chmod(0o644)
     with caplog.at_level(logging.WARNING, logger="runwatchd.config.load"):
-        assert "sk-abc" == config.resolve_secret(with_secret_file(key), {})
+        assert "sk-abc" == sources.resolve_secret(with_secret_file(key), {})
     assert [f"chmod 600 {key}"] == [m[m.index("chmod"):m.index("`", m.index("chmod"))]
                                    for m in caplog.messages]
     assert not any("sk-abc" in m for m in caplog.messages)
@@ -101,7 +102,7 @@ def test_a_private_secret_file_gets_no_warning(tmp_path: Path,
     key.write_text("sk-abc\n", encoding="utf-8")
     key.chmod(0o600)
     with caplog.at_level(logging.WARNING, logger="runwatchd.config.load"):
-        config.resolve_secret(with_secret_file(key), {})
+        sources.resolve_secret(with_secret_file(key), {})
     assert [] == caplog.messages
 
 

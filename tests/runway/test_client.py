@@ -20,6 +20,7 @@ from runway_mocks import BASE, SECRET
 
 from runwatchd import errors
 from runwatchd.runway import client as clientmod
+from runwatchd.runway.api import Operation
 from runwatchd.runway.client import RetryPolicy, RunwayClient
 
 STORAGE = "https://storage.test/bucket"
@@ -155,15 +156,15 @@ def test_each_attempt_reopens_the_file(respx_mock: respx.MockRouter,
 def test_upload_retry_log_and_on_retry(respx_mock: respx.MockRouter, clip: Path,
                                        make_client: Callable[..., RunwayClient],
                                        caplog: pytest.LogCaptureFixture) -> None:
-    """Each retry logs one warning line and calls on_retry with what, error and delay."""
+    """Each retry logs one warning line and calls on_retry with the operation, error and
+    delay."""
     seen: list[tuple[str, str, float]] = []
     slot_route(respx_mock)
     storage_route(respx_mock, 503, 204)
-    c = make_client(on_retry=lambda what, exc, delay: seen.append((what, type(exc).__name__,
-                                                                   delay)))
+    c = make_client(on_retry=lambda op, exc, delay: seen.append((op, type(exc).__name__, delay)))
     with caplog.at_level(logging.WARNING, logger="runwatchd.runway.client"):
         c.upload(clip)
-    assert [("upload of clip.mp4", "ServerError", 0.0)] == seen
+    assert [(Operation.UPLOAD, "ServerError", 0.0)] == seen
     assert ["retrying upload of clip.mp4 in 0.0 s (attempt 2/4): 503 Service Unavailable from "
             "POST storage.test/bucket: AccessDenied Request has expired"] == caplog.messages
 
