@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runwatchd.config import load as configmod
 from runwatchd.config import sources
 from runwatchd.errors import ConfigError
 
 if TYPE_CHECKING:
+    from runwatchd.runway.api import Operation
     from runwatchd.runway.client import RunwayClient
     from runwatchd.store.base import Store
 
@@ -46,7 +48,8 @@ def command_config(args: argparse.Namespace, extra_dirs: list[Path] | None = Non
     return cfg
 
 
-def make_client(cfg: configmod.Config, *, on_retry=None,
+def make_client(cfg: configmod.Config, *,
+                on_retry: Callable[[Operation, BaseException, float], None] | None = None,
                 attempts: int | None = None) -> RunwayClient:
     secret = sources.resolve_secret(cfg)
     from runwatchd.runway.client import RunwayClient
@@ -60,13 +63,13 @@ def make_client(cfg: configmod.Config, *, on_retry=None,
 RETRY_DELAY_ENV = "RUNWATCHD_RETRY_BASE_DELAY"
 
 
-def _client_options(cfg: configmod.Config, attempts: int | None = None) -> dict:
+def _client_options(cfg: configmod.Config, attempts: int | None = None) -> dict[str, Any]:
     """$RUNWATCHD_RETRY_BASE_DELAY (seconds, for tests against a faulty emulator) replaces the
     1 s first retry delay; deliberately not a config key: production has no reason to change it.
     `attempts` replaces the client's default number of tries per request."""
     timeout = getattr(cfg.runway, "timeout", None)
-    options: dict = {"timeout": timeout} if timeout else {}
-    policy: dict = {"max_attempts": attempts} if attempts else {}
+    options: dict[str, Any] = {"timeout": timeout} if timeout else {}
+    policy: dict[str, Any] = {"max_attempts": attempts} if attempts else {}
     raw = os.environ.get(RETRY_DELAY_ENV, "").strip()
     if raw:
         try:

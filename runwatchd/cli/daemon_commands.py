@@ -15,6 +15,8 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from runwatchd.cli.common import EXIT_CONFIG, EXIT_FAILED, command_config, make_client, open_journal
 from runwatchd.config import load as configmod
@@ -23,6 +25,10 @@ from runwatchd.daemon.policy import RETRY, RUN, SCAN, RunPolicy, Scope
 from runwatchd.errors import ConfigError, KeyRejected, RunwatchdError
 from runwatchd.lifecycle.states import RETRYABLE_STATES
 from runwatchd.runway.client import RunwayClient
+
+if TYPE_CHECKING:
+    from runwatchd.daemon.core import Daemon
+    from runwatchd.service.metrics import Metrics
 
 log = logging.getLogger("runwatchd")
 
@@ -34,7 +40,8 @@ STARTUP_KEY_CHECK_ATTEMPTS = 3
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = command_config(args, [d.resolve() for d in args.watch])
     if not cfg.folders:
-        raise ConfigError(["nothing to watch: add a [[folder]] or pass --watch DIR"], cfg.source)
+        raise ConfigError(["nothing to watch: add a [[folder]] or pass --watch DIR"],
+                          str(cfg.source) if cfg.source else None)
     return _run_daemon(args, cfg, RUN)
 
 
@@ -109,7 +116,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return code if len(chosen) == len(files) else EXIT_FAILED
 
 
-def _run_daemon(args, cfg, policy: RunPolicy, scope: Scope | None = None) -> int:
+def _run_daemon(args: argparse.Namespace, cfg: configmod.Config, policy: RunPolicy,
+                scope: Scope | None = None) -> int:
     from runwatchd.daemon.core import Daemon
     from runwatchd.service.notify import Notifier
 
@@ -144,7 +152,7 @@ def _run_daemon(args, cfg, policy: RunPolicy, scope: Scope | None = None) -> int
         log.warning("could not check the API key at start-up (%s); going on", e)
     state_dir, journal = open_journal(cfg)
 
-    def reload_config():
+    def reload_config() -> configmod.Config:
         return command_config(args, [d.resolve() for d in getattr(args, "watch", [])])
 
     daemon = Daemon(cfg, client, journal, state_dir=state_dir, policy=policy, scope=scope,
@@ -174,7 +182,7 @@ def _run_daemon(args, cfg, policy: RunPolicy, scope: Scope | None = None) -> int
     return code
 
 
-def _start_metrics(cfg: configmod.Config):
+def _start_metrics(cfg: configmod.Config) -> Metrics | None:
     """The Prometheus endpoint of [daemon] metrics, or None. A busy port costs the metrics, not
     the uploads: one error line, and the daemon runs on."""
     if not cfg.daemon.metrics:
@@ -191,19 +199,23 @@ def _start_metrics(cfg: configmod.Config):
     return metrics
 
 
-def _install_signals(daemon) -> None:
+def _install_signals(daemon: Daemon) -> None:
+    """SIGTERM/SIGINT stop, SIGHUP reloads. The handlers only set flags and write to the
+    daemon's self-pipe: a handler that takes a lock (Event.set(), a log line) deadlocks when the
+    signal lands while the main thread holds that lock (issue 13)."""
     if threading.current_thread() is not threading.main_thread():
         return
-    interrupts = []
+    interrupts: list[int] = []
 
-    def stop(signum, _frame):
+    def stop(signum: int, _frame: FrameType | None) -> None:
         interrupts.append(signum)
         if len(interrupts) > 1 and signum == signal.SIGINT:
             os._exit(130)  # a second Ctrl-C: the user does not want to wait for the grace period
-        log.info("received %s: finishing uploads in flight, then exiting",
-                 signal.Signals(signum).name)
-        daemon.request_stop()
+        daemon.request_stop(f"received {signal.Signals(signum).name}")
+
+    def reload(_signum: int, _frame: FrameType | None) -> None:
+        daemon.request_reload()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
+    signal.signal(signal.SIGHUP, reload)

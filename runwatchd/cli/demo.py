@@ -18,7 +18,9 @@ import tempfile
 import time
 import wave
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TextIO
 
 from runwatchd.config import load as configmod
 from runwatchd.lifecycle import sidecar
@@ -78,13 +80,15 @@ def demo_config(base: Path) -> configmod.Config:
     return configmod.parse_config(data, "demo")
 
 
-def run_demo(keep: bool = False, out=sys.stdout) -> int:
+def run_demo(keep: bool = False, out: TextIO = sys.stdout) -> int:
     from runwatchd.daemon.core import Daemon
     from runwatchd.daemon.in_thread import DaemonThread
     from runwatchd.emulator import Emulator
 
     base = Path(tempfile.mkdtemp(prefix="runwatchd-demo-"))
-    say = lambda text: print(text, file=out, flush=True)  # noqa: E731 - a local shorthand
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
     started = time.monotonic()
     emulator = Emulator(api_secret=DEMO_KEY, task_seconds=1.0).start()
     client = journal = None
@@ -132,7 +136,8 @@ def run_demo(keep: bool = False, out=sys.stdout) -> int:
             shutil.rmtree(base, ignore_errors=True)
 
 
-def _wait_for_results(stills: list[Path], clip: Path, say, started: float) -> bool:
+def _wait_for_results(stills: list[Path], clip: Path, say: Callable[[str], None],
+                      started: float) -> bool:
     shown: set[tuple[Path, str]] = set()
     while time.monotonic() - started < TIME_LIMIT:
         done = True
@@ -155,8 +160,9 @@ def _wait_for_results(stills: list[Path], clip: Path, say, started: float) -> bo
     return False
 
 
-def _read(path: Path) -> dict | None:
+def _read(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None

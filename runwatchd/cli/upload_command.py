@@ -13,6 +13,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from runwatchd.cli.common import EXIT_FAILED, EXIT_OK, command_config, make_client
 from runwatchd.cli.progress import FileProgress, ProgressBar
@@ -42,7 +43,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         except InvalidFile as e:
             failures[f] = str(e)
             print(f"runwatchd: {e}", file=sys.stderr)
-    results: dict[Path, dict] = {}
+    results: dict[Path, dict[str, Any]] = {}
     if sizes:
         try:
             _upload_files(args, cfg, sizes, results, failures)
@@ -61,7 +62,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def _upload_files(args: argparse.Namespace, cfg: configmod.Config, sizes: dict[Path, int],
-                  results: dict[Path, dict], failures: dict[Path, str]) -> None:
+                  results: dict[Path, dict[str, Any]], failures: dict[Path, str]) -> None:
     """Upload in parallel, filling `results` and `failures`; URIs are printed as they come, in
     order, unless --json. KeyRejected ends everything (every other file would fail the same)."""
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.quiet else None
@@ -74,8 +75,9 @@ def _upload_files(args: argparse.Namespace, cfg: configmod.Config, sizes: dict[P
         # stderr); the bar counts retries on a terminal, and a failure still gets its line.
         client_log.setLevel(logging.ERROR)
     bar_filter = bar.log_filter() if bar else None
-    for handler in logging.getLogger().handlers if bar_filter else ():
-        handler.addFilter(bar_filter)
+    if bar_filter is not None:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(bar_filter)
     jobs = max(1, args.jobs or cfg.runway.concurrency)
     # `jobs` transfers at once, and as many files again asking for their upload slots meanwhile:
     # for small files the API round trip is most of the time (the daemon does the same).
@@ -110,12 +112,13 @@ def _upload_files(args: argparse.Namespace, cfg: configmod.Config, sizes: dict[P
         client.close()
         if bar:
             bar.close()
-        for handler in logging.getLogger().handlers if bar_filter else ():
-            handler.removeFilter(bar_filter)
+        if bar_filter is not None:
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(bar_filter)
         client_log.setLevel(old_level)
 
 
-def _upload_one(client: RunwayClient, path: Path, progress: FileProgress | None) -> dict:
+def _upload_one(client: RunwayClient, path: Path, progress: FileProgress | None) -> dict[str, Any]:
     ok = False
     try:
         result = client.upload(path, progress=progress)

@@ -37,6 +37,7 @@ from runwatchd.daemon.policy import RUN, RunPolicy, Scope
 from runwatchd.daemon.reconcile import Reconciler
 from runwatchd.daemon.reload import Reloader
 from runwatchd.daemon.scheduler import Scheduler, Settled
+from runwatchd.daemon.waker import Waker
 from runwatchd.errors import KeyRejected
 from runwatchd.generation.follower import TaskFollower
 from runwatchd.lifecycle.pauses import Pauses
@@ -87,9 +88,11 @@ class Daemon:
         self.pauses = Pauses()
         self.started = threading.Event()
         self.unfinished = 0  # uploads still running when the grace period ended
-        self._stop = threading.Event()
-        self._reload = threading.Event()
-        self._wake = threading.Event()
+        # Set from signal handlers: plain attributes and a self-pipe, never a lock (issue 13).
+        self._stopping = False
+        self._stop_reason: str | None = None
+        self._reload_pending = False
+        self._waker = Waker()
         self._detect_lock = threading.Lock()
         self._own_outputs: set[Path] = set()
         self._uninstall_overflow: Callable[[], None] | None = None
@@ -114,14 +117,14 @@ class Daemon:
         self.reconciler = Reconciler(
             journal, self.folders, self.book, policy=policy, scope=self.scope,
             candidate=self._candidate, adoptable=self.processor.adoptable,
-            keepalive=self.health.keepalive, stopping=self._stop.is_set, wake=self.wake,
+            keepalive=self.health.keepalive, stopping=self.stopping, wake=self.wake,
             wall_clock=wall_clock)
         self.reloader = Reloader(
             config, self.client_ref, journal=journal, folders=self.folders,
             reconciler=self.reconciler, scheduler=self.scheduler, pauses=self.pauses,
             health=self.health, candidate=self._candidate,
             config_loader=config_loader, client_factory=client_factory,
-            stopping=self._stop.is_set, clock=clock)
+            stopping=self.stopping, clock=clock)
 
     @property
     def config(self) -> Config:
@@ -138,26 +141,36 @@ class Daemon:
             self.startup()
             self.main_loop()
         finally:
-            self.shutdown()
+            try:
+                self.shutdown()
+            finally:
+                self._waker.close()
         if self.policy.report_failures:
-            interrupted = self._stop.is_set() and not self.idle()
+            interrupted = self._stopping and not self.idle()
             if self.book.failed_paths() or self.pauses.key_rejected or interrupted:
                 return 1
         return 0
 
-    def request_stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+    def request_stop(self, reason: str | None = None) -> None:
+        """Stop taking files; shutdown follows. Safe in a signal handler: it takes no lock
+        (the main loop logs `reason`)."""
+        self._stop_reason = self._stop_reason or reason
+        self._stopping = True
+        self._waker.wake()
 
     def request_reload(self) -> None:
+        """Reload the configuration at the main loop's next turn; safe in a signal handler."""
         if not self.policy.reload:
             return  # a scan has nothing to reload, and must not start observers
-        self._reload.set()
-        self._wake.set()
+        self._reload_pending = True
+        self._waker.wake()
+
+    def stopping(self) -> bool:
+        return self._stopping
 
     def wake(self) -> None:
-        """Make the main loop take a turn now (new work, a finished file)."""
-        self._wake.set()
+        """Make the main loop take a turn now (new work, a finished file); from any thread."""
+        self._waker.wake()
 
     def startup(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -179,9 +192,9 @@ class Daemon:
                      len(self.table))
 
     def main_loop(self) -> None:
-        while not self._stop.is_set():
-            if self._reload.is_set():
-                self._reload.clear()
+        while not self._stopping:
+            if self._reload_pending:
+                self._reload_pending = False  # a SIGHUP during the reload reloads once more
                 self.reloader.reload()
             for path, sig in self.table.pop_ready():
                 folder = self.folders.folder_for(path)
@@ -196,8 +209,9 @@ class Daemon:
             self.health.heartbeat()
             if self.policy.exit_when_idle and self.idle():
                 break
-            self._wake.wait(self._sleep_time())
-            self._wake.clear()
+            self._waker.wait(self._sleep_time())
+        if self._stop_reason:
+            log.info("%s: finishing uploads in flight, then exiting", self._stop_reason)
 
     def shutdown(self) -> None:
         self.health.stopping()
@@ -237,7 +251,7 @@ class Daemon:
             if new and path in self.table:
                 # One line per file, however many events its writer causes.
                 log.info("detected %s", path)
-        self._wake.set()
+        self._waker.wake()
 
     def _is_own_output(self, path: Path) -> bool:
         # The journal knows output folders a rule no longer names (a rules file was edited).
@@ -303,7 +317,7 @@ class Daemon:
     def _task_finished(self, path: Path, status: str) -> None:
         self.book.task_finished(path, status)
         self.scheduler.note_progress()
-        self._wake.set()
+        self._waker.wake()
 
     # -- start-up repair -------------------------------------------------------------------------
 
