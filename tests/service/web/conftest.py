@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import FakeClock
 
 from runwatchd.service.web.api import WebApi
 from runwatchd.service.web.server import WebServer
@@ -67,11 +68,14 @@ class Site:
     """A running page: its store, source, base URL and an HTTP client for it."""
 
     def __init__(self, store: SqliteStore, source: FakeSource, server: WebServer,
-                 base: str) -> None:
+                 base: str, clock: FakeClock) -> None:
         self.store, self.source, self.server, self.base = store, source, server, base
+        self.clock = clock  # the store's and the API's: rows are stamped with it
         self.http = httpx.Client(base_url=base, timeout=10)
 
     def put(self, path: Path | str, state: str, **fields: object) -> FileRecord:
+        """Write a row stamped one second after the previous one (so "newest first" is sure)."""
+        self.clock.advance(1)
         record = FileRecord(path=str(path), state=state, **fields)  # type: ignore[arg-type]
         self.store.put(record)
         self.server.api.catalog.invalidate()
@@ -90,12 +94,13 @@ def start_site(tmp_path: Path, *, token: str | None = None, metrics=None,
                **server_kw: object) -> tuple[Site, WebServer]:
     hot = tmp_path / "hot"
     hot.mkdir(exist_ok=True)
-    store = SqliteStore(tmp_path / "state" / "journal.sqlite3")
+    clock = FakeClock(1_800_000_000.0)
+    store = SqliteStore(tmp_path / "state" / "journal.sqlite3", clock=clock)
     source = FakeSource(store, [hot])
-    server = WebServer("127.0.0.1:0", WebApi(store, source, token=token, metrics=metrics),
-                       **server_kw)
+    api = WebApi(store, source, token=token, metrics=metrics, clock=clock)
+    server = WebServer("127.0.0.1:0", api, **server_kw)
     _host, port = server.start()
-    return Site(store, source, server, f"http://127.0.0.1:{port}"), server
+    return Site(store, source, server, f"http://127.0.0.1:{port}", clock), server
 
 
 @pytest.fixture
