@@ -90,7 +90,11 @@ class Browser:
                 self._log.append(message["params"]["request"])
         return [r["url"] for r in self._log]
 
-    def screenshot(self, path: Path) -> None:
+    def screenshot(self, path: Path, width: int = 1280) -> None:
+        """The whole page, however long, as a PNG."""
+        height = int(self.js("return document.documentElement.scrollHeight"))
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
         path.parent.mkdir(parents=True, exist_ok=True)
         self.driver.save_screenshot(str(path))
 

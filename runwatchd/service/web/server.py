@@ -85,6 +85,7 @@ class WebServer:
         self.max_connections = max_connections
         self.assets = load_assets()
         self.hosts: frozenset[str] | None = None
+        self.url: str | None = None  # http://host:port once started
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -99,7 +100,8 @@ class WebServer:
                                         name="runwatchd-web", daemon=True)
         self._thread.start()
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        log.info("status page on http://%s:%d/ (%s)", shown, bound_port,
+        self.url = f"http://{shown}:{bound_port}"
+        log.info("status page on %s/ (%s)", self.url,
                  "retry with the token" if self.api.retry_enabled else "read-only")
         return bound_host, bound_port
 

@@ -14,7 +14,7 @@ const ORDER = ["waiting", "uploading", "generating", "uploaded", "succeeded", "f
                "attention"];
 
 const state = { display: "", query: "", days: "7", summary: null, rows: new Map(),
-                timer: null, busy: false };
+                timer: null, busy: false, manyNodes: false };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, className, text) {
@@ -174,12 +174,21 @@ function image(src, className) {
   return img;
 }
 
+function metaText(f, now) {
+  const meta = [ago(now - f.updated_at)];
+  if (f.size) meta.push(bytes(f.size));
+  if (state.manyNodes) meta.push(f.node);
+  return meta.join(" · ");
+}
+
 function fileRow(f, now) {
   const row = el("article", "file s-" + f.display);
   row.dataset.id = f.id;
   row.dataset.display = f.display;
   const thumbBox = el("div", "thumb");
   const thumb = apiUrl(f.thumb);
+  const dot = f.name.lastIndexOf(".");
+  thumbBox.appendChild(el("span", "ext", dot > 0 ? f.name.slice(dot + 1, dot + 5) : "?"));
   if (thumb) thumbBox.appendChild(image(thumb, null));
   row.appendChild(thumbBox);
 
@@ -195,9 +204,7 @@ function fileRow(f, now) {
 
   const side = el("div", "side");
   side.appendChild(el("span", "badge s-" + f.display, LABELS[f.display] || f.display));
-  side.appendChild(el("span", "when", ago(now - f.updated_at)));
-  if (f.size) side.appendChild(el("span", "size", bytes(f.size)));
-  side.appendChild(el("span", "nodename", f.node));
+  side.appendChild(el("span", "when", metaText(f, now)));
   if (f.retryable && state.summary && state.summary.retry_enabled) {
     const button = el("button", "retry", "Retry");
     button.type = "button";
@@ -218,6 +225,10 @@ function renderFiles(data) {
     if (!folders.has(key)) folders.set(key, []);
     folders.get(key).push(f);
   }
+  // A cluster's page names each file's node; one host's page need not.
+  const manyNodes = new Set(data.files.map((f) => f.node)).size > 1;
+  if (manyNodes !== state.manyNodes) state.rows = new Map();
+  state.manyNodes = manyNodes;
   const seen = new Map();
   const sections = [];
   for (const [folder, files] of folders) {
@@ -229,12 +240,11 @@ function renderFiles(data) {
       // Rows that did not change keep their element (and their loaded thumbnail).
       const key = JSON.stringify(f) + (state.summary && state.summary.retry_enabled);
       const old = state.rows.get(f.id);
-      const ageText = ago(now - f.updated_at);
       let row;
       if (old && old.key === key) {
         row = old.row;
         const when = row.querySelector(".when");
-        if (when) when.textContent = ageText;
+        if (when) when.textContent = metaText(f, now);
       } else {
         row = fileRow(f, now);
       }
