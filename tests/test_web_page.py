@@ -7,6 +7,7 @@ and retry refused without the token, resubmitted with it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Iterator
@@ -51,8 +52,8 @@ class Farm:
             {"path": str(self.refused), "rule": rule("FAIL:INPUT_PREPROCESSING.SAFETY {stem}")},
             {"path": str(self.plain)},
         ], rescan_interval=0)
-        cfg = cfg.__class__(**{**cfg.__dict__, "daemon": cfg.daemon.__class__(
-            **{**cfg.daemon.__dict__, "web": "127.0.0.1:0", "web_token_file": token_file})})
+        cfg = dataclasses.replace(cfg, daemon=dataclasses.replace(
+            cfg.daemon, web="127.0.0.1:0", web_token_file=token_file))
         self.daemon = runner.start(cfg, poll_interval=0.1)
         server = start_web_for(self.daemon)
         assert server is not None and server.url is not None

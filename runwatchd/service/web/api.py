@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ MAX_BODY = 16 * 1024
 DEFAULT_DAYS, MAX_DAYS = 7.0, 366.0
 DEFAULT_LIMIT, MAX_LIMIT = 500, 5000
 _FILE_ROUTE = re.compile(r"/api/files/([0-9a-f]{24})/(thumb|outputs/(\d{1,4})(/thumb)?)")
+# A flood of wrong tokens must not flood the journal: one warning a minute, with the count.
+REFUSAL_LOG_EVERY = 60.0
 _RETRY_STATUS = {RetryOutcome.RETRYING: 202, RetryOutcome.UNKNOWN: 404,
                  RetryOutcome.NOT_RETRYABLE: 409, RetryOutcome.CHANGED: 409}
 
@@ -86,6 +89,9 @@ class WebApi:
         self._token = token.encode() if token else None
         self._metrics = metrics
         self._clock = clock
+        self._lock = threading.Lock()
+        self._refused = 0
+        self._next_refusal_log = float("-inf")
 
     @property
     def retry_enabled(self) -> bool:
@@ -171,7 +177,7 @@ class WebApi:
             return error(403, "the page is read-only: the admin has not set "
                               "[daemon] web_token_file")
         if not self._authorized(request.headers.get("authorization", "")):
-            log.warning("web: retry refused: missing or wrong token (from %s)", request.client)
+            self._log_refusal(request.client)
             return error(401, "a valid token is needed to retry",
                          {"WWW-Authenticate": 'Bearer realm="runwatchd"'})
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -191,6 +197,17 @@ class WebApi:
         record = self.store.get(path)
         return json_response(_RETRY_STATUS[outcome], {
             "path": path, "outcome": str(outcome), "state": record.state if record else None})
+
+    def _log_refusal(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._refused += 1
+            if now < self._next_refusal_log:
+                return
+            count, self._refused = self._refused, 0
+            self._next_refusal_log = now + REFUSAL_LOG_EVERY
+        log.warning("web: %d retry request(s) refused for a missing or wrong token (the last "
+                    "from %s)", count, client)
 
     def _authorized(self, header: str) -> bool:
         assert self._token is not None

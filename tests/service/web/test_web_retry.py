@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 from dataclasses import asdict
 
+import pytest
 from conftest import TOKEN, Site
 
 from runwatchd.service.web.api import MAX_BODY
@@ -47,6 +49,19 @@ def test_retry_without_the_token_is_401_and_changes_nothing(token_site: Site) ->
         assert (401, 'Bearer realm="runwatchd"') == (reply.status_code,
                                                      reply.headers["www-authenticate"])
     assert (before, []) == (row(token_site, path), token_site.source.retried)
+
+
+def test_refusals_are_logged_once_a_minute_without_the_guess(
+        token_site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """Many wrong tokens make one warning (not one each), and it never repeats the guess."""
+    path = failed(token_site)
+    with caplog.at_level(logging.WARNING, logger="runwatchd.service.web"):
+        for i in range(5):
+            token_site.http.post("/api/retry", json={"path": path},
+                                 headers={"Authorization": f"Bearer guess-{i:020d}"})
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert ["web: 1 retry request(s) refused for a missing or wrong token (the last from "
+            "127.0.0.1)"] == warnings
 
 
 def test_retry_with_the_token_marks_the_file_like_the_cli(token_site: Site) -> None:
