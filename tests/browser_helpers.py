@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers import wait_for
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

@@ -43,11 +43,11 @@ def inspect_web_token(path: Path) -> tuple[str, list[str]]:
     if not token:
         raise errors.ConfigError([f"{KEY}: {path} is empty"])
     if any(c.isspace() or not c.isprintable() for c in token):
-        raise errors.ConfigError([f"{KEY}: {path} holds whitespace or control characters "
-                                  "(more than one line?)"])
+        raise errors.ConfigError([(f"{KEY}: {path} holds whitespace or control characters "
+                                   "(more than one line?)")])
     if len(token) < MIN_LENGTH:
-        raise errors.ConfigError([f"{KEY}: the token in {path} is shorter than {MIN_LENGTH} "
-                                  "characters (make one with: openssl rand -hex 24)"])
+        raise errors.ConfigError([(f"{KEY}: the token in {path} is shorter than {MIN_LENGTH} "
+                                   "characters (make one with: openssl rand -hex 24)")])
     warnings = []
     if mode & stat.S_IROTH:
         warnings.append(f"{KEY}: {path} is readable by every user of this machine; chmod 600 it "

@@ -112,10 +112,10 @@ def test_explain_describes_the_page_but_never_the_token(tmp_path: Path) -> None:
     ("daemon", "expected"),
     [
         ("", "status page: off"),
-        ("web = '127.0.0.1:8787'", "status page: http://127.0.0.1:8787/ (read-only: no "
-                                   "web_token_file)"),
-        ("web = '127.0.0.1:8787'\nweb_token_file = 'missing'", "PROBLEM: daemon.web_token_file: "
-                                                             "cannot read"),
+        ("web = '127.0.0.1:8787'",
+         "status page: http://127.0.0.1:8787/ (read-only: no web_token_file)"),
+        ("web = '127.0.0.1:8787'\nweb_token_file = 'missing'",
+         "PROBLEM: daemon.web_token_file: cannot read"),
     ],
 )
 def test_explain_says_whether_the_page_is_on(tmp_path: Path, daemon: str, expected: str) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from runwatchd.lifecycle.states import RETRYABLE_STATES, FileState
-from runwatchd.store.record import FileRecord
 from runwatchd.service.web.source import Progress
+from runwatchd.store.record import FileRecord
 
 S = FileState
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",

@@ -60,8 +60,8 @@ def test_refusals_are_logged_once_a_minute_without_the_guess(
             token_site.http.post("/api/retry", json={"path": path},
                                  headers={"Authorization": f"Bearer guess-{i:020d}"})
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert ["web: 1 retry request(s) refused for a missing or wrong token (the last from "
-            "127.0.0.1)"] == warnings
+    assert [("web: 1 retry request(s) refused for a missing or wrong token (the last from "
+             "127.0.0.1)")] == warnings
 
 
 def test_retry_with_the_token_marks_the_file_like_the_cli(token_site: Site) -> None:
