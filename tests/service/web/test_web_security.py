@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Site, start_site
+from helpers import wait_for
 
 from runwatchd.service.web.server import CSP, allowed_hosts
 
@@ -108,16 +109,16 @@ def small_site(tmp_path: Path) -> Iterator[Site]:
 def test_connections_beyond_the_cap_are_dropped(small_site: Site) -> None:
     """Past max_connections a new connection is closed at once; a freed slot serves again."""
     host, port = small_site.base.removeprefix("http://").split(":")
+    request = f"GET /api/summary HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
     held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
     try:
-        time.sleep(0.2)  # the server accepts them into their threads
+        for sock in held:  # answered and kept alive: each holds a slot
+            sock.sendall(request)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         with socket.create_connection((host, int(port)), timeout=5) as extra:
-            extra.sendall(b"GET /api/summary HTTP/1.1\r\nHost: x\r\n\r\n")
+            extra.sendall(request)
             assert b"" == extra.recv(1024)
     finally:
         for sock in held:
             sock.close()
-    def answered() -> bool:
-        return get(small_site, "/api/summary").startswith(b"HTTP/1.1 200")
-    from helpers import wait_for
-    assert wait_for(answered, 5)
+    assert wait_for(lambda: get(small_site, "/api/summary").startswith(b"HTTP/1.1 200"), 5)
