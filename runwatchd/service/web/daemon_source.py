@@ -24,7 +24,7 @@ from runwatchd.service.status import STATUS_FILE
 from runwatchd.service.web import start_web
 from runwatchd.service.web.server import WebServer
 from runwatchd.service.web.source import (
-    Health,
+    HealthReport,
     ObserverHealth,
     Progress,
     RetryOutcome,
@@ -65,8 +65,6 @@ class DaemonView(Protocol):
     def processor(self) -> _Processor: ...
     @property
     def state_dir(self) -> Path: ...
-    @property
-    def metrics(self) -> Metrics | None: ...
 
     def healthy(self) -> bool: ...
 
@@ -122,12 +120,12 @@ class DaemonSource:
     def node(self) -> str:
         return self._node
 
-    def health(self) -> Health:
+    def health(self) -> HealthReport:
         d = self._daemon
         self.probe.poke()
         observers = tuple(ObserverHealth(str(f.root), f.kind, f.state, f.healthy())
                           for f in d.folders)
-        return Health(healthy=d.healthy(), observers=observers,
+        return HealthReport(healthy=d.healthy(), observers=observers,
                       api_reachable=self.probe.reachable, credits=self.probe.credits,
                       paused=self._paused(), credits_out=d.processor.credits_paused.is_set())
 
@@ -167,14 +165,14 @@ class DaemonSource:
         return local_output_path(path, output)
 
 
-def start_web_for(daemon: DaemonView) -> WebServer | None:
+def start_web_for(daemon: DaemonView, *, metrics: Metrics | None = None) -> WebServer | None:
     """The status page of `daemon`'s `[daemon] web`, started; None when it is off or its
     address cannot be bound (the page costs the page, never the uploads: one error line).
-    ConfigError when the token file is unusable."""
+    ConfigError when the token file is unusable. `metrics` are served on /metrics when
+    `[daemon] metrics` names the same address."""
     cfg = daemon.config.daemon
     if cfg.web is None:
         return None
-    metrics = daemon.metrics
     exposition = None
     if metrics is not None and cfg.metrics == cfg.web:
         if metrics.serving:

@@ -35,7 +35,7 @@ class ObserverHealth:
 
 
 @dataclass(frozen=True)
-class Health:
+class HealthReport:
     """The daemon's health at a glance."""
 
     healthy: bool  # what systemd's watchdog is told: observers alive, workers progressing
@@ -71,7 +71,7 @@ class WebSource(Protocol):
         """This host's name in the cluster (a file's node when the store does not record one)."""
         ...
 
-    def health(self) -> Health: ...
+    def health(self) -> HealthReport: ...
 
     def watched_folders(self) -> Sequence[Path]:
         """The roots of the watched folders, as this host mounts them."""

@@ -12,7 +12,7 @@ from helpers import FakeClock
 from runwatchd.service.web.api import WebApi
 from runwatchd.service.web.server import WebServer
 from runwatchd.service.web.source import (
-    Health,
+    HealthReport,
     ObserverHealth,
     Progress,
     RetryOutcome,
@@ -32,14 +32,14 @@ class FakeSource:
         self.store = store
         self.folders = folders
         self.node = node
-        self.health_now = Health(
+        self.health_now = HealthReport(
             healthy=True, api_reachable=True, credits=1234, paused=None,
             observers=tuple(ObserverHealth(str(f), "inotify", "watching", True) for f in folders))
         self.waiting_paths: list[str] = []
         self.progress: dict[str, Progress] = {}
         self.retried: list[str] = []
 
-    def health(self) -> Health:
+    def health(self) -> HealthReport:
         return self.health_now
 
     def watched_folders(self) -> list[Path]:

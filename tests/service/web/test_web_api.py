@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import Site
 
-from runwatchd.service.web.source import Health, Progress
+from runwatchd.service.web.source import HealthReport, Progress
 from runwatchd.service.web.view import file_id
 
 
@@ -34,7 +34,7 @@ def test_summary_gives_totals_per_display_state_and_health(site: Site) -> None:
 
 def test_summary_reports_a_pause(site: Site) -> None:
     """A rejected key shows as the pause's reason, and the daemon as unhealthy."""
-    site.source.health_now = Health(healthy=False, observers=(), api_reachable=None,
+    site.source.health_now = HealthReport(healthy=False, observers=(), api_reachable=None,
                                     credits=None, paused="API key rejected (401)")
     health = site.http.get("/api/summary").json()["health"]
     assert (False, "API key rejected (401)", None) == (health["healthy"], health["paused"],

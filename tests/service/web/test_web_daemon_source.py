@@ -65,7 +65,6 @@ class StubDaemon:
         self.folders = [StubFolder(f) for f in folders]
         self.client = StubClient()
         self.processor = StubProcessor()
-        self.metrics: Metrics | None = None
 
     def healthy(self) -> bool:
         return True
@@ -177,13 +176,13 @@ def test_metrics_on_the_same_address_move_onto_the_page(daemon: StubDaemon) -> N
     """metrics == web: the page serves /metrics, and metrics' own listener is closed."""
     address = f"127.0.0.1:{free_port()}"
     with_web(daemon, web=address, metrics=address)
-    daemon.metrics = Metrics(process_metrics=False)
-    daemon.metrics.start_server(address)  # as a caller unaware of the page would
-    server = start_web_for(daemon)
+    metrics = Metrics(process_metrics=False)
+    metrics.start_server(address)  # as a caller unaware of the page would
+    server = start_web_for(daemon, metrics=metrics)
     assert server is not None
     try:
         reply = httpx.get(f"http://{address}/metrics")
-        assert (200, False) == (reply.status_code, daemon.metrics.serving)
+        assert (200, False) == (reply.status_code, metrics.serving)
         assert "runwatchd_uploads_total" in reply.text
     finally:
         server.stop()
