@@ -65,7 +65,10 @@ class Browser:
         return self.js("""
             const out = {};
             for (const row of document.querySelectorAll('article.file')) {
-              const text = (sel) => { const n = row.querySelector(sel); return n ? n.textContent : null; };
+              const text = (sel) => {
+                const n = row.querySelector(sel);
+                return n ? n.textContent : null;
+              };
               out[text('.name')] = {display: row.dataset.display, badge: text('.badge'),
                 reason: text('.reason'), advice: text('.advice'),
                 outputs: [...row.querySelectorAll('a.output')].map((a) => a.textContent),

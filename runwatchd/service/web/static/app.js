@@ -234,7 +234,8 @@ function renderFiles(data) {
   for (const [folder, files] of folders) {
     const section = el("section", "folder");
     const head = el("h2", null, folder || "Other files");
-    head.appendChild(el("span", "folder-count", files.length ? files.length + " shown" : "nothing here yet"));
+    head.appendChild(el("span", "folder-count",
+                        files.length ? files.length + " shown" : "nothing here yet"));
     section.appendChild(head);
     for (const f of files) {
       // Rows that did not change keep their element (and their loaded thumbnail).
