@@ -158,10 +158,17 @@ def _run_daemon(args: argparse.Namespace, cfg: configmod.Config, policy: RunPoli
     daemon = Daemon(cfg, client, journal, state_dir=state_dir, policy=policy, scope=scope,
                     notifier=Notifier.from_env() if policy.service else None, metrics=metrics,
                     client_factory=client_factory, config_loader=reload_config)
-    _install_signals(daemon)
+    web = None
     try:
+        if policy.service:
+            from runwatchd.service.web.daemon_source import start_web_for
+
+            web = start_web_for(daemon, metrics=metrics)  # ConfigError (token file): exit 78
+        _install_signals(daemon)
         code = daemon.run()
     finally:
+        if web is not None:
+            web.stop()
         if not daemon.unfinished:  # else workers still use them; the process ends below
             client.close()
             if daemon.client_ref.current is not client:  # replaced by a reload
@@ -190,6 +197,8 @@ def _start_metrics(cfg: configmod.Config) -> Metrics | None:
     from runwatchd.service.metrics import Metrics
 
     metrics = Metrics()
+    if cfg.daemon.metrics == cfg.daemon.web:
+        return metrics  # the status page's listener serves /metrics too: one port, one server
     try:
         metrics.start_server(cfg.daemon.metrics)
     except OSError as e:

@@ -83,6 +83,8 @@ class RunwayConfig:
 @dataclass(frozen=True)
 class DaemonConfig:
     metrics: str | None = None
+    web: str | None = None  # the status page's host:port; None: off
+    web_token_file: Path | None = None  # lets the page retry files; read at start
     grace_seconds: float = 30.0
     log_format: str = "text"
 
@@ -158,6 +160,8 @@ _RUNWAY: dict[str, tuple[str, Check | None]] = {
 }
 _DAEMON: dict[str, tuple[str, Check | None]] = {
     "metrics": ("string", _host_port),
+    "web": ("string", _host_port),
+    "web_token_file": ("string", _non_empty),
     "grace_seconds": ("number", _between(0, 3600)),
     "log_format": ("string", _one_of(LOG_FORMATS)),
 }

@@ -21,6 +21,7 @@ from runwatchd.config.sources import (
     resolve_base_url,
     resolve_state_dir,
 )
+from runwatchd.config.web_token import inspect_web_token
 from runwatchd.generation import rules
 from runwatchd.runway.api import DEFAULT_BASE_URL
 
@@ -57,6 +58,13 @@ def starter_config(folder: str = "~/runway-inbox") -> str:
         "", "[daemon]",
         "# Prometheus metrics on host:port; absent means off.",
         _kv("metrics", "127.0.0.1:9464", True),
+        "# A status page for the people who drop files, on host:port; absent means off. Keep",
+        "# it on 127.0.0.1 and put a reverse proxy (TLS, logins) in front for other machines;",
+        "# the same address as metrics serves /metrics there too.",
+        _kv("web", "127.0.0.1:8787", True),
+        "# File holding a token (one line, 16+ characters, not world-readable) that lets the",
+        "# page retry failed files; absent means the page is read-only.",
+        _kv("web_token_file", "/etc/runwatchd/web-token", True),
         "# Seconds in-flight uploads may finish in after SIGTERM.",
         _kv("grace_seconds", d.grace_seconds),
         "# Log lines as \"text\" or \"json\".",
@@ -125,6 +133,19 @@ def _secret_source(cfg: Config, env: Mapping[str, str]) -> str:
     return f"from {where}" if secret is not None else f"NOT FOUND (tried {', '.join(tried)})"
 
 
+def _web_summary(d: DaemonConfig) -> str:
+    if d.web is None:
+        return "off" + (" (web_token_file is set but unused)" if d.web_token_file else "")
+    if d.web_token_file is None:
+        return f"http://{d.web}/ (read-only: no web_token_file)"
+    try:
+        _token, warnings = inspect_web_token(d.web_token_file)
+    except errors.ConfigError as e:
+        return f"http://{d.web}/; PROBLEM: {'; '.join(e.problems)}"
+    notes = "".join(f"; WARNING: {w}" for w in warnings)
+    return f"http://{d.web}/ (retry allowed with the token in {d.web_token_file}){notes}"
+
+
 def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
     """A human summary for check-config; names where the secret comes from, never the secret."""
     try:
@@ -139,6 +160,7 @@ def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
         f"uploads in flight: {r.concurrency}; request timeout {r.timeout:g} s",
         f"state dir: {resolve_state_dir(cfg, env)}",
         f"metrics: {d.metrics or 'off'}; shutdown grace {d.grace_seconds:g} s; logs {d.log_format}",
+        f"status page: {_web_summary(d)}",
     ]
     if not cfg.folders:
         lines.append("folders: none configured (use [[folder]] or --watch DIR)")

@@ -37,6 +37,7 @@ from runwatchd.daemon.policy import RUN, RunPolicy, Scope
 from runwatchd.daemon.reconcile import Reconciler
 from runwatchd.daemon.reload import Reloader
 from runwatchd.daemon.scheduler import Scheduler, Settled
+from runwatchd.daemon.upload_meter import UploadMeter
 from runwatchd.daemon.waker import Waker
 from runwatchd.errors import KeyRejected
 from runwatchd.generation.follower import TaskFollower
@@ -101,8 +102,10 @@ class Daemon:
             self.client_ref, journal, self.pauses, poll_interval=poll_interval,
             on_key_rejected=self._key_rejected, on_output=self._own_outputs.add,
             on_finished=self._task_finished)
+        self.uploads = UploadMeter()
         self.processor = FileProcessor(self.client_ref, journal, self.pauses,
-                                       follow=self.follower.follow, backoff=backoff)
+                                       follow=self.follower.follow, backoff=backoff,
+                                       progress=self.uploads.progress_for)
         self.folders = FolderSet(self._make_folder)
         self.book = OutcomeBook(journal, policy, credits_out=lambda: self.pauses.credits_out,
                                 metrics=metrics,
@@ -253,6 +256,15 @@ class Daemon:
                 log.info("detected %s", path)
         self._waker.wake()
 
+    def look_at(self, path: Path) -> bool:
+        """Have `path` looked at again soon (the status page's retry, after the row was marked):
+        False when no watched folder holds it. Safe from any thread."""
+        folder = self.folders.folder_for(path)
+        if folder is None:
+            return False
+        self._candidate(path, folder)
+        return True
+
     def _is_own_output(self, path: Path) -> bool:
         # The journal knows output folders a rule no longer names (a rules file was edited).
         return path in self._own_outputs or self.processor.is_output(path)
@@ -294,6 +306,7 @@ class Daemon:
             log.exception("unexpected error processing %s", path)
             ending = Ending(Outcome.FAILED, FailureReason.INTERNAL_ERROR)
             internal = f"internal error: {e}"
+        self.uploads.forget(path)
         paused = ending.outcome is Outcome.PAUSED
         dirty = self.scheduler.finish(path, requeue=Settled(path, item.folder) if paused else None)
         try:

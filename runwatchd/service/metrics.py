@@ -22,12 +22,14 @@ from collections.abc import Mapping
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
+    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     GCCollector,
     PlatformCollector,
     ProcessCollector,
+    generate_latest,
 )
 from prometheus_client import start_http_server as _start_http_server
 
@@ -171,6 +173,11 @@ class Metrics:
         server.server_close()
         if thread is not None:
             thread.join(timeout=5)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text /metrics serves and its content type: for another server that serves
+        /metrics on its own address (the status page, when both share one)."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     @property
     def serving(self) -> bool:

@@ -203,6 +203,11 @@ class CandidateTable:
         with self._lock:
             return len(self._entries)
 
+    def paths(self) -> list[str]:
+        """The files waiting to settle (a snapshot)."""
+        with self._lock:
+            return list(self._entries)
+
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, (str, os.PathLike)):
             return False
