@@ -14,8 +14,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # `from helpers import wait_for` in any import mode
 
+from daemon_process import KEY, Setup  # noqa: E402 - needs the path above
 from helpers import wait_for as _wait_for  # noqa: E402 - needs the path above
 
+from runwatchd.emulator import Emulator  # noqa: E402 - after the path, like the helpers
 from runwatchd.store.transitions import STRICT_ENV
 
 # Every store write the suite makes must be an allowed lifecycle transition: a disallowed one
@@ -69,3 +71,13 @@ def clip(tmp_path: Path) -> Path:
     path = tmp_path / "clip.mp4"
     path.write_bytes(os.urandom(5000))
     return path
+
+
+@pytest.fixture
+def daemon_setup(tmp_path: Path) -> Iterator[Setup]:
+    """`runwatchd run` processes' config and environment on a fresh emulator of their own;
+    every daemon started is killed at the end."""
+    with Emulator(api_secret=KEY) as emu:
+        s = Setup(tmp_path, emu)
+        yield s
+        s.kill_all()

@@ -11,25 +11,16 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from daemon_process import KEY, Setup
 from helpers import drop, wait_for
-from test_cli_daemon import KEY, Setup
 
 from runwatchd.emulator import Emulator
 
 GRACE = 30.0  # [daemon] grace_seconds in Setup.write_config
 
-
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
-    """A config, a state dir and an environment pointing `runwatchd` at a fresh emulator."""
-    with Emulator(api_secret=KEY) as emu:
-        s = Setup(tmp_path, emu)
-        yield s
-        s.kill_all()
 
 
 def storm_then_stop(setup: Setup, hups: int) -> tuple[int, float, str]:
@@ -54,17 +45,18 @@ def storm_then_stop(setup: Setup, hups: int) -> tuple[int, float, str]:
 
 
 @pytest.mark.parametrize("round_", range(2))
-def test_a_sighup_storm_then_sigterm_exits_0_within_the_grace(setup: Setup, round_: int) -> None:
+def test_a_sighup_storm_then_sigterm_exits_0_within_the_grace(daemon_setup: Setup,
+                                                               round_: int) -> None:
     """3,000 SIGHUPs at a busy daemon, then SIGTERM: exit 0 within the grace time, no
     traceback, and the stop is logged by the main loop."""
-    code, took, log = storm_then_stop(setup, 3000)
+    code, took, log = storm_then_stop(daemon_setup, 3000)
     assert (0, True, False) == (code, took < GRACE, "Traceback" in log), log[-3000:]
     assert "received SIGTERM: finishing uploads in flight, then exiting" in log
 
 
-def test_sigterm_alone_to_a_busy_daemon_exits_0(setup: Setup) -> None:
+def test_sigterm_alone_to_a_busy_daemon_exits_0(daemon_setup: Setup) -> None:
     """A single SIGTERM to a daemon in the middle of uploads exits 0 promptly."""
-    code, took, log = storm_then_stop(setup, 0)
+    code, took, log = storm_then_stop(daemon_setup, 0)
     assert (0, True) == (code, took < GRACE), log[-3000:]
 
 

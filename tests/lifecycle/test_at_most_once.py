@@ -6,30 +6,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from pipeline_helpers import SECRET, Rig, make_rule, task_part
+from pipeline_helpers import Rig, make_rule, task_part
 
 from runwatchd.cli.demo import make_png
-from runwatchd.emulator import Emulator
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.states import Ending, FailureReason, Outcome
 from runwatchd.store.sqlite import SqliteStore
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(api_secret=SECRET, task_seconds=0.05, pending_seconds=0.02) as emu:
-        yield emu
-
-
-@pytest.fixture
-def rig(tmp_path: Path, emulator: Emulator) -> Iterator[Rig]:
-    r = Rig(tmp_path, emulator)
-    yield r
-    r.close()
 
 
 def test_uncertain_submit_needs_attention_and_is_not_resubmitted(rig: Rig) -> None:

@@ -8,30 +8,15 @@ that point leaves them (test_generation.py also kills a real one).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import SECRET, CrashPoint, Rig, task_part, temps
+from pipeline_helpers import CrashPoint, Rig, task_part, temps
 
 from runwatchd import fsutil
-from runwatchd.emulator import Emulator
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.states import FileState
 from runwatchd.store.record import FileRecord
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(api_secret=SECRET, task_seconds=0.05, pending_seconds=0.02) as emu:
-        yield emu
-
-
-@pytest.fixture
-def rig(tmp_path: Path, emulator: Emulator) -> Iterator[Rig]:
-    r = Rig(tmp_path, emulator)
-    yield r
-    r.close()
 
 
 def partial_download(url: str, dest: Path) -> None:

@@ -4,31 +4,15 @@ break, and generation waiting for credits while uploads go on."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from daemon_helpers import harness
 from helpers import wait_for
-from pipeline_helpers import RULE, SECRET, Rig, task_part
+from pipeline_helpers import RULE, Rig, task_part
 
 from runwatchd.config.load import parse_config
-from runwatchd.emulator import Emulator
 from runwatchd.generation.rules import RULES_FILENAME
 from runwatchd.lifecycle import sidecar
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(api_secret=SECRET, task_seconds=0.05, pending_seconds=0.02) as emu:
-        yield emu
-
-
-@pytest.fixture
-def rig(tmp_path: Path, emulator: Emulator) -> Iterator[Rig]:
-    r = Rig(tmp_path, emulator)
-    yield r
-    r.close()
 
 
 def test_editing_a_rules_file_changes_what_the_next_file_gets(rig: Rig) -> None:

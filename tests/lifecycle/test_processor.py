@@ -6,30 +6,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from pipeline_helpers import REQUEST, RULE, SECRET, Rig, make_rule, task_part
+from pipeline_helpers import REQUEST, RULE, Rig, make_rule, task_part
 
-from runwatchd.emulator import Emulator
 from runwatchd.generation.rules import RULES_FILENAME, RuleResolver
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.processor import Job
 from runwatchd.lifecycle.states import Ending, FailureReason, Outcome
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(api_secret=SECRET, task_seconds=0.05, pending_seconds=0.02) as emu:
-        yield emu
-
-
-@pytest.fixture
-def rig(tmp_path: Path, emulator: Emulator) -> Iterator[Rig]:
-    r = Rig(tmp_path, emulator)
-    yield r
-    r.close()
 
 
 def test_no_rule_means_upload_and_sidecar_only(rig: Rig) -> None:
