@@ -46,11 +46,6 @@ def sidecar_path(media: Path) -> Path:
     return media.with_name(media.name + SUFFIX)
 
 
-def is_sidecar(path: Path) -> bool:
-    """True for a path named like a sidecar."""
-    return path.name.lower().endswith(SUFFIX)
-
-
 def format_time(moment: datetime) -> str:
     """An aware datetime as "2026-11-24T10:00:00Z" (UTC, whole seconds)."""
     if moment.tzinfo is None:

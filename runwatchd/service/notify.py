@@ -103,10 +103,6 @@ class Notifier:
         """WATCHDOG=1: the daemon is alive and working. Prefer :class:`WatchdogPinger`."""
         return self.send("WATCHDOG=1")
 
-    def extend_timeout(self, seconds: float) -> bool:
-        """EXTEND_TIMEOUT_USEC=: ask for more time to start or stop (a long scan or drain)."""
-        return self.send(f"EXTEND_TIMEOUT_USEC={max(0, int(seconds * 1_000_000))}")
-
 
 def _one_line(text: str) -> str:
     # A newline would end the STATUS= field and start a bogus one.

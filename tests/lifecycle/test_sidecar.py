@@ -25,11 +25,9 @@ def make(media: Path, **kw: object) -> dict:
     return sidecar.build_sidecar(media, **args)
 
 
-def test_sidecar_path_and_detection(tmp_path: Path) -> None:
-    """shot.jpg gets shot.jpg.runway.json beside it, and that name is recognised."""
-    path = sidecar.sidecar_path(tmp_path / "shot.jpg")
-    assert (tmp_path / "shot.jpg.runway.json", True, False) == (
-        path, sidecar.is_sidecar(path), sidecar.is_sidecar(tmp_path / "shot.jpg"))
+def test_sidecar_path(tmp_path: Path) -> None:
+    """shot.jpg gets shot.jpg.runway.json beside it."""
+    assert tmp_path / "shot.jpg.runway.json" == sidecar.sidecar_path(tmp_path / "shot.jpg")
 
 
 def test_build_exact_shape(tmp_path: Path) -> None:

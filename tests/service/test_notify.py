@@ -122,12 +122,6 @@ def test_reloading_sends_monotonic_usec(receiver: Receiver) -> None:
     assert 0 < int(msg["MONOTONIC_USEC"])
 
 
-def test_extend_timeout_in_microseconds(receiver: Receiver) -> None:
-    """extend_timeout(seconds) sends EXTEND_TIMEOUT_USEC in microseconds."""
-    Notifier.from_env({"NOTIFY_SOCKET": receiver.env_value}).extend_timeout(90)
-    assert {"EXTEND_TIMEOUT_USEC": "90000000"} == receiver.get()
-
-
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
