@@ -89,6 +89,13 @@ def read_small_file(path: Path, limit: int, *, follow_symlinks: bool = True) -> 
     larger than `limit` bytes is refused after reading at most limit + 1 bytes (a 3 GB sparse
     rules file was read whole). With follow_symlinks=False a symlink is refused (O_NOFOLLOW).
     Failures are OSError with a strerror meant for a person."""
+    return read_small_file_and_stat(path, limit, follow_symlinks=follow_symlinks)[0]
+
+
+def read_small_file_and_stat(path: Path, limit: int, *, follow_symlinks: bool = True
+                             ) -> tuple[bytes, os.stat_result]:
+    """read_small_file(), with the stat of the very file that was read (not of whatever the
+    path names a moment later)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     if not follow_symlinks:
         flags |= os.O_NOFOLLOW
@@ -99,7 +106,8 @@ def read_small_file(path: Path, limit: int, *, follow_symlinks: bool = True) -> 
             raise OSError(errno.ELOOP, "is a symbolic link", str(path)) from None
         raise
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(limit + 1)
@@ -107,4 +115,4 @@ def read_small_file(path: Path, limit: int, *, follow_symlinks: bool = True) -> 
         os.close(fd)
     if len(data) > limit:
         raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
-    return data
+    return data, st

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runwatchd import errors
+from runwatchd import errors, fsutil
 from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
 from runwatchd.runway import media
 from runwatchd.runway.endpoints import ENDPOINTS, FIELD_TYPES
@@ -39,6 +39,9 @@ PROMPT_MAX = 1000
 RULE_KEYS = ("endpoint", "input_field", "name", "output_dir", "request")
 _PLACEHOLDER = re.compile(r"\{(stem|name|folder)\}")
 _PROMPT_READ_LIMIT = 64 * 1024
+# A rules file is a few lines of TOML: anything past this is a mistake or an attack (a 3 GB
+# sparse file was once read whole).
+MAX_RULES_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -181,8 +184,7 @@ def read_prompt(path: Path) -> str | None:
     if prompt_file is None:
         return None
     try:
-        with open(prompt_file, "rb") as fh:
-            raw = fh.read(_PROMPT_READ_LIMIT)
+        raw = fsutil.read_small_file(prompt_file, _PROMPT_READ_LIMIT)
     except OSError as e:
         raise errors.InvalidFile(f"{prompt_file.name}: cannot read ({e.strerror})") from e
     try:
@@ -264,11 +266,10 @@ def _version(st: os.stat_result) -> tuple[int, ...]:
 def load_rules_file(path: Path) -> tuple[Rule | None, list[str], tuple[int, ...] | None]:
     """(rule, problems, version) for one rules file; the version is taken from the open file."""
     try:
-        with open(path, "rb") as fh:
-            version = _version(os.fstat(fh.fileno()))
-            raw = fh.read()
+        raw, st = fsutil.read_small_file_and_stat(path, MAX_RULES_BYTES)
     except OSError as e:
         return None, [f"cannot read ({e.strerror})"], None
+    version = _version(st)
     data, problem = parse_toml_text(raw)
     if data is None:
         return None, [problem or "invalid TOML"], version

@@ -115,16 +115,13 @@ def inspect_sidecar(media: Path) -> tuple[dict[str, Any] | None, str | None]:
     without the warning, for a caller that warns only when the answer matters."""
     path = sidecar_path(media)
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_SIDECAR_BYTES + 1)
+        # Never blocks (a FIFO in its place is refused at once) and never reads past the cap.
+        raw = fsutil.read_small_file(path, MAX_SIDECAR_BYTES)
     except FileNotFoundError:
         return None, None
     except OSError as e:
         return None, (f"{path}: cannot read sidecar ({e.strerror or e}); the file will be "
                       "processed again")
-    if len(raw) > MAX_SIDECAR_BYTES:
-        return None, (f"{path}: sidecar is larger than {MAX_SIDECAR_BYTES} bytes; the file will "
-                      "be processed again")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
