@@ -13,21 +13,15 @@ import json
 import logging
 import os
 import random
-import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from helpers import wait_for
-from test_reliability import (
-    LogCapture,
-    RecordingTransport,
-    capture_logs,
+from hostile_helpers import Rig, has_sidecar, open_rig
+from reliability_helpers import (
     daemon_thread,
     make_config,
-    new_secret,
     read_json,
     sha_of,
     sidecar_problems,
@@ -35,54 +29,17 @@ from test_reliability import (
     write_media,
 )
 
-from runwatchd.emulator import Emulator
 from runwatchd.lifecycle import sidecar
 from runwatchd.runway import media
-from runwatchd.runway.client import RetryPolicy, RunwayClient
 
 SC = sidecar.sidecar_path
-
-
-@dataclass
-class Rig:
-    base: Path
-    hot: Path
-    emu: Emulator
-    client: RunwayClient
-    wire: RecordingTransport
-    logs: LogCapture
-    rng: random.Random
 
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     """An emulator, a client that records its requests, and every log record."""
-    secret = new_secret()
-    hot = tmp_path / "hot"
-    hot.mkdir()
-    wire = RecordingTransport()
-    with capture_logs() as logs, Emulator(api_secret=secret, task_seconds=0.2) as emu:
-        client = RunwayClient(secret, emu.url, transport=wire, timeout=5.0,
-                              retry=RetryPolicy(max_attempts=3, initial_delay=0.05, max_delay=0.2))
-        with client:
-            yield Rig(tmp_path, hot, emu, client, wire, logs, random.Random(3))
-
-
-def has_sidecar(*paths: Path) -> bool:
-    return all(SC(p).exists() for p in paths)
-
-
-def immutable(directory: Path, on: bool) -> None:
-    """Make `directory` refuse new entries: chmod for a normal user, chattr +i for root (whom
-    permission bits do not stop). Skips the test where neither works."""
-    if os.geteuid() != 0:
-        directory.chmod(0o555 if on else 0o755)
-        return
-    if shutil.which("chattr") is None:
-        pytest.skip("running as root without chattr: cannot make a folder read-only")
-    done = subprocess.run(["chattr", "+i" if on else "-i", str(directory)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"chattr does not work here: {done.stderr.decode().strip()}")
+    with open_rig(tmp_path) as r:
+        yield r
 
 
 # -- odd names, odd file types, links, sidecars, rules files --------------------------------------
@@ -323,92 +280,4 @@ def test_file_changes_around_upload(rig: Rig) -> None:
     assert [None, None] == [r if r is None else r.state for r in gone_rows]
     changed = rig.logs.messages(logging.INFO, "changed while uploading")
     assert 4 <= len(changed)
-    assert [] == temp_files(rig.base)
-
-
-# -- permission denied -----------------------------------------------------------------------------
-
-def test_permission_denied_until_chmod(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An unreadable file is skipped once with a clear reason and uploaded after a chmod."""
-    locked = rig.hot / "locked.png"
-    write_media(locked, 3000, rig.rng)
-    locked.chmod(0o000)
-    denied = {"on": True}
-    if os.geteuid() == 0:  # root reads anything: make the open fail as it would for a user
-        real_open = os.open
-
-        def open_as_user(path, flags, *args, **kwargs):
-            if denied["on"] and os.fspath(path) == os.fspath(locked):
-                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
-            return real_open(path, flags, *args, **kwargs)
-
-        monkeypatch.setattr(os, "open", open_as_user)
-    cfg = make_config(rig.base, rig.hot, settle=0.2)
-    with daemon_thread(cfg, rig.client, rig.base / "state") as run:
-        assert wait_for(lambda: (r := run.journal.get(locked)) is not None
-                        and r.state == "invalid", timeout=10, interval=0.05)
-        error = run.journal.get(locked).error
-        assert not SC(locked).exists()
-        denied["on"] = False
-        locked.chmod(0o644)  # the attrib event makes the daemon look again
-        assert wait_for(lambda: SC(locked).exists(), timeout=10, interval=0.05)
-    assert "locked.png: cannot read (Permission denied)" == error
-    assert [] == sidecar_problems(locked)
-    assert 1 == len(rig.logs.messages(logging.WARNING, "cannot read (Permission denied)"))
-
-
-# -- sidecar cannot be written ---------------------------------------------------------------------
-
-def test_read_only_folder_and_full_disk(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A read-only folder or a full disk: a clear error, the upload kept in the journal, no temp
-    file left; once writable, the sidecar appears with the same URI (no second upload)."""
-    ro = rig.hot / "ro"
-    ro.mkdir()
-    shot = ro / "shot.png"
-    write_media(shot, 3000, rig.rng)
-    full = rig.hot / "full.png"
-    write_media(full, 3000, rig.rng)
-    disk = {"full": True}
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        target = os.readlink(f"/proc/self/fd/{fd}") if disk["full"] else ""
-        if "full.png.runway.json" in target:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    immutable(ro, True)
-    try:
-        cfg = make_config(rig.base, rig.hot, settle=0.2)
-        with daemon_thread(cfg, rig.client, rig.base / "state",
-                           backoff=lambda attempts: 0.4) as run:
-            def stuck() -> bool:
-                rows = [run.journal.get(p) for p in (shot, full)]
-                return all(r is not None and r.state == "no_sidecar" and r.attempts >= 2
-                           for r in rows)
-
-            assert wait_for(stuck, timeout=15, interval=0.05), [
-                run.journal.get(p) for p in (shot, full)]
-            rows = {p.name: run.journal.get(p) for p in (shot, full)}
-            assert [] == temp_files(rig.base)
-            immutable(ro, False)
-            disk["full"] = False
-            assert wait_for(lambda: has_sidecar(shot, full) and all(
-                run.journal.get(p).state == "uploaded" for p in (shot, full)), timeout=15,
-                interval=0.05)
-            after = {p.name: run.journal.get(p) for p in (shot, full)}
-    finally:
-        immutable(ro, False)
-    for name, row in rows.items():
-        assert row.runway_uri and row.error.startswith("cannot write sidecar: "), row
-        assert row.runway_uri == read_json(SC(rig.hot / ("ro/" if name == "shot.png" else "")
-                                              / name))["runway_uri"]
-        assert "uploaded" == after[name].state
-    assert "No space left on device" in rows["full.png"].error
-    assert ("Operation not permitted" in rows["shot.png"].error
-            or "Permission denied" in rows["shot.png"].error)
-    uploads = [s.filename for s in rig.wire.sent if s.filename and s.outcome == "200"]
-    assert {"shot.png": 1, "full.png": 1} == {n: uploads.count(n) for n in ("shot.png", "full.png")}
-    assert [] == sidecar_problems(shot) + sidecar_problems(full)
     assert [] == temp_files(rig.base)

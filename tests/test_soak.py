@@ -17,7 +17,7 @@ import random
 from pathlib import Path
 
 import pytest
-from test_reliability import crash_run, fault_run
+from reliability_scenarios import crash_run, fault_run
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(3600)]
 
