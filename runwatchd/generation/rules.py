@@ -20,12 +20,13 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runwatchd import errors
+from runwatchd.config.scopes import output_dir_problem
 from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
 from runwatchd.runway import media
 from runwatchd.runway.endpoints import ENDPOINTS, FIELD_TYPES
@@ -287,9 +288,16 @@ class RuleResolver:
     once per version and skipped, so the next one up (or the config rule) applies.
     """
 
-    def __init__(self, root: Path, config_rule: Rule | None) -> None:
+    def __init__(self, root: Path, config_rule: Rule | None,
+                 watched: Sequence[tuple[Path, bool]] = ()) -> None:
+        """`watched`: every watched folder as (path, recursive); a rules file whose output_dir
+        is, contains or lies inside one's sources is invalid (config/scopes.py). The folder of
+        `root` itself is always among them."""
         self.root = Path(os.path.abspath(root))
         self.config_rule = config_rule
+        self._watched = list(watched) if any(
+            Path(os.path.abspath(p)) == self.root for p, _ in watched) else [
+            (self.root, True), *watched]
         self._lock = threading.Lock()
         self._cache: dict[Path, tuple[tuple[int, ...], Rule | None, list[str]]] = {}
 
@@ -343,6 +351,10 @@ class RuleResolver:
         problems, version = ["not a regular file"], None
         if stat.S_ISREG(st.st_mode):
             rule, problems, version = load_rules_file(path)
+        if rule is not None:
+            why = output_dir_problem(rule.output_path(self.root), self.root, self._watched)
+            if why is not None:  # outputs among sources: re-uploaded and generated, a paid loop
+                rule, problems = None, [f"output_dir: {why}"]
         self._cache[path] = (version or _version(st), rule, problems)
         if problems:
             log.warning("ignoring rules file %s: %s", path, "; ".join(problems))
