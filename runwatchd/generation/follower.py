@@ -5,8 +5,11 @@ without a thread each and one slow download does not hold up every other poll. R
 polls no faster than every 5 s, with jitter: each task is polled 1.0-1.2 poll intervals after its
 last poll. PENDING, THROTTLED and RUNNING are waiting, not errors. SUCCEEDED: every output URL is
 downloaded atomically (a temp name, then a rename) into the folder the journal recorded at submit
-time, as <name><ext>, <name>_2<ext>, ... (shot.jpg -> shot.jpg.mp4; outputs.py); then the journal and the sidecar get the final status.
-FAILED and CANCELLED keep `failure` and `failureCode` and are never resubmitted automatically.
+time, as <name><ext>, <name>_2<ext>, ... (shot.jpg -> shot.jpg.mp4; outputs.py); then the
+journal and the sidecar get the final status. FAILED and CANCELLED keep `failure` and
+`failureCode` (scrubbed of the secret, capped) and are never resubmitted automatically. A download
+that can never work ends the task FAILED (RUNWATCHD.DOWNLOAD) at once, one that keeps failing
+after MAX_DOWNLOAD_ATTEMPTS polls; a full disk only waits.
 
 Poll interval: `poll_interval=` in code (tests, the demo). Left out (None), it is Runway's 5 s,
 unless the environment sets RUNWATCHD_TASK_POLL_SECONDS, a knob for running the CLI against the

@@ -28,6 +28,12 @@ from typing import Any
 from runwatchd import errors
 from runwatchd.config.scopes import output_dir_problem
 from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
+from runwatchd.generation.prompts import (
+    limit_text,
+    prompt_fits,
+    prompt_length,
+    prompt_limit,
+)
 from runwatchd.runway import media
 from runwatchd.runway.endpoints import ENDPOINTS, FIELD_TYPES
 
@@ -36,7 +42,6 @@ log = logging.getLogger(__name__)
 RULES_FILENAME = "runwatchd.rules.toml"
 DEFAULT_OUTPUT_DIR = "outputs"
 PROMPT_SUFFIX = ".prompt.txt"
-PROMPT_MAX = 1000
 RULE_KEYS = ("endpoint", "input_field", "name", "output_dir", "request")
 _PLACEHOLDER = re.compile(r"\{(stem|name|folder)\}")
 _PROMPT_READ_LIMIT = 64 * 1024
@@ -149,9 +154,10 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
         elif inp and inp.typed and not isinstance(value.get("uri"), str):
             problems.append(f"{at('request.' + name)}: expected a table with type and uri")
     prompt = request.get("promptText")
-    if isinstance(prompt, str) and not 1 <= len(prompt) <= PROMPT_MAX:
-        problems.append(f"{at('request.promptText')}: must be 1-{PROMPT_MAX} characters, "
-                        f"got {len(prompt)}")
+    limit = prompt_limit(endpoint, request.get("model"))
+    if isinstance(prompt, str) and not prompt_fits(prompt, limit):
+        problems.append(f"{at('request.promptText')}: must be {limit_text(limit)} characters, "
+                        f"got {prompt_length(prompt)}")
     return problems
 
 
@@ -243,10 +249,11 @@ def build_request(rule: Rule, media_path: Path, runway_uri: str,
         body["promptText"] = prompt
     body[target] = {"type": kind, "uri": runway_uri} if inp and inp.typed else runway_uri
     text = body.get("promptText")
-    if text is not None and not (isinstance(text, str) and 1 <= len(text) <= PROMPT_MAX):
-        length = len(text) if isinstance(text, str) else 0
+    limit = prompt_limit(rule.endpoint, body.get("model"))
+    if text is not None and not (isinstance(text, str) and prompt_fits(text, limit)):
+        length = prompt_length(text) if isinstance(text, str) else 0
         raise errors.InvalidFile(f"{_shown(media_path, folder_root)}: promptText is {length} "
-                                 f"characters for this file; Runway takes 1-{PROMPT_MAX}")
+                                 f"characters for this file; Runway takes {limit_text(limit)}")
     return body
 
 

@@ -173,3 +173,20 @@ def test_build_request_never_mutates_the_rule(tmp_path: Path) -> None:
     body = rules.build_request(r, media(tmp_path, "a.jpg"), URI, tmp_path)
     body["reference"]["uri"] = "changed"
     assert {"type": "video", "uri": "runway://r"} == r.request["reference"]
+
+
+def test_prompt_limit_is_the_models_in_utf16_units(tmp_path: Path) -> None:
+    """600 emoji are 1200 UTF-16 units: over gen4.5's 1000; seedance2 takes up to 3500."""
+    emoji = "\U0001f600" * 600
+    (tmp_path / "e.jpg.prompt.txt").write_text(emoji, encoding="utf-8")
+    with pytest.raises(InvalidFile) as info:
+        rules.build_request(rule(model="gen4.5"), media(tmp_path, "e.jpg"), URI, tmp_path)
+    assert "e.jpg: promptText is 1200 characters for this file; Runway takes 1-1000" == str(
+        info.value)
+    body = rules.build_request(rule(model="seedance2"), media(tmp_path, "e.jpg"), URI, tmp_path)
+    assert emoji == body["promptText"]
+    assert [(1000, 3500, None, 1000)] == [(
+        rules.prompt_limit("image_to_video", "gen4.5"),
+        rules.prompt_limit("image_to_video", "seedance2"),
+        rules.prompt_limit("image_to_video", "kling_4"),
+        rules.prompt_limit("image_to_video", "not-a-model"))]

@@ -139,3 +139,13 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
         rule(model="m", promptText="p", duration=6)
     )
     assert "5a14a1a8c6ff3493" == rules.rule_fingerprint(rule(model="m"))[:16]
+
+
+def test_rule_prompt_is_checked_against_the_models_limit_at_load() -> None:
+    """A literal promptText over the model's x-maxUtf16 is refused at load, in UTF-16 units."""
+    _, problems = rules.parse_rule({"endpoint": "image_to_video", "request": {
+        "model": "gen4.5", "promptText": "\U0001f600" * 501}}, "test", "rule")
+    assert ["rule.request.promptText: must be 1-1000 characters, got 1002"] == problems
+    parsed, problems = rules.parse_rule({"endpoint": "image_to_video", "request": {
+        "model": "seedance2", "promptText": "y" * 3500}}, "test", "rule")
+    assert ([], 3500) == (problems, parsed and len(parsed.request["promptText"]))
