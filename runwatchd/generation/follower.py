@@ -283,6 +283,11 @@ class TaskFollower:
                 self._store.update(item.path, error=f"waiting for disk space: {e}")
             self._requeue(item, self._backoff(item))
             return
+        except KeyRejected as e:  # outputs on the API's own host: not this download's fault
+            self._requeue(item)
+            if self.on_key_rejected:
+                self.on_key_rejected(e)
+            return
         except RunwayError as e:
             item.download_attempts += 1
             if item.download_attempts >= MAX_DOWNLOAD_ATTEMPTS:

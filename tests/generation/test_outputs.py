@@ -306,3 +306,29 @@ def test_credits_that_are_not_whole_numbers_are_null(tmp_path: Path,
     follow(FakeClient([{"status": "RUNNING", "estimatedCost": {"credits": True}},
                        {**DONE, "cost": {"credits": "25"}}]), journal, record)
     assert (None, None) == (task_of(record)["credits_estimated"], task_of(record)["credits"])
+
+
+def test_a_rejected_key_while_downloading_pauses_instead_of_counting(
+        tmp_path: Path, journal: SqliteStore) -> None:
+    """A 401 from outputs on the API's own host is the key's problem: no attempt is counted."""
+    rejected: list[errors.KeyRejected] = []
+    outcomes = iter([errors.KeyRejected("your API key was rejected", 401)] * MAX_DOWNLOAD_ATTEMPTS)
+
+    def fetch(url: str, choose: Callable[[str | None], Path]) -> Fetched:
+        failure = next(outcomes, None)
+        if failure is not None:
+            raise failure
+        return write_as("video/mp4")(url, choose)
+    record = running(tmp_path, journal)
+    leaps = itertools.count(step=1000.0)
+    follower = TaskFollower(ClientRef(FakeClient([DONE], fetch)), journal, Pauses(),
+                            poll_interval=0.0, workers=1, clock=lambda: next(leaps),
+                            on_key_rejected=rejected.append)
+    follower.start()
+    try:
+        follower.follow(Path(record.path), record.task_id or "", Path(record.output_dir or ""))
+        assert wait_for(lambda: journal.get(record.path).state == "succeeded", 10)
+    finally:
+        follower.stop()
+    assert (MAX_DOWNLOAD_ATTEMPTS, ["renders/shot.png.mp4"]) == (
+        len(rejected), task_of(record)["outputs"])
