@@ -318,3 +318,19 @@ def test_succeeded_sidecar_records_the_credits(tmp_path: Path, emulator: Emulato
     assert 0 == cli.run("scan").returncode
     task = sidecar.read_sidecar(shot)["task"]
     assert (25, 25) == (task["credits_estimated"], task["credits"])
+
+
+def test_a_rules_file_placing_the_file_with_uri_generates(tmp_path: Path,
+                                                          emulator: Emulator) -> None:
+    """referenceImages = [{uri = "{uri}", tag = "ref"}]: the emulator (validating with the SDK's
+    schemas) accepts the body and the output comes home as shot000.png.png."""
+    cli = Cli(tmp_path, emulator, prompt=None)
+    (cli.hot / RULES_FILENAME).write_text(
+        'endpoint = "text_to_image"\noutput_dir = "renders"\n[request]\nmodel = "gen4_image"\n'
+        'promptText = "@ref in the rain"\nratio = "1920:1080"\n'
+        'referenceImages = [{uri = "{uri}", tag = "ref"}]\n', encoding="utf-8")
+    (shot,) = cli.stills(1)
+    result = cli.run("scan")
+    assert 0 == result.returncode, result.stderr[-3000:]
+    assert ("SUCCEEDED", ["renders/shot000.png.png"]) == (
+        status_of(shot), sidecar.read_sidecar(shot)["task"]["outputs"])

@@ -28,6 +28,7 @@ from typing import Any
 from runwatchd import errors
 from runwatchd.config.scopes import output_dir_problem
 from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
+from runwatchd.generation import placements
 from runwatchd.generation.prompts import (
     limit_text,
     prompt_fits,
@@ -80,7 +81,10 @@ def _json_problems(value: object, keypath: str) -> list[str]:
 
 
 def input_field_of(rule: Rule) -> str | None:
-    """The request field that receives the file's URI: the rule's override or the default."""
+    """The request field that receives the file's URI: the rule's override or the default;
+    None when the request places it with "{uri}" (placements.py)."""
+    if rule.input_field is None and any(placements.uri_paths(rule.request)):
+        return None
     return rule.input_field or ENDPOINTS[rule.endpoint].default_input
 
 
@@ -131,8 +135,16 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
                       at: Callable[[str], str]) -> list[str]:
     spec = ENDPOINTS[endpoint]
     problems = _json_problems(request, at("request"))
-    target = input_field or spec.default_input
-    if target is None:
+    placed = list(placements.uri_paths(request))
+    problems += [f"{at('request.' + placements.shown(p))}: {{uri}} must be the whole value"
+                 for p in placements.loose_uri_paths(request)]
+    problems += [f"{at('request.' + where)}: {why}" for where, why in
+                 placements.placement_problems(endpoint, request.get("model"), placed)]
+    if placed and input_field is not None:
+        problems.append(f"{at('input_field')}: the request places the file with {{uri}}; "
+                        "use one of the two")
+    target = input_field or (None if placed else spec.default_input)
+    if target is None and not placed:
         problems.append(f"{at('input_field')}: endpoint {endpoint} takes no media input; set "
                         "input_field to the request field that should get each file's "
                         "runway:// URI")
@@ -144,7 +156,7 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
             problems.append(f"{at('request.' + name)}: required by {endpoint}")
     for name, value in request.items():
         inp = spec.inputs.get(name)
-        if name == target:
+        if name == target or name in {p[0] for p in placed}:  # the schemas judge those
             continue
         kind = FIELD_TYPES.get(name)
         if inp is not None:
@@ -218,6 +230,15 @@ def check_media(rule: Rule, media_path: Path, folder_root: Path) -> str:
     spec = ENDPOINTS[rule.endpoint]
     kind = media.media_kind(media_path)
     target = input_field_of(rule)
+    placed = list(placements.uri_paths(rule.request)) if target is None else []
+    if placed:
+        fits = placements.kinds_for(rule.endpoint, rule.request.get("model"), placed)
+        if kind is None or kind not in fits:
+            where = ", ".join(placements.shown(p) for p in placed)
+            raise errors.InvalidFile(f"{shown}: {rule.endpoint} ({where}) takes "
+                                     f"{' or '.join(sorted(fits)) or 'no'} files, not "
+                                     f"{kind or repr(media_path.suffix)}")
+        return kind
     if target is None:
         raise errors.InvalidFile(f"{shown}: endpoint {rule.endpoint} takes no media input and "
                                  "the rule sets no input_field")
@@ -240,14 +261,16 @@ def build_request(rule: Rule, media_path: Path, runway_uri: str,
     kind = check_media(rule, media_path, folder_root)
     spec = ENDPOINTS[rule.endpoint]
     target = input_field_of(rule)
-    assert target is not None  # check_media refused a rule without one
-    inp = spec.inputs.get(target)
     values = {"stem": media_path.stem, "name": media_path.name, "folder": media_path.parent.name}
     body: dict[str, Any] = _expand(copy.deepcopy(dict(rule.request)), values)
     prompt = read_prompt(media_path)
     if prompt is not None and (spec.takes_prompt or "promptText" in body):
         body["promptText"] = prompt
-    body[target] = {"type": kind, "uri": runway_uri} if inp and inp.typed else runway_uri
+    if target is None:  # check_media refused a rule with neither an input field nor "{uri}"
+        body = placements.put_uri(body, runway_uri)
+    else:
+        inp = spec.inputs.get(target)
+        body[target] = {"type": kind, "uri": runway_uri} if inp and inp.typed else runway_uri
     text = body.get("promptText")
     limit = prompt_limit(rule.endpoint, body.get("model"))
     if text is not None and not (isinstance(text, str) and prompt_fits(text, limit)):
