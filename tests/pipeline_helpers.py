@@ -17,12 +17,14 @@ from runwatchd.config.load import Config, parse_config
 from runwatchd.daemon.core import Daemon
 from runwatchd.daemon.policy import SCAN
 from runwatchd.emulator import Emulator
-from runwatchd.generation.rules import Rule, RuleResolver, parse_rule
+from runwatchd.generation.rules import Rule, parse_rule
+from runwatchd.generation.rules_files import RuleResolver
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.pauses import Pauses
 from runwatchd.lifecycle.processor import FileProcessor, Job
 from runwatchd.runway.client import RetryPolicy, RunwayClient, UploadResult
 from runwatchd.runway.client_ref import ClientRef
+from runwatchd.runway.download import Fetched
 from runwatchd.store.record import FileRecord
 from runwatchd.store.sqlite import SqliteStore
 
@@ -77,8 +79,9 @@ class RigClient(RunwayClient):
                ) -> UploadResult:
         return self.crash.around("upload", super().upload, path, progress=progress)
 
-    def download(self, url: str, dest: Path) -> int:
-        return self.crash.around("download", super().download, url, dest)
+    def download_output(self, url: str, directory: Path,
+                        choose: Callable[[str | None], Path]) -> Fetched:
+        return self.crash.around("download", super().download_output, url, directory, choose)
 
 
 class RigStore(SqliteStore):

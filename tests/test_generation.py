@@ -104,9 +104,9 @@ def test_a_hundred_stills_give_a_hundred_tasks_outputs_and_sidecars(
     assert 100 == emulator.stats()["tasks_created"]
     assert {s.name: 1 for s in shots} == dict(cli.tasks_per_file())
     assert ["SUCCEEDED"] * 100 == [status_of(s) for s in shots]
-    assert sorted(f"{s.stem}.mp4" for s in shots) == sorted(
+    assert sorted(f"{s.name}.mp4" for s in shots) == sorted(
         p.name for p in (cli.hot / "renders").iterdir())
-    assert [f"renders/{shots[7].stem}.mp4"] == sidecar.read_sidecar(shots[7])["task"]["outputs"]
+    assert [f"renders/{shots[7].name}.mp4"] == sidecar.read_sidecar(shots[7])["task"]["outputs"]
     assert 0 == cli.run("scan").returncode  # again: nothing new to do
     assert 100 == emulator.stats()["tasks_created"]
 
@@ -181,9 +181,9 @@ def test_editing_the_rules_file_changes_the_next_file(tmp_path: Path, emulator: 
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=30)
     assert 0 == child.returncode, err[-3000:]
-    assert ("image_to_video", ["v1/a.mp4"]) == (
+    assert ("image_to_video", ["v1/a.png.mp4"]) == (
         sidecar.read_sidecar(a)["task"]["endpoint"], sidecar.read_sidecar(a)["task"]["outputs"])
-    assert ("image_upscale", ["v2/b.png"]) == (
+    assert ("image_upscale", ["v2/b.png.png"]) == (
         sidecar.read_sidecar(b)["task"]["endpoint"], sidecar.read_sidecar(b)["task"]["outputs"])
     assert 2 == emulator.stats()["tasks_created"]
 
@@ -269,3 +269,68 @@ def test_poll_knob_is_documented_where_it_is_read() -> None:
 
     assert "RUNWATCHD_TASK_POLL_SECONDS" in (tasks.__doc__ or "")
     assert "loopback" in (tasks.__doc__ or "")
+
+
+@pytest.mark.parametrize("output_dir", ["..", "../../hot"])
+def test_rules_file_writing_outputs_among_sources_holds_its_files(
+        tmp_path: Path, emulator: Emulator, output_dir: str) -> None:
+    """output_dir = ".." in hot/sub/runwatchd.rules.toml (issue 13: a paid loop): refused with
+    path and key, the files wait with the reason, and no scan uploads or submits them twice."""
+    cli = Cli(tmp_path, emulator)
+    rules = cli.hot / "sub" / RULES_FILENAME
+    rules.parent.mkdir()
+    rules.write_text(f'endpoint = "image_to_video"\noutput_dir = "{output_dir}"\n[request]\n'
+                     'model = "gen4.5"\npromptText = "x"\nratio = "1280:720"\nduration = 5\n',
+                     encoding="utf-8")
+    cli.stills(2, cli.hot / "sub")
+    first = cli.run("scan")
+    second = cli.run("scan")
+    assert f"{rules} is invalid: output_dir: " in first.stderr + first.stdout, first.stderr
+    assert (0, 0) == (emulator.stats()["tasks_created"], emulator.stats()["uploads_created"])
+    assert second.returncode == first.returncode
+    assert [] == list(cli.hot.rglob("*.mp4"))
+
+
+def test_a_failure_echoing_the_secret_is_never_stored_or_shown(
+        tmp_path: Path, emulator: Emulator) -> None:
+    """A task's failure text carrying the API key: the sidecar, the journal, `scan` and `status`
+    show it without the key."""
+    emulator.tasks.failure_text = f"rejected: Authorization: Bearer {SECRET} is not allowed"
+    cli = Cli(tmp_path, emulator, prompt="FAIL:SAFETY.INPUT.TEXT {stem}")
+    (shot,) = cli.stills(1)
+    scan = cli.run("scan")
+    status = cli.run("status")
+    task = sidecar.read_sidecar(shot)["task"]
+    assert ("FAILED", "rejected: Authorization: Bearer *** is not allowed") == (
+        task["status"], task["failure"])
+    assert "Bearer ***" in scan.stdout + scan.stderr
+    for text in (scan.stdout, scan.stderr, status.stdout, status.stderr):
+        assert SECRET not in text
+    for stored in (tmp_path / "state").rglob("*"):
+        if stored.is_file():
+            assert SECRET.encode() not in stored.read_bytes(), stored
+
+
+def test_succeeded_sidecar_records_the_credits(tmp_path: Path, emulator: Emulator) -> None:
+    """The emulator's estimatedCost and cost (5 credits a second, 5 s) land in the sidecar."""
+    cli = Cli(tmp_path, emulator)
+    (shot,) = cli.stills(1)
+    assert 0 == cli.run("scan").returncode
+    task = sidecar.read_sidecar(shot)["task"]
+    assert (25, 25) == (task["credits_estimated"], task["credits"])
+
+
+def test_a_rules_file_placing_the_file_with_uri_generates(tmp_path: Path,
+                                                          emulator: Emulator) -> None:
+    """referenceImages = [{uri = "{uri}", tag = "ref"}]: the emulator (validating with the SDK's
+    schemas) accepts the body and the output comes home as shot000.png.png."""
+    cli = Cli(tmp_path, emulator, prompt=None)
+    (cli.hot / RULES_FILENAME).write_text(
+        'endpoint = "text_to_image"\noutput_dir = "renders"\n[request]\nmodel = "gen4_image"\n'
+        'promptText = "@ref in the rain"\nratio = "1920:1080"\n'
+        'referenceImages = [{uri = "{uri}", tag = "ref"}]\n', encoding="utf-8")
+    (shot,) = cli.stills(1)
+    result = cli.run("scan")
+    assert 0 == result.returncode, result.stderr[-3000:]
+    assert ("SUCCEEDED", ["renders/shot000.png.png"]) == (
+        status_of(shot), sidecar.read_sidecar(shot)["task"]["outputs"])

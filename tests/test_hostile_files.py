@@ -15,7 +15,8 @@ from helpers import drop, wait_for
 from helpers import has_sidecar as done
 
 from runwatchd import errors
-from runwatchd.generation.rules import MAX_RULES_BYTES, load_rules_file, read_prompt
+from runwatchd.generation.rules import read_prompt
+from runwatchd.generation.rules_files import MAX_RULES_BYTES, load_rules_file
 from runwatchd.lifecycle import sidecar
 
 

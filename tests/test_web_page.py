@@ -121,7 +121,7 @@ def test_twenty_files_end_with_their_states_and_the_api_matches_status(farm: Far
     assert expected == {name: f["display"] for name, f in files.items()}
     assert "(INPUT_PREPROCESSING.SAFETY)" in files["refused_0.png"]["reason"]
     assert "below Runway's minimum" in files["tiny_0.mov"]["reason"]
-    assert ["renders/still_00.mp4"] == [o["name"] for o in files["still_00.png"]["outputs"]]
+    assert ["renders/still_00.png.mp4"] == [o["name"] for o in files["still_00.png"]["outputs"]]
     assert 200 == farm.http.get(files["still_00.png"]["outputs"][0]["url"]).status_code
 
     status = json.loads(run_cli(["status", "--json", "-c", str(farm.config_file)],

@@ -70,6 +70,10 @@ class TaskBoard:
         self.task_seconds, self.pending_seconds = task_seconds, pending_seconds
         self.max_concurrent, self.outputs_per_task = max_concurrent, outputs_per_task
         self.fail_marker, self.fail_prompts = fail_marker, fail_prompts
+        # Set by tests: the Content-Type outputs are served as (else their extension's), and the
+        # `failure` text of failed tasks (else Runway's usual wording), e.g. one echoing a secret.
+        self.output_type: str | None = None
+        self.failure_text: str | None = None
         self.epoch = 0
         self._lock = threading.Lock()
         self._tasks: dict[str, Task] = {}
@@ -90,6 +94,8 @@ class TaskBoard:
             code = "SAFETY.INPUT.TEXT"
         if code is None:
             return None
+        if self.failure_text is not None:
+            return code, self.failure_text
         if code.startswith("SAFETY"):
             return (
                 code,
@@ -218,7 +224,7 @@ class TaskBoard:
         stem, _, suffix = name.partition(".")
         if suffix != ext or not stem.isdigit() or int(stem) >= self.outputs_per_task:
             return None
-        return OUTPUT_TYPES[ext], output_bytes(f"{task_id}/{stem}", ext)
+        return self.output_type or OUTPUT_TYPES[ext], output_bytes(f"{task_id}/{stem}", ext)
 
     def counts(self) -> dict[str, int]:
         """Tasks of the current epoch (since the last reset) by status."""

@@ -5,8 +5,11 @@ without a thread each and one slow download does not hold up every other poll. R
 polls no faster than every 5 s, with jitter: each task is polled 1.0-1.2 poll intervals after its
 last poll. PENDING, THROTTLED and RUNNING are waiting, not errors. SUCCEEDED: every output URL is
 downloaded atomically (a temp name, then a rename) into the folder the journal recorded at submit
-time, as <stem><ext>, <stem>_2<ext>, ...; then the journal and the sidecar get the final status.
-FAILED and CANCELLED keep `failure` and `failureCode` and are never resubmitted automatically.
+time, as <name><ext>, <name>_2<ext>, ... (shot.jpg -> shot.jpg.mp4; outputs.py); then the
+journal and the sidecar get the final status. FAILED and CANCELLED keep `failure` and
+`failureCode` (scrubbed of the secret, capped) and are never resubmitted automatically. A download
+that can never work ends the task FAILED (RUNWATCHD.DOWNLOAD) at once, one that keeps failing
+after MAX_DOWNLOAD_ATTEMPTS polls; a full disk only waits.
 
 Poll interval: `poll_interval=` in code (tests, the demo). Left out (None), it is Runway's 5 s,
 unless the environment sets RUNWATCHD_TASK_POLL_SECONDS, a knob for running the CLI against the
@@ -22,7 +25,6 @@ import ipaddress
 import logging
 import os
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from runwatchd.errors import InputRejected, KeyRejected, RunwayError
-from runwatchd.generation.task_sidecar import write_task_sidecar
+from runwatchd.errors import DiskFull, DownloadRefused, InputRejected, KeyRejected, RunwayError
+from runwatchd.generation.outputs import free_output, output_ext
+from runwatchd.generation.task_sidecar import Credits, credits_of, write_task_sidecar
 from runwatchd.lifecycle.pauses import Pauses
 from runwatchd.lifecycle.states import FINAL_TASK_STATUSES, FileState, TaskStatus
 from runwatchd.runway.client_ref import ClientRef
@@ -44,11 +47,12 @@ MIN_POLL = 5.0
 POLL_ENV = "RUNWATCHD_TASK_POLL_SECONDS"
 WORKERS = 4
 MAX_BACKOFF = 300.0
-# Used when an output URL has no usable extension.
-_DEFAULT_EXT = {"text_to_image": ".png", "image_upscale": ".png", "sound_effect": ".mp3",
-                "text_to_speech": ".mp3", "speech_to_speech": ".mp3", "voice_isolation": ".mp3",
-                "voice_dubbing": ".mp3"}
-_EXT_RE = re.compile(r"\.[A-Za-z0-9]{1,8}")
+# Polls whose download failed (each already retried by the client) before the task ends FAILED:
+# with the backoff, about half an hour; `runwatchd scan` must end, not retry for ever.
+MAX_DOWNLOAD_ATTEMPTS = 8
+DOWNLOAD_CODE = "RUNWATCHD.DOWNLOAD"
+# A task's `failure` is shown in status lines and sidecars: a server may send megabytes.
+MAX_FAILURE_CHARS = 2000
 
 
 def resolve_poll_interval(explicit: float | None, base_url: str | None,
@@ -91,6 +95,8 @@ class _Followed:
     task_id: str = field(compare=False)
     output_dir: Path = field(compare=False)
     errors: int = field(default=0, compare=False)
+    download_attempts: int = field(default=0, compare=False)
+    disk_full_said: bool = field(default=False, compare=False)
 
 
 class TaskFollower:
@@ -229,47 +235,104 @@ class TaskFollower:
             log.warning("polling task %s of %s failed: %s", item.task_id, item.path, e)
             self._requeue(item, self._backoff(item))
             return
-        status = task.get("status", "")
+        status = task.get("status")
+        if not isinstance(status, str):
+            status = ""  # not a status we know: keep polling (it is not hashable, may be a list)
+        credits = credits_of(task)
         if status not in FINAL_TASK_STATUSES:
             if record.task_status != status:
                 record.task_status = status
                 self._store.put(record)
-                write_task_sidecar(item.path, record, status)
+                write_task_sidecar(item.path, record, status, credits=credits)
                 log.info("task %s for %s is %s", item.task_id, item.path.name, status)
             item.errors = 0
             self._requeue(item)
             return
         if status == TaskStatus.SUCCEEDED:
-            try:
-                outputs = self._download(item, record, task.get("output") or [])
-            except RunwayError as e:
-                # The next poll fetches the task again, with fresh output URLs.
-                log.warning("downloading outputs of task %s for %s failed: %s", item.task_id,
-                            item.path.name, e)
-                self._store.update(item.path, error=f"downloading outputs failed: {e}")
-                self._requeue(item, self._backoff(item))
-                return
-            self._finish(item, status, outputs=outputs)
+            self._bring_home(item, record, task.get("output"), credits)
         else:
-            self._finish(item, status, failure=task.get("failure"), code=task.get("failureCode"))
+            self._finish(item, status, failure=self._scrub(task.get("failure")),
+                         code=self._scrub(task.get("failureCode"), 200), credits=credits)
+
+    def _scrub(self, text: object, limit: int = MAX_FAILURE_CHARS) -> str | None:
+        """Text from the API as it may be stored and shown: without the secret, bounded."""
+        if text is None:
+            return None
+        return self._client.current.scrub(str(text), limit)
+
+    def _bring_home(self, item: _Followed, record: FileRecord, urls: object,
+                    credits: Credits) -> None:
+        """Download a SUCCEEDED task's outputs, or end it FAILED with the reason when they can
+        never be downloaded; retry later what may work later."""
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            self._finish(item, TaskStatus.FAILED, credits=credits, code="RUNWATCHD.OUTPUT",
+                         failure=self._scrub(f"the task's output is not a list of URLs: {urls!r}",
+                                             400))
+            return
+        try:
+            outputs = self._download(item, record, urls)
+        except DownloadRefused as e:  # a URL or size that no retry can make acceptable
+            self._finish(item, TaskStatus.FAILED, failure=self._scrub(str(e)),
+                         code=DOWNLOAD_CODE, credits=credits)
+            return
+        except DiskFull as e:
+            # Not the task's fault: wait for space, saying so once rather than every poll.
+            if not item.disk_full_said:
+                item.disk_full_said = True
+                log.error("task %s for %s: %s; retrying later", item.task_id, item.path.name, e)
+                self._store.update(item.path, error=f"waiting for disk space: {e}")
+            self._requeue(item, self._backoff(item))
+            return
+        except KeyRejected as e:  # outputs on the API's own host: not this download's fault
+            self._requeue(item)
+            if self.on_key_rejected:
+                self.on_key_rejected(e)
+            return
+        except RunwayError as e:
+            item.download_attempts += 1
+            if item.download_attempts >= MAX_DOWNLOAD_ATTEMPTS:
+                self._finish(item, TaskStatus.FAILED, code=DOWNLOAD_CODE, credits=credits,
+                             failure=self._scrub(f"downloading the outputs failed "
+                                                 f"{item.download_attempts} times: {e}"))
+                return
+            # The next poll fetches the task again, with fresh output URLs.
+            log.warning("downloading outputs of task %s for %s failed (%d of %d): %s",
+                        item.task_id, item.path.name, item.download_attempts,
+                        MAX_DOWNLOAD_ATTEMPTS, e)
+            self._store.update(item.path, error=f"downloading outputs failed: {e}")
+            self._requeue(item, self._backoff(item))
+            return
+        self._finish(item, TaskStatus.SUCCEEDED, outputs=outputs, credits=credits)
 
     def _download(self, item: _Followed, record: FileRecord, urls: list[str]) -> list[str]:
-        item.output_dir.mkdir(parents=True, exist_ok=True)
-        stem = item.path.stem
-        names = []
-        for n, url in enumerate(urls, start=1):
-            ext = Path(urlparse(url).path).suffix
-            if not _EXT_RE.fullmatch(ext):
-                ext = _DEFAULT_EXT.get(record.endpoint or "", ".mp4")
-            dest = item.output_dir / (f"{stem}{ext}" if n == 1 else f"{stem}_{n}{ext}")
-            if self.on_output:
-                self.on_output(dest)  # tell the watcher first: this file is ours, not new media
-            self._client.current.download(url, dest)
-            names.append(_relative(dest, item.path.parent))
+        """Each URL into its own file, named after the whole source name (outputs.py); a name
+        another file holds is skipped, never overwritten. The names are journaled as each file
+        lands, so a later attempt of this very task replaces its own files, not anyone else's."""
+        base = item.path.parent
+        ours = {base / name for name in record.outputs}
+        client = self._client.current
+        names: list[str] = []
+        first = 1
+        for url in urls:
+            chosen: list[int] = []
+
+            def choose(content_type: str | None, url: str = url, first: int = first) -> Path:
+                ext = output_ext(content_type, url, record.endpoint)
+                dest, n = free_output(item.output_dir, item.path.name, first, ext, ours)
+                chosen[:] = [n]
+                if self.on_output:
+                    self.on_output(dest)  # tell the watcher first: this file is ours, not media
+                return dest
+
+            fetched = client.download_output(url, item.output_dir, choose)
+            first = chosen[-1] + 1
+            names.append(_relative(fetched.path, base))
+            self._store.update_if(item.path, FileState.RUNNING, outputs=list(names))
         return names
 
     def _finish(self, item: _Followed, status: str, *, outputs: list[str] | None = None,
-                failure: str | None = None, code: str | None = None) -> None:
+                failure: str | None = None, code: str | None = None,
+                credits: Credits = (None, None)) -> None:
         self._drop(item)
         record = self._store.get(item.path)
         if record is None or record.task_id != item.task_id:
@@ -281,7 +344,7 @@ class TaskFollower:
         record.error = None if succeeded else f"task {status}: {failure}"
         # Sidecar first: a crash between the two leaves the journal at "running", so the restart
         # polls the task again and writes both; the other order leaves a stale sidecar for good.
-        write_task_sidecar(item.path, record, status, failure=failure, code=code)
+        write_task_sidecar(item.path, record, status, failure=failure, code=code, credits=credits)
         self._store.put(record)
         if succeeded:
             log.info("task %s for %s SUCCEEDED: %s", item.task_id, item.path.name,

@@ -1,12 +1,20 @@
-"""Where generations are downloaded to, and the folders that hold them (never new media)."""
+"""Where generations are downloaded to, under which names, and the folders that hold them (never
+new media)."""
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
-from pathlib import Path
+from collections.abc import Set
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
+from runwatchd import errors
 from runwatchd.generation.rules import Rule
 from runwatchd.store.base import Store
+
+log = logging.getLogger(__name__)
 
 
 def output_dir_for(rule: Rule, path: Path, root: Path) -> Path:
@@ -44,3 +52,61 @@ class OutputDirs:
         with self._lock:
             if self._dirs is not None:
                 self._dirs.add(directory)
+
+
+# Output names: the source's whole name plus the output's own extension (shot.jpg -> shot.jpg.mp4),
+# then _2, _3 ... for the further outputs of one task (shot.jpg_2.mp4). Keeping the source name
+# whole makes shot.jpg, shot.png and shot.webp of one folder three distinct outputs (issue 13:
+# `shot.mp4` for all three overwrote each other); players, editors and ffmpeg go by the last
+# suffix only, so the double extension breaks nothing, and the source stays findable by name.
+MAX_NAME_TRIES = 1000
+# Content types Runway's outputs come as -> the extension an output keeps.
+CONTENT_TYPE_EXT = {
+    "video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm",
+    "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif",
+    "image/tiff": ".tiff", "image/exr": ".exr", "image/x-exr": ".exr",
+    "audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/wav": ".wav", "audio/x-wav": ".wav",
+    "audio/wave": ".wav", "audio/vnd.wave": ".wav", "audio/flac": ".flac", "audio/aac": ".aac",
+    "audio/mp4": ".m4a", "audio/ogg": ".ogg",
+    "application/zip": ".zip", "application/x-zip-compressed": ".zip",
+}
+# A URL's suffix is taken only when it is one of these: the URL comes from the network, and an
+# output named `.exe`, `.sh` or `.runway.json` must never land in a user's folder.
+KNOWN_EXTS = frozenset(CONTENT_TYPE_EXT.values()) | {".jpeg", ".tif", ".m4v", ".mkv"}
+# Used when neither the content type nor the URL gives a known extension.
+DEFAULT_EXT = {"text_to_image": ".png", "image_upscale": ".png", "sound_effect": ".mp3",
+               "text_to_speech": ".mp3", "speech_to_speech": ".mp3", "voice_isolation": ".mp3",
+               "voice_dubbing": ".mp3"}
+
+
+def output_ext(content_type: str | None, url: str, endpoint: str | None) -> str:
+    """The extension an output keeps: from its Content-Type, else its URL's suffix, else the
+    endpoint's default (.mp4 for video endpoints). An archive (.zip) is kept as delivered, never
+    unpacked: its entries are untrusted names and sizes (zip bombs, `../` paths)."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime in CONTENT_TYPE_EXT:
+        return CONTENT_TYPE_EXT[mime]
+    suffix = PurePosixPath(urlparse(url).path).suffix.lower()
+    if suffix in KNOWN_EXTS:
+        return suffix
+    return DEFAULT_EXT.get(endpoint or "", ".mp4")
+
+
+def output_name(source_name: str, n: int, ext: str) -> str:
+    """The n-th (1-based) output's name for a source file named `source_name`."""
+    return f"{source_name}{ext}" if n == 1 else f"{source_name}_{n}{ext}"
+
+
+def free_output(directory: Path, source_name: str, first: int, ext: str,
+                ours: Set[Path]) -> tuple[Path, int]:
+    """(path, n): the first output name from number `first` on that is free or already ours
+    (`ours`: written for this very task before, which may be replaced). A name taken by someone
+    else's file is skipped, never overwritten."""
+    for n in range(first, first + MAX_NAME_TRIES):
+        dest = directory / output_name(source_name, n, ext)
+        if dest in ours or not os.path.lexists(dest):
+            if n != first:
+                log.warning("%s is taken by a file runwatchd did not write; the output goes "
+                            "to %s", directory / output_name(source_name, first, ext), dest.name)
+            return dest, n
+    raise errors.DiskFull(f"no free output name for {source_name} in {directory}")

@@ -18,15 +18,20 @@ import logging
 import math
 import os
 import re
-import stat
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runwatchd import errors, fsutil
-from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
+from runwatchd.config.tomlcheck import check_type, describe
+from runwatchd.generation import placements
+from runwatchd.generation.prompts import (
+    limit_text,
+    prompt_fits,
+    prompt_length,
+    prompt_limit,
+)
 from runwatchd.runway import media
 from runwatchd.runway.endpoints import ENDPOINTS, FIELD_TYPES
 
@@ -35,13 +40,9 @@ log = logging.getLogger(__name__)
 RULES_FILENAME = "runwatchd.rules.toml"
 DEFAULT_OUTPUT_DIR = "outputs"
 PROMPT_SUFFIX = ".prompt.txt"
-PROMPT_MAX = 1000
 RULE_KEYS = ("endpoint", "input_field", "name", "output_dir", "request")
 _PLACEHOLDER = re.compile(r"\{(stem|name|folder)\}")
 _PROMPT_READ_LIMIT = 64 * 1024
-# A rules file is a few lines of TOML: anything past this is a mistake or an attack (a 3 GB
-# sparse file was once read whole).
-MAX_RULES_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,10 @@ def _json_problems(value: object, keypath: str) -> list[str]:
 
 
 def input_field_of(rule: Rule) -> str | None:
-    """The request field that receives the file's URI: the rule's override or the default."""
+    """The request field that receives the file's URI: the rule's override or the default;
+    None when the request places it with "{uri}" (placements.py)."""
+    if rule.input_field is None and any(placements.uri_paths(rule.request)):
+        return None
     return rule.input_field or ENDPOINTS[rule.endpoint].default_input
 
 
@@ -128,8 +132,16 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
                       at: Callable[[str], str]) -> list[str]:
     spec = ENDPOINTS[endpoint]
     problems = _json_problems(request, at("request"))
-    target = input_field or spec.default_input
-    if target is None:
+    placed = list(placements.uri_paths(request))
+    problems += [f"{at('request.' + placements.shown(p))}: {{uri}} must be the whole value"
+                 for p in placements.loose_uri_paths(request)]
+    problems += [f"{at('request.' + where)}: {why}" for where, why in
+                 placements.placement_problems(endpoint, request.get("model"), placed)]
+    if placed and input_field is not None:
+        problems.append(f"{at('input_field')}: the request places the file with {{uri}}; "
+                        "use one of the two")
+    target = input_field or (None if placed else spec.default_input)
+    if target is None and not placed:
         problems.append(f"{at('input_field')}: endpoint {endpoint} takes no media input; set "
                         "input_field to the request field that should get each file's "
                         "runway:// URI")
@@ -141,7 +153,7 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
             problems.append(f"{at('request.' + name)}: required by {endpoint}")
     for name, value in request.items():
         inp = spec.inputs.get(name)
-        if name == target:
+        if name == target or name in {p[0] for p in placed}:  # the schemas judge those
             continue
         kind = FIELD_TYPES.get(name)
         if inp is not None:
@@ -151,9 +163,10 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
         elif inp and inp.typed and not isinstance(value.get("uri"), str):
             problems.append(f"{at('request.' + name)}: expected a table with type and uri")
     prompt = request.get("promptText")
-    if isinstance(prompt, str) and not 1 <= len(prompt) <= PROMPT_MAX:
-        problems.append(f"{at('request.promptText')}: must be 1-{PROMPT_MAX} characters, "
-                        f"got {len(prompt)}")
+    limit = prompt_limit(endpoint, request.get("model"))
+    if isinstance(prompt, str) and not prompt_fits(prompt, limit):
+        problems.append(f"{at('request.promptText')}: must be {limit_text(limit)} characters, "
+                        f"got {prompt_length(prompt)}")
     return problems
 
 
@@ -213,6 +226,15 @@ def check_media(rule: Rule, media_path: Path, folder_root: Path) -> str:
     spec = ENDPOINTS[rule.endpoint]
     kind = media.media_kind(media_path)
     target = input_field_of(rule)
+    placed = list(placements.uri_paths(rule.request)) if target is None else []
+    if placed:
+        fits = placements.kinds_for(rule.endpoint, rule.request.get("model"), placed)
+        if kind is None or kind not in fits:
+            where = ", ".join(placements.shown(p) for p in placed)
+            raise errors.InvalidFile(f"{shown}: {rule.endpoint} ({where}) takes "
+                                     f"{' or '.join(sorted(fits)) or 'no'} files, not "
+                                     f"{kind or repr(media_path.suffix)}")
+        return kind
     if target is None:
         raise errors.InvalidFile(f"{shown}: endpoint {rule.endpoint} takes no media input and "
                                  "the rule sets no input_field")
@@ -235,19 +257,22 @@ def build_request(rule: Rule, media_path: Path, runway_uri: str,
     kind = check_media(rule, media_path, folder_root)
     spec = ENDPOINTS[rule.endpoint]
     target = input_field_of(rule)
-    assert target is not None  # check_media refused a rule without one
-    inp = spec.inputs.get(target)
     values = {"stem": media_path.stem, "name": media_path.name, "folder": media_path.parent.name}
     body: dict[str, Any] = _expand(copy.deepcopy(dict(rule.request)), values)
     prompt = read_prompt(media_path)
     if prompt is not None and (spec.takes_prompt or "promptText" in body):
         body["promptText"] = prompt
-    body[target] = {"type": kind, "uri": runway_uri} if inp and inp.typed else runway_uri
+    if target is None:  # check_media refused a rule with neither an input field nor "{uri}"
+        body = placements.put_uri(body, runway_uri)
+    else:
+        inp = spec.inputs.get(target)
+        body[target] = {"type": kind, "uri": runway_uri} if inp and inp.typed else runway_uri
     text = body.get("promptText")
-    if text is not None and not (isinstance(text, str) and 1 <= len(text) <= PROMPT_MAX):
-        length = len(text) if isinstance(text, str) else 0
+    limit = prompt_limit(rule.endpoint, body.get("model"))
+    if text is not None and not (isinstance(text, str) and prompt_fits(text, limit)):
+        length = prompt_length(text) if isinstance(text, str) else 0
         raise errors.InvalidFile(f"{_shown(media_path, folder_root)}: promptText is {length} "
-                                 f"characters for this file; Runway takes 1-{PROMPT_MAX}")
+                                 f"characters for this file; Runway takes {limit_text(limit)}")
     return body
 
 
@@ -256,103 +281,3 @@ def rule_fingerprint(rule: Rule) -> str:
     doc = {"endpoint": rule.endpoint, "input_field": input_field_of(rule), "request": rule.request}
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _version(st: os.stat_result) -> tuple[int, ...]:
-    # ctime and inode too: an editor that saves by rename within one mtime tick keeps the size.
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-
-
-def load_rules_file(path: Path) -> tuple[Rule | None, list[str], tuple[int, ...] | None]:
-    """(rule, problems, version) for one rules file; the version is taken from the open file."""
-    try:
-        raw, st = fsutil.read_small_file_and_stat(path, MAX_RULES_BYTES)
-    except OSError as e:
-        return None, [f"cannot read ({e.strerror})"], None
-    version = _version(st)
-    data, problem = parse_toml_text(raw)
-    if data is None:
-        return None, [problem or "invalid TOML"], version
-    rule, problems = parse_rule(data, str(path), "")
-    if rule is not None:
-        rule = Rule(rule.endpoint, rule.output_dir, rule.input_field, rule.request, str(path),
-                    rule.name or path.parent.name, path.parent)
-    return rule, problems, version
-
-
-class RuleResolver:
-    """The rule for a file under `root`: nearest valid rules file, else the config's rule.
-
-    Thread-safe. Each call stats one rules-file path per directory level; a file is parsed
-    again only when its (mtime, ctime, size, inode) changed. An invalid rules file is logged
-    once per version and skipped, so the next one up (or the config rule) applies.
-    """
-
-    def __init__(self, root: Path, config_rule: Rule | None) -> None:
-        self.root = Path(os.path.abspath(root))
-        self.config_rule = config_rule
-        self._lock = threading.Lock()
-        self._cache: dict[Path, tuple[tuple[int, ...], Rule | None, list[str]]] = {}
-
-    def _rules_files(self, media_path: Path) -> list[Path] | None:
-        """Where a rules file for `media_path` may lie, nearest first: its folder, then each
-        one up to the watched folder. None for a file outside the watched folder."""
-        directory = Path(os.path.abspath(media_path)).parent
-        try:
-            rel = directory.relative_to(self.root)
-        except ValueError:
-            return None
-        dirs = [self.root]
-        for part in rel.parts:
-            dirs.append(dirs[-1] / part)
-        return [d / RULES_FILENAME for d in reversed(dirs)]
-
-    def rule_for(self, media_path: Path) -> Rule | None:
-        """The rule that applies to `media_path` now."""
-        with self._lock:
-            for path in self._rules_files(media_path) or []:
-                rule = self._rule_in(path)
-                if rule is not None:
-                    return rule
-        return self.config_rule
-
-    def broken_rules_file(self, media_path: Path) -> str | None:
-        """Why `media_path` must wait, when the nearest rules file above it is invalid.
-
-        Falling back to a rule further up would generate (and bill) the file with a rule its
-        folder meant to override; so files under a broken rules file wait until it is fixed.
-        """
-        with self._lock:
-            for path in self._rules_files(media_path) or []:
-                if self._rule_in(path) is not None:
-                    return None
-                cached = self._cache.get(path)
-                if cached is not None and cached[2]:
-                    return f"the rules file {path} is invalid: {'; '.join(cached[2])}"
-        return None
-
-    def _rule_in(self, path: Path) -> Rule | None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            self._cache.pop(path, None)
-            return None
-        cached = self._cache.get(path)
-        if cached is not None and cached[0] == _version(st):
-            return cached[1]
-        rule: Rule | None = None
-        problems, version = ["not a regular file"], None
-        if stat.S_ISREG(st.st_mode):
-            rule, problems, version = load_rules_file(path)
-        self._cache[path] = (version or _version(st), rule, problems)
-        if problems:
-            log.warning("ignoring rules file %s: %s", path, "; ".join(problems))
-        elif cached is not None:
-            log.info("rules file %s changed; now %s -> %s", path, rule and rule.endpoint,
-                     rule and rule.output_dir)
-        return rule
-
-    def problems(self) -> dict[str, list[str]]:
-        """Problems of the invalid rules files seen on the last lookups, by path."""
-        with self._lock:
-            return {str(p): list(v[2]) for p, v in self._cache.items() if v[2]}

@@ -21,7 +21,7 @@ from runwatchd.errors import (
 )
 from runwatchd.generation.outputs import OutputDirs
 from runwatchd.generation.rules import Rule, build_request, rule_fingerprint
-from runwatchd.generation.task_sidecar import ensure_task_sidecar, write_task_sidecar
+from runwatchd.generation.task_sidecar import credits_of, ensure_task_sidecar, write_task_sidecar
 from runwatchd.lifecycle.facts import Uploaded
 from runwatchd.lifecycle.failures import Failures
 from runwatchd.lifecycle.pauses import Pauses
@@ -104,7 +104,7 @@ class Submitter:
         base.state, base.task_id, base.task_status = S.RUNNING, task_id, TaskStatus.PENDING
         base.error = None
         self._store.put(base)
-        write_task_sidecar(path, base, TaskStatus.PENDING)
+        write_task_sidecar(path, base, TaskStatus.PENDING, credits=credits_of(answer))
         log.info("submitted %s task %s for %s", rule.endpoint, task_id, path)
         if self._follow:
             self._follow(path, task_id, output_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,18 @@ from runwatchd.lifecycle.states import FileState, TaskStatus
 from runwatchd.store.record import FileRecord
 
 log = logging.getLogger(__name__)
+
+# (estimatedCost.credits, cost.credits) of a task reply, each an int or None.
+Credits = tuple[int | None, int | None]
+
+
+def credits_of(reply: Mapping[str, Any]) -> Credits:
+    """(estimated, final) credits of a create or task reply; None where absent or not an int."""
+    def number(key: str) -> int | None:
+        block = reply.get(key)
+        value = block.get("credits") if isinstance(block, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return number("estimatedCost"), number("cost")
 
 
 def sidecar_status(record: FileRecord) -> str | None:
@@ -35,16 +48,26 @@ def sidecar_status(record: FileRecord) -> str | None:
 
 
 def write_task_sidecar(path: Path, record: FileRecord, status: str, *,
-                       failure: str | None = None, code: str | None = None) -> bool:
+                       failure: str | None = None, code: str | None = None,
+                       credits: Credits = (None, None)) -> bool:
     """Rewrite the sidecar with the task part as the journal knows it; False if not written
-    (the media file is gone, or the folder cannot be written: the journal keeps the state)."""
-    rule_name = record.rule_name
-    if rule_name is None:  # a row from before rule names were journaled: keep the sidecar's
-        rule_name = ((sidecar.read_sidecar(path) or {}).get("task") or {}).get("rule")
+    (the media file is gone, or the folder cannot be written: the journal keeps the state).
+
+    `credits`: (estimated, final) from the latest task reply. The journal has no room for them,
+    so one the reply lacks (the estimate is gone once a task ends) is kept from the sidecar."""
+    old: dict[str, Any] = {}
+    if record.rule_name is None or None in credits:
+        old = (sidecar.read_sidecar(path) or {}).get("task") or {}
+        if old.get("id") != record.task_id:
+            old = {"rule": old.get("rule")}  # credits of another task are not this one's
+    # A row from before rule names were journaled: keep the sidecar's.
+    rule_name = record.rule_name if record.rule_name is not None else old.get("rule")
     task: dict[str, Any] = {
         "id": record.task_id, "endpoint": record.endpoint, "rule": rule_name,
         "status": str(status), "outputs": list(record.outputs), "failure": failure,
         "failure_code": code,
+        "credits_estimated": _credit(credits[0], old.get("credits_estimated")),
+        "credits": _credit(credits[1], old.get("credits")),
     }
     if not path.exists():
         log.info("%s is gone; its task %s is %s (no sidecar written)", path, record.task_id,
@@ -65,6 +88,12 @@ def write_task_sidecar(path: Path, record: FileRecord, status: str, *,
         log.error("%s: cannot write sidecar: %s", path, e)
         return False
     return True
+
+
+def _credit(new: int | None, old: object) -> int | None:
+    if new is not None:
+        return new
+    return old if isinstance(old, int) and not isinstance(old, bool) else None
 
 
 def ensure_task_sidecar(path: Path, record: FileRecord) -> None:

@@ -34,7 +34,8 @@ from typing import assert_never
 
 from runwatchd.errors import InvalidFile
 from runwatchd.generation.outputs import OutputDirs, output_dir_for
-from runwatchd.generation.rules import Rule, RuleResolver, check_media
+from runwatchd.generation.rules import Rule, check_media
+from runwatchd.generation.rules_files import RuleResolver
 from runwatchd.generation.submitter import FollowFn, Submitter
 from runwatchd.generation.task_sidecar import ensure_task_sidecar
 from runwatchd.lifecycle import sidecar

@@ -26,7 +26,7 @@ import tenacity
 from runwatchd import __version__, errors
 from runwatchd.runway import media
 from runwatchd.runway.api import API_VERSION, DEFAULT_BASE_URL, Operation
-from runwatchd.runway.download import DEFAULT_MAX_DOWNLOAD, Downloader
+from runwatchd.runway.download import DEFAULT_MAX_DOWNLOAD, Downloader, Fetched
 from runwatchd.runway.http_errors import (
     ErrorMapper,
     describe_error,
@@ -315,6 +315,19 @@ class RunwayClient:
         target = self._downloader.check_url(url)
         return self._retrying(Operation.DOWNLOAD, f"download of {dest.name}",
                               lambda: self._downloader.fetch(target, dest))
+
+    def download_output(self, url: str, directory: Path,
+                        choose: Callable[[str | None], Path]) -> Fetched:
+        """download() for a generation's output, into the file `choose(content_type)` names
+        once the reply's headers are in (called again on a retry)."""
+        target = self._downloader.check_url(url)
+        return self._retrying(Operation.DOWNLOAD, f"download of {short_url(target)}",
+                              lambda: self._downloader.fetch_to(target, directory, choose))
+
+    def scrub(self, text: str, limit: int = 2000) -> str:
+        """Text that came from the API (a task's `failure`), as it may be stored or shown: one
+        line, without the secret, at most `limit` characters."""
+        return self._mapper.scrub(text, limit)
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import errno
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -38,6 +39,16 @@ DISK_RESERVE = 64 * MiB
 # server that trickles bytes to hold a worker, trips it (httpx's timeouts are per read).
 _BASE_SECONDS = 60.0
 _SECONDS_PER_MIB = 4.0
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One finished download: where it landed, its size, and the Content-Type it was served as
+    (None when the server sent none), from which the output's extension is taken."""
+
+    path: Path
+    size: int
+    content_type: str | None
 
 
 class Downloader:
@@ -69,7 +80,14 @@ class Downloader:
     def fetch(self, target: httpx.URL, dest: Path) -> int:
         """One attempt: follow redirects under the rules, stream into `dest` atomically; the
         bytes written. Raises RunwayError kinds (retryable or not) or DiskFull."""
-        self._check_space(dest, 0)
+        return self.fetch_to(target, dest.parent, lambda _content_type: dest).size
+
+    def fetch_to(self, target: httpx.URL, directory: Path,
+                 choose: Callable[[str | None], Path]) -> Fetched:
+        """Like fetch(), into the file `choose(content_type)` names once the reply's headers are
+        in (an output's extension comes from its Content-Type); `directory` is checked for space
+        before the request."""
+        self._check_space(directory / "output", 0)
         for _hop in range(MAX_REDIRECTS + 1):
             same_origin = _origin(target) == self._origin
             client = self._api if same_origin else self._storage
@@ -83,7 +101,9 @@ class Downloader:
                         resp.read()
                         raise self._mapper.status_error(
                             resp, where, "api" if same_origin else "download")
-                    return self._save(resp, dest, target)
+                    content_type = resp.headers.get("content-type")
+                    dest = choose(content_type)
+                    return Fetched(dest, self._save(resp, dest, target), content_type)
             except httpx.HTTPError as e:
                 raise self._mapper.network_error(e, where) from e
         raise errors.DownloadRefused(

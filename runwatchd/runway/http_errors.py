@@ -87,8 +87,14 @@ class ErrorMapper:
 
     def clean(self, text: str) -> str:
         """One line, bounded, without the secret."""
-        text = " ".join(text.replace(self._secret, "***").split())
-        return text if len(text) <= 400 else text[:399] + "…"
+        return self.scrub(text, 400)
+
+    def scrub(self, text: str, limit: int) -> str:
+        """One line of at most `limit` characters, without the secret (also where cutting at
+        `limit` would leave the start of it)."""
+        text = " ".join(text.replace(self._secret, "***").split()) if self._secret else (
+            " ".join(text.split()))
+        return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def scrub_exception(e: httpx.HTTPError) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runwatchd.config.load import FolderConfig
-from runwatchd.generation.rules import RuleResolver
+from runwatchd.generation.rules_files import RuleResolver
 from runwatchd.watch.mounts import (
     NETWORK_FS,
     choose_observer,
@@ -52,7 +52,7 @@ class Folder:
         self.config = config
         self.root = config.path
         self.settings = config.settings
-        self.resolver = RuleResolver(self.root, config.rule)
+        self.resolver = RuleResolver(self.root, config.rule, [(self.root, config.recursive)])
         exclude = [config.rule.output_path(self.root)] if config.rule else []
         self.filter = FileFilter(self.root, self.settings.include, self.settings.ignore,
                                  exclude_dirs=exclude)

@@ -26,7 +26,7 @@ def test_demo_runs_the_whole_flow_and_cleans_up(tmp_path: Path) -> None:
     assert re.search(r"^emulator: http://127\.0\.0\.1:\d+ ", out, re.M)
     for n in (1, 2, 3):
         assert re.search(rf"^  stills/shot{n}\.png: SUCCEEDED runway://upload/\S+ -> "
-                         rf"renders/shot{n}\.mp4$", out, re.M), out
+                         rf"renders/shot{n}\.png\.mp4$", out, re.M), out
     assert re.search(r"^  audio/voice\.wav: UPLOADED runway://upload/\S+$", out, re.M), out
     assert re.search(r"^done in \d+\.\d s\. One sidecar, in full:$", out, re.M), out
     assert '"status": "SUCCEEDED"' in out

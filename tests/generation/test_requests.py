@@ -173,3 +173,44 @@ def test_build_request_never_mutates_the_rule(tmp_path: Path) -> None:
     body = rules.build_request(r, media(tmp_path, "a.jpg"), URI, tmp_path)
     body["reference"]["uri"] = "changed"
     assert {"type": "video", "uri": "runway://r"} == r.request["reference"]
+
+
+def test_prompt_limit_is_the_models_in_utf16_units(tmp_path: Path) -> None:
+    """600 emoji are 1200 UTF-16 units: over gen4.5's 1000; seedance2 takes up to 3500."""
+    emoji = "\U0001f600" * 600
+    (tmp_path / "e.jpg.prompt.txt").write_text(emoji, encoding="utf-8")
+    with pytest.raises(InvalidFile) as info:
+        rules.build_request(rule(model="gen4.5"), media(tmp_path, "e.jpg"), URI, tmp_path)
+    assert "e.jpg: promptText is 1200 characters for this file; Runway takes 1-1000" == str(
+        info.value)
+    body = rules.build_request(rule(model="seedance2"), media(tmp_path, "e.jpg"), URI, tmp_path)
+    assert emoji == body["promptText"]
+    assert [(1000, 3500, None, 1000)] == [(
+        rules.prompt_limit("image_to_video", "gen4.5"),
+        rules.prompt_limit("image_to_video", "seedance2"),
+        rules.prompt_limit("image_to_video", "kling_4"),
+        rules.prompt_limit("image_to_video", "not-a-model"))]
+
+
+def test_uri_placeholder_places_the_file_in_lists_and_nested_tables(tmp_path: Path) -> None:
+    """"{uri}" anywhere in the request (a list of tables here) gets the file's URI; no
+    input_field is needed, and nothing else is added."""
+    refs = rule("text_to_image", model="gen4_image", promptText="@ref in the rain",
+                ratio="1920:1080", referenceImages=[{"uri": "{uri}", "tag": "ref"}])
+    body = rules.build_request(refs, media(tmp_path, "a.png"), URI, tmp_path)
+    assert {"model": "gen4_image", "promptText": "@ref in the rain", "ratio": "1920:1080",
+            "referenceImages": [{"uri": URI, "tag": "ref"}]} == body
+    nested = rule("image_to_video", model="gen4.5", promptText="x", ratio="1280:720",
+                  duration=5, promptImage=[{"uri": "{uri}", "position": "first"}])
+    assert [{"uri": URI, "position": "first"}] == rules.build_request(
+        nested, media(tmp_path, "b.jpg"), URI, tmp_path)["promptImage"]
+
+
+def test_uri_placeholder_checks_the_media_kind_of_its_field(tmp_path: Path) -> None:
+    """A .wav bound for referenceImages is refused before uploading, naming the field."""
+    refs = rule("text_to_image", model="gen4_image", promptText="x",
+                referenceImages=[{"uri": "{uri}", "tag": "ref"}])
+    with pytest.raises(InvalidFile) as info:
+        rules.check_media(refs, media(tmp_path, "voice.wav"), tmp_path)
+    assert ("voice.wav: text_to_image (referenceImages[0].uri) takes image files, not audio"
+            == str(info.value))

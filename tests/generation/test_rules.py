@@ -139,3 +139,32 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
         rule(model="m", promptText="p", duration=6)
     )
     assert "5a14a1a8c6ff3493" == rules.rule_fingerprint(rule(model="m"))[:16]
+
+
+def test_rule_prompt_is_checked_against_the_models_limit_at_load() -> None:
+    """A literal promptText over the model's x-maxUtf16 is refused at load, in UTF-16 units."""
+    _, problems = rules.parse_rule({"endpoint": "image_to_video", "request": {
+        "model": "gen4.5", "promptText": "\U0001f600" * 501}}, "test", "rule")
+    assert ["rule.request.promptText: must be 1-1000 characters, got 1002"] == problems
+    parsed, problems = rules.parse_rule({"endpoint": "image_to_video", "request": {
+        "model": "seedance2", "promptText": "y" * 3500}}, "test", "rule")
+    assert ([], 3500) == (problems, parsed and len(parsed.request["promptText"]))
+
+
+@pytest.mark.parametrize(("request_table", "expected"), [
+    ({"model": "gen4_image", "promptText": "x", "ratio": "{uri}"},
+     ["rule.request.ratio: not a media field of text_to_image (gen4_image); {uri} goes where "
+      "Runway takes a media URI"]),
+    ({"model": "gen4_image", "promptText": "x", "referenceImages": [{"uri": "see {uri}"}]},
+     ["rule.request.referenceImages[0].uri: {uri} must be the whole value",
+      "rule.input_field: endpoint text_to_image takes no media input; set input_field to the "
+      "request field that should get each file's runway:// URI"]),
+    ({"model": "some_new_model", "promptText": "x", "anything": {"deep": ["{uri}"]}}, []),
+])
+def test_uri_placeholder_is_checked_at_load(request_table: dict[str, Any],
+                                            expected: list[str]) -> None:
+    """{uri} must be a whole value in a media field of a model the schemas know; for models
+    they do not know, the API judges."""
+    _, found = rules.parse_rule({"endpoint": "text_to_image", "request": request_table},
+                                "test", "rule")
+    assert expected == found

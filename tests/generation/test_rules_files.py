@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from rules_helpers import rule
 
-from runwatchd.generation.rules import RULES_FILENAME, RuleResolver
+from runwatchd.generation.rules import RULES_FILENAME
+from runwatchd.generation.rules_files import RuleResolver
 
 
 def write_rules(directory: Path, text: str) -> Path:
@@ -106,3 +107,49 @@ def test_a_directory_named_like_a_rules_file_is_reported(tmp_path: Path) -> None
     resolver = RuleResolver(tmp_path, None)
     assert None is resolver.rule_for(tmp_path / "x.jpg")
     assert {str(tmp_path / RULES_FILENAME): ["not a regular file"]} == resolver.problems()
+
+
+@pytest.mark.parametrize(("where", "output_dir"), [
+    ("sub", ".."),           # hot/sub/.. is the watched folder itself
+    ("sub", "../../hot"),    # the same, spelled through the folder's name
+    ("", "../hot"),          # hot/../hot
+    ("", "."),
+    ("sub", "../.."),        # above the watched folder: every source would look like an output
+])
+def test_rules_file_with_outputs_among_sources_holds_its_files(
+        tmp_path: Path, where: str, output_dir: str) -> None:
+    """An output_dir that is or contains the watched folder is refused with path and key; its
+    files wait with the reason instead of falling back to a rule further up."""
+    hot = tmp_path / "hot"
+    path = write_rules(hot / where, f'endpoint = "image_to_video"\noutput_dir = "{output_dir}"\n'
+                                    '[request]\nmodel = "gen4.5"\n')
+    resolver = RuleResolver(hot, rule(model="from-config"), [(hot, True)])
+    media = hot / where / "shot.jpg"
+    why = resolver.broken_rules_file(media)
+    assert why is not None and f"the rules file {path} is invalid: output_dir: " in why, why
+    assert "watched folder" in why
+    assert [str(path)] == list(resolver.problems())
+
+
+def test_rules_file_outputs_inside_another_watched_folder_are_refused(tmp_path: Path) -> None:
+    """output_dir inside another watched folder (through a symlink too) is refused."""
+    hot, other = tmp_path / "hot", tmp_path / "other"
+    other.mkdir()
+    (tmp_path / "link").symlink_to(other)
+    write_rules(hot, 'endpoint = "image_to_video"\noutput_dir = "../link/renders"\n'
+                     '[request]\nmodel = "gen4.5"\n')
+    resolver = RuleResolver(hot, None, [(hot, True), (other, True)])
+    why = resolver.broken_rules_file(hot / "shot.jpg")
+    assert why is not None and f"inside the watched folder {other}" in why, why
+
+
+def test_rules_file_outputs_in_a_folder_of_their_own_are_fine(tmp_path: Path) -> None:
+    """A dedicated folder inside the rule's own watched folder (hot/sub/../renders) is fine."""
+    hot = tmp_path / "hot"
+    write_rules(hot / "sub", 'endpoint = "image_to_video"\noutput_dir = "../renders"\n'
+                             '[request]\nmodel = "gen4.5"\n')
+    resolver = RuleResolver(hot, None, [(hot, True)])
+    found = resolver.rule_for(hot / "sub" / "shot.jpg")
+    assert (None, hot / "renders") == (
+        resolver.broken_rules_file(hot / "sub" / "shot.jpg"),
+        found and Path(os.path.normpath(found.output_path(hot))))

@@ -136,14 +136,14 @@ def test_succeeded_task_downloads_its_output_and_records_it(
     follow_all(follower, record)
     assert ended(journal, record, state="succeeded")
     task = task_of(record)
-    assert ("SUCCEEDED", ["renders/shot.mp4"], record.task_id, "hot") == (
+    assert ("SUCCEEDED", ["renders/shot.png.mp4"], record.task_id, "hot") == (
         task["status"], task["outputs"], task["id"], task["rule"])
-    assert (tmp_path / "hot" / "renders" / "shot.mp4").stat().st_size > 0
+    assert (tmp_path / "hot" / "renders" / "shot.png.mp4").stat().st_size > 0
     assert 0 == follower.pending()
 
 
 def test_several_outputs_are_named_after_the_source(tmp_path: Path, journal: SqliteStore) -> None:
-    """outputs_per_task=3: shot.mp4, shot_2.mp4, shot_3.mp4, each downloaded."""
+    """outputs_per_task=3: shot.png.mp4, shot.png_2.mp4, shot.png_3.mp4, each downloaded."""
     with Emulator(api_secret=SECRET, task_seconds=0.05, outputs_per_task=3) as emu, \
             RunwayClient(SECRET, emu.url) as client:
         record = submitted(tmp_path, client, journal)
@@ -155,9 +155,9 @@ def test_several_outputs_are_named_after_the_source(tmp_path: Path, journal: Sql
         finally:
             follower.stop()
         assert 3 == emu.stats()["outputs_served"]
-    assert ["renders/shot.mp4", "renders/shot_2.mp4", "renders/shot_3.mp4"] == task_of(
+    assert ["renders/shot.png.mp4", "renders/shot.png_2.mp4", "renders/shot.png_3.mp4"] == task_of(
         record)["outputs"]
-    assert {"shot.mp4", "shot_2.mp4", "shot_3.mp4"} == {
+    assert {"shot.png.mp4", "shot.png_2.mp4", "shot.png_3.mp4"} == {
         p.name for p in (tmp_path / "hot" / "renders").iterdir()}
 
 
@@ -276,4 +276,4 @@ def test_no_sidecar_for_a_deleted_file(
     follow_all(follower, record)
     assert ended(journal, record, state="succeeded")
     assert not sidecar.sidecar_path(Path(record.path)).exists()
-    assert (tmp_path / "hot" / "renders" / "shot.mp4").exists()
+    assert (tmp_path / "hot" / "renders" / "shot.png.mp4").exists()

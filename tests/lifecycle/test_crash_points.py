@@ -8,6 +8,7 @@ that point leaves them (test_generation.py also kills a real one).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ from runwatchd.lifecycle.states import FileState
 from runwatchd.store.record import FileRecord
 
 
-def partial_download(url: str, dest: Path) -> None:
+def partial_download(url: str, directory: Path, choose: Callable[[str | None], Path]) -> None:
     """What a killed download leaves: a temp file beside the final name."""
+    dest = choose("video/mp4")
     dest.parent.mkdir(parents=True, exist_ok=True)
     fsutil.temp_path_for(dest).write_bytes(b"partial")
 
@@ -64,7 +66,7 @@ def test_a_crash_at_any_point_ends_with_one_correct_sidecar(rig: Rig, point: str
     assert [sidecar.sidecar_path(shot)] == list(rig.root.glob("*.runway.json"))
     assert [] == temps(rig.root)
     if status == "SUCCEEDED":
-        assert (rig.root / "renders" / "shot.mp4").exists()
+        assert (rig.root / "renders" / "shot.png.mp4").exists()
     else:
         assert "attention" == rig.journal.get(shot).state
 

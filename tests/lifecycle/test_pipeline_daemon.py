@@ -27,8 +27,8 @@ def test_editing_a_rules_file_changes_what_the_next_file_gets(rig: Rig) -> None:
                           'model = "magnific_precision_upscaler_v2"\n', encoding="utf-8")
     b = rig.still("b.png", 2)
     assert 0 == rig.scan(cfg=rig.config(rule=None))[0]
-    assert (["v1/a.mp4"], "image_to_video") == (task_part(a)["outputs"], task_part(a)["endpoint"])
-    assert (["v2/b.png"], "image_upscale") == (task_part(b)["outputs"], task_part(b)["endpoint"])
+    assert (["v1/a.png.mp4"], "image_to_video") == (task_part(a)["outputs"], task_part(a)["endpoint"])
+    assert (["v2/b.png.png"], "image_upscale") == (task_part(b)["outputs"], task_part(b)["endpoint"])
     assert 2 == rig.stats()["tasks_created"]
 
 

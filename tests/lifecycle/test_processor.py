@@ -9,7 +9,8 @@ import time
 
 from pipeline_helpers import REQUEST, RULE, Rig, make_rule, task_part
 
-from runwatchd.generation.rules import RULES_FILENAME, RuleResolver
+from runwatchd.generation.rules import RULES_FILENAME
+from runwatchd.generation.rules_files import RuleResolver
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.processor import Job
 from runwatchd.lifecycle.states import Ending, FailureReason, Outcome

@@ -214,3 +214,20 @@ def test_a_download_that_is_retried_keeps_its_deadline_per_attempt(
         httpx.ReadTimeout("slow"), httpx.Response(200, content=b"ok")])
     client = make_client(retry=RetryPolicy(max_attempts=2, initial_delay=0.0, max_delay=0.0))
     assert 2 == client.download(f"{CDN}/a.mp4", tmp_path / "o.mp4")
+
+
+def test_download_output_names_the_file_after_its_content_type(
+        respx_mock: respx.MockRouter, tmp_path: Path,
+        make_client: Callable[..., RunwayClient]) -> None:
+    """download_output asks for the name once the headers (Content-Type) are in, and says it."""
+    respx_mock.get(f"{CDN}/out").mock(return_value=httpx.Response(
+        200, headers={"Content-Type": "video/quicktime"}, content=b"mov"))
+    seen: list[str | None] = []
+
+    def choose(content_type: str | None) -> Path:
+        seen.append(content_type)
+        return tmp_path / "r" / "shot.jpg.mov"
+
+    got = make_client().download_output(f"{CDN}/out", tmp_path / "r", choose)
+    assert (["video/quicktime"], tmp_path / "r" / "shot.jpg.mov", 3, "video/quicktime", b"mov") == (
+        seen, got.path, got.size, got.content_type, got.path.read_bytes())
