@@ -69,13 +69,24 @@ _OWNER = """SELECT o.pid, o.node, o.since FROM owners o WHERE EXISTS (
 def _row_to_record(row: tuple[Any, ...]) -> FileRecord:
     values = dict(zip(_COLUMNS, row))
     values["outputs"] = json.loads(values["outputs"]) if values["outputs"] else []
+    values["inode"] = _int_or_none(values["inode"])
     return FileRecord(**values)
 
 
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)  # NUMERIC comes back as Decimal
+
+
 def _row_values(record: FileRecord) -> list[Any]:
-    values: list[Any] = [getattr(record, name) for name in _COLUMNS]
-    values[_OUTPUTS] = json.dumps(record.outputs)
+    """The row's values; NUL in a text (an API's message may hold one) becomes U+FFFD, because
+    PostgreSQL text cannot hold NUL and the write must not fail for it. A path cannot hold NUL."""
+    values: list[Any] = [_no_nul(getattr(record, name)) for name in _COLUMNS]
+    values[_OUTPUTS] = json.dumps(record.outputs)  # JSON escapes NUL itself
     return values
+
+
+def _no_nul(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 # -- reads shared by PostgresStore and the read-only PostgresView ------------------------------
@@ -136,7 +147,8 @@ class PostgresStore:
         self._pool = ConnectionPool(url, min_size=1, max_size=max(2, max_connections),
                                     kwargs={"autocommit": True, **CONNECT_OPTIONS},
                                     check=ConnectionPool.check_connection, open=False,
-                                    name="runwatchd-store")
+                                    name="runwatchd-store",
+                                    timeout=float(CONNECT_OPTIONS["connect_timeout"]))
         try:
             self._pool.open(wait=True, timeout=float(CONNECT_OPTIONS["connect_timeout"]))
         except BaseException as e:
@@ -165,7 +177,12 @@ class PostgresStore:
         owners row naming this process."""
         with self._owner_lock:
             if self._owner is not None:
-                return True
+                try:  # the lock lives as long as its connection: is it still there?
+                    self._owner.execute("SELECT 1")
+                    return True
+                except psycopg.Error:
+                    self._owner.close()  # gone (server restart, network): so is the lock
+                    self._owner = None
             conn = connect(self.url)
             try:
                 row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
@@ -315,7 +332,7 @@ class PostgresStore:
     def signatures(self) -> dict[str, Signature]:
         def work(cur: Cursor) -> dict[str, Signature]:
             cur.execute("SELECT path, state, size, mtime_ns, inode FROM files")
-            return {r[0]: (r[1], r[2], r[3], r[4]) for r in cur.fetchall()}
+            return {r[0]: (r[1], r[2], r[3], _int_or_none(r[4])) for r in cur.fetchall()}
 
         return self._run(work)
 
@@ -323,7 +340,7 @@ class PostgresStore:
         def work(cur: Cursor) -> Signature | None:
             row = cur.execute("SELECT state, size, mtime_ns, inode FROM files WHERE path = %s",
                               (str(path),)).fetchone()
-            return (row[0], row[1], row[2], row[3]) if row else None
+            return (row[0], row[1], row[2], _int_or_none(row[3])) if row else None
 
         return self._run(work)
 

@@ -4,7 +4,8 @@ Tables (one database per store: the names are not prefixed, so give runwatchd it
 or its own schema through the URL's search_path):
     schema_version  one row per migration applied; a version newer than SCHEMA_VERSION is refused
                     (never altered: a newer runwatchd owns it)
-    files           one row per media file, keyed by path like SQLite's journal; `node` is
+    files           one row per media file, keyed by path like SQLite's journal (inode is
+                    NUMERIC: an NFS file id may use all 64 bits, past BIGINT); `node` is
                     reserved (nullable, unused today) for the cluster page: next, rows get a
                     share-relative identity (the folder's `share` plus the relative path) so that
                     every node names a file alike, and `node` says who last worked on it
@@ -40,7 +41,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE files (
             path TEXT PRIMARY KEY,
             state TEXT NOT NULL,
-            size BIGINT, mtime_ns BIGINT, ctime_ns BIGINT, inode BIGINT,
+            size BIGINT, mtime_ns BIGINT, ctime_ns BIGINT,
+            inode NUMERIC(20, 0),
             sha256 TEXT, runway_uri TEXT, uploaded_at DOUBLE PRECISION,
             error TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_attempt DOUBLE PRECISION,
             rule_fp TEXT, endpoint TEXT, task_id TEXT, task_status TEXT,
@@ -78,8 +80,20 @@ def refuse_newer(version: int | None) -> None:
                            f"(v{SCHEMA_VERSION}); upgrade runwatchd"])
 
 
+def refuse_encoding(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """ConfigError unless the database stores UTF-8: paths and messages are any Unicode text,
+    and a LATIN1 or SQL_ASCII database would refuse or mangle some of them, one file at a time."""
+    row = conn.execute("SHOW server_encoding").fetchone()
+    encoding = str(row[0]) if row else "?"
+    if encoding.upper() not in ("UTF8", "UTF-8"):
+        raise ConfigError([f"store database encoding is {encoding}; runwatchd needs UTF8 "
+                           "(CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)"])
+
+
 def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Create or bring the schema up to SCHEMA_VERSION (one transaction); refuse a newer one."""
+    """Create or bring the schema up to SCHEMA_VERSION (one transaction); refuse a newer one,
+    and a database that does not store UTF-8."""
+    refuse_encoding(conn)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, SCHEMA_KEY))
         conn.execute(_VERSION_TABLE)

@@ -28,16 +28,21 @@ class PostgresView:
     def __init__(self, url: str) -> None:
         self.url = url
         self._lock = threading.Lock()
-        self._conn: Connection | None = connect(url)
+        self._closed = False
         self._created = False
+        self._conn: Connection | None = self._connect()
+
+    def _connect(self) -> Connection:
+        conn = connect(self.url)
         try:
-            self._conn.execute("SET default_transaction_read_only = on")
-            self._check_created(self._conn)
+            conn.execute("SET default_transaction_read_only = on")
+            self._check_created(conn)
         except BaseException as e:
-            self._conn.close()
+            conn.close()
             if isinstance(e, psycopg.Error):
-                raise schema.unavailable(url, e) from None
+                raise schema.unavailable(self.url, e) from None
             raise
+        return conn
 
     def _check_created(self, conn: Connection) -> bool:
         if not self._created:
@@ -47,15 +52,21 @@ class PostgresView:
         return self._created
 
     def _read(self, work: Callable[[Cursor], T], empty: T) -> T:
+        """`work` on the connection; a dropped one raises StoreUnavailable once and is replaced
+        by the next call (the status page's view lives as long as the daemon)."""
         with self._lock:
-            if self._conn is None:
+            if self._closed:
                 raise ValueError("the view is closed")
+            if self._conn is None:
+                self._conn = self._connect()
             try:
                 if not self._check_created(self._conn):
                     return empty
                 with self._conn.cursor() as cur:
                     return work(cur)
             except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+                self._conn.close()
+                self._conn = None
                 raise schema.unavailable(self.url, e) from None
 
     def counts(self) -> dict[str, int]:
@@ -72,6 +83,7 @@ class PostgresView:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

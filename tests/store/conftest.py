@@ -42,7 +42,7 @@ class PostgresServer:
         import psycopg
 
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
 
     def create_database(self) -> str:
         name = f"rwtest_{os.getpid()}_{next(_numbers)}"

@@ -4,6 +4,7 @@ the URL's password kept out of every message, and claims racing on a row that do
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,20 +114,70 @@ def test_the_password_is_in_no_error_and_no_log(tmp_path: Path,
     assert [] == [r for r in caplog.records if PASSWORD in r.getMessage()]
 
 
-def test_a_wrong_password_is_not_repeated(postgres_server: PostgresServer, postgres_db: str,
+def _drop_connections(admin_url: str) -> None:
+    """Terminate every other connection to the database (as a server restart would)."""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+def test_dropped_connections_are_replaced(postgres_server: PostgresServer, postgres_db: str,
                                           tmp_path: Path) -> None:
-    """A store reached with a password in its URL works, and errors on it never show it."""
-    url = postgres_server.url_of(postgres_db, password=PASSWORD)
-    store = open_store(tmp_path, url)
+    """After the server dropped every connection, the store's pool and the view reconnect (the
+    view after one StoreUnavailable); a password in the URL works and is never shown."""
+    store = open_store(tmp_path, postgres_server.url_of(postgres_db, password=PASSWORD))
+    view = open_view(tmp_path, postgres_server.url_of(postgres_db, password=PASSWORD))
     try:
         store.put(record())
-        with psycopg.connect(postgres_server.url_of(postgres_db), autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        # The pool's check replaces the killed connections: the store goes on.
+        assert {"to_submit": 1} == view.counts()
+        _drop_connections(postgres_server.url_of(postgres_db))
         assert "to_submit" == stored(store).state
+        with pytest.raises(StoreUnavailable) as caught:
+            view.counts()
+        assert PASSWORD not in str(caught.value)
+        assert {"to_submit": 1} == view.counts()
     finally:
+        view.close()
         store.close()
+
+
+def test_ownership_lost_with_its_connection_is_taken_again(store_factory: StoreFactory) -> None:
+    """The owner lock lives with its connection: once the server dropped it, another handle may
+    take ownership, and the old owner's take_ownership() says False instead of a stale True."""
+    first, second = store_factory.open(), store_factory.open()
+    assert first.take_ownership() is True
+    assert store_factory.url is not None
+    _drop_connections(store_factory.url)
+    assert second.take_ownership() is True
+    assert first.take_ownership() is False
+
+
+def test_unusual_values_round_trip(store_factory: StoreFactory) -> None:
+    """A 64-bit inode (NFS) survives; a NUL in a message becomes U+FFFD instead of failing."""
+    store = store_factory.open()
+    store.put(record(inode=2**64 - 1, error="bad\x00reply"))
+    got = stored(store)
+    assert (2**64 - 1, "bad\ufffdreply") == (got.inode, got.error)
+    assert ("to_submit", 600, 1, 2**64 - 1) == store.signature(got.path)
+    assert 2**64 - 1 == store.signatures()[got.path][3]
+
+
+def test_a_database_that_is_not_utf8_is_refused(postgres_server: PostgresServer,
+                                                tmp_path: Path) -> None:
+    """A LATIN1 database: ConfigError saying it needs UTF8, and no table created in it."""
+    name = f"rwlatin_{os.getpid()}"
+    with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" ENCODING \'LATIN1\' TEMPLATE template0 '
+                      "LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        with pytest.raises(ConfigError) as caught:
+            open_store(tmp_path, postgres_server.url_of(name))
+        assert caught.value.problems[0].startswith("store database encoding is LATIN1; "
+                                                   "runwatchd needs UTF8")
+        with psycopg.connect(postgres_server.url_of(name)) as conn:
+            assert (None,) == conn.execute("SELECT to_regclass('files')").fetchone()
+    finally:
+        postgres_server.drop_database(name)
 
 
 def test_without_psycopg_a_postgres_url_says_what_to_install(
