@@ -1,6 +1,6 @@
-"""Where a command's inputs come from: the config file, the API secret, the API's URL and the
-state directory and the store URL, each from the command line, the environment, the config or a default (the
-precedence of each is in its function's docstring).
+"""Where a command's inputs come from: the config file, the API secret, the API's URL, the state
+directory and the store's URL, each from the command line, the environment, the config or a
+default (the precedence of each is in its function's docstring).
 """
 
 from __future__ import annotations
