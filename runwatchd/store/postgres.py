@@ -170,6 +170,15 @@ class PostgresStore:
                 raise schema.unavailable(self.url, e) from None
         raise AssertionError("unreachable")
 
+    def _read(self, work: Callable[[Cursor], T]) -> T:
+        """`work`, one SELECT, in autocommit: a statement is its own consistent snapshot, and
+        a read needs no BEGIN and COMMIT round trips."""
+        try:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                return work(cur)
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as e:
+            raise schema.unavailable(self.url, e) from None
+
     # -- ownership ------------------------------------------------------------------------------
 
     def take_ownership(self) -> bool:
@@ -203,7 +212,7 @@ class PostgresStore:
             return True
 
     def owner(self) -> OwnerInfo | None:
-        return self._run(read_owner)
+        return self._read(read_owner)
 
     def close(self) -> None:
         with self._owner_lock:
@@ -324,17 +333,17 @@ class PostgresStore:
             row = cur.execute(f"{_SELECT} WHERE path = %s", (str(path),)).fetchone()
             return _row_to_record(row) if row else None
 
-        return self._run(work)
+        return self._read(work)
 
     def in_state(self, *states: str) -> list[FileRecord]:
-        return self._run(lambda cur: read_in_state(cur, states))
+        return self._read(lambda cur: read_in_state(cur, states))
 
     def signatures(self) -> dict[str, Signature]:
         def work(cur: Cursor) -> dict[str, Signature]:
             cur.execute("SELECT path, state, size, mtime_ns, inode FROM files")
             return {r[0]: (r[1], r[2], r[3], _int_or_none(r[4])) for r in cur.fetchall()}
 
-        return self._run(work)
+        return self._read(work)
 
     def signature(self, path: Path | str) -> Signature | None:
         def work(cur: Cursor) -> Signature | None:
@@ -342,23 +351,23 @@ class PostgresStore:
                               (str(path),)).fetchone()
             return (row[0], row[1], row[2], _int_or_none(row[3])) if row else None
 
-        return self._run(work)
+        return self._read(work)
 
     def output_dirs(self) -> set[str]:
         def work(cur: Cursor) -> set[str]:
             cur.execute("SELECT DISTINCT output_dir FROM files WHERE output_dir IS NOT NULL")
             return {r[0] for r in cur.fetchall()}
 
-        return self._run(work)
+        return self._read(work)
 
     def counts(self) -> dict[str, int]:
-        return self._run(read_counts)
+        return self._read(read_counts)
 
     def recent_errors(self, limit: int = 10) -> list[FileRecord]:
-        return self._run(lambda cur: read_recent_errors(cur, limit))
+        return self._read(lambda cur: read_recent_errors(cur, limit))
 
     def __iter__(self) -> Iterator[FileRecord]:
         def work(cur: Cursor) -> list[FileRecord]:
             return [_row_to_record(r) for r in cur.execute(_SELECT).fetchall()]
 
-        return iter(self._run(work))
+        return iter(self._read(work))
