@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import FAST_FAULTS, cli_env, make_media, run_cli
-from conftest import PostgresServer
+from postgres_helpers import PostgresServer
 
 from runwatchd.emulator import Emulator
 from runwatchd.store import open_store

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PostgresServer
+from postgres_helpers import PostgresServer
 from contract import ClaimContract, RowContract, StoreFactory, race, record, stored
 from contract_owner import OwnershipContract, TransitionContract, ViewContract
 

@@ -1,9 +1,11 @@
-"""A throwaway PostgreSQL server for the store tests, one per test session.
+"""A throwaway PostgreSQL server for the tests, one per test session, started on first use.
 
 $RUNWATCHD_TEST_POSTGRES (a URL whose user may CREATE DATABASE) names an existing server;
 otherwise the `pgserver` wheel (in the test extra: it ships the PostgreSQL binaries) starts one
 in a temporary directory and stops it at the end. Each test gets a database of its own (advisory
-locks and tables are per database), dropped after the test.
+locks and tables are per database), dropped after the test. The fixtures are registered by
+tests/conftest.py; tests import PostgresServer from here (never from a conftest: every test
+folder's conftest module is named `conftest`).
 """
 
 from __future__ import annotations
