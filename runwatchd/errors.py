@@ -6,6 +6,8 @@
     │                           regular file, unreadable. Skip the file; never retry until it changes.
     ├── FileChanged             the file changed while it was read; settle again, then retry
     ├── DiskFull                not enough free space for a download; fetch it later
+    ├── StoreUnavailable        the store's database cannot be reached or dropped the connection;
+    │                           nothing was written by the failed call: try again later
     └── RunwayError             anything the Runway API (or the way to it) answered
         ├── KeyRejected         401: the API key was rejected. Stop all work.
         ├── NoCredits           400 "not enough credits": pause generation, uploads go on
@@ -51,6 +53,11 @@ class FileChanged(RunwatchdError):
 
 class DiskFull(RunwatchdError):
     """Not enough free space (or no write access) where an output is to be downloaded."""
+
+
+class StoreUnavailable(RunwatchdError):
+    """The store's database server cannot be reached, or the connection dropped mid-call (the
+    call's transaction was rolled back). The message names the store without its password."""
 
 
 class RunwayError(RunwatchdError):

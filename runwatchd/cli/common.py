@@ -88,8 +88,11 @@ def _client_options(cfg: configmod.Config, attempts: int | None = None) -> dict[
 
 
 def open_journal(cfg: configmod.Config) -> tuple[Path, Store]:
-    """(state dir, its store); the caller closes the store."""
+    """(state dir, its store: [store] url or $RUNWATCHD_STORE_URL, else SQLite in the state dir);
+    the caller closes the store. A PostgreSQL pool gets two connections per upload slot and a
+    few for the scans, retries and the status page."""
     from runwatchd.store import open_store
 
     state_dir = sources.resolve_state_dir(cfg)
-    return state_dir, open_store(state_dir)
+    return state_dir, open_store(state_dir, sources.resolve_store_url(cfg), node=cfg.store.node,
+                                 max_connections=cfg.runway.concurrency * 2 + 4)

@@ -87,6 +87,7 @@ ENVIRONMENT = (
                             "systemd credential runway_api_secret)"),
     ("RUNWAYML_BASE_URL", "the Runway API (else [runway] base_url)"),
     ("STATE_DIRECTORY", "where the journal lives when [runway] state_dir is not set"),
+    ("RUNWATCHD_STORE_URL", "the store (else [store] url, else SQLite in the state directory)"),
     ("NO_COLOR", "no colour in log lines on a terminal"),
 )
 PRECEDENCE = "command line > environment > config file > defaults"

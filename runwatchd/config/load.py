@@ -10,6 +10,7 @@ Precedence, highest first: command line > environment > TOML > defaults.
                                                     $CREDENTIALS_DIRECTORY/runway_api_secret
     base URL     -             RUNWAYML_BASE_URL    [runway] base_url         api.dev.runwayml.com
     state dir    -             STATE_DIRECTORY (*)  [runway] state_dir        ~/.local/state/...
+    store        -             RUNWATCHD_STORE_URL  [store] url               SQLite in state dir
     (*) systemd's StateDirectory= is a service's default, so the TOML key wins over it.
 
 Every key is documented in `config_text.starter_config()`. Unknown keys are errors (a typo
@@ -90,12 +91,19 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    url: str | None = None  # None: SQLite in the state dir; $RUNWATCHD_STORE_URL wins over it
+    node: str | None = None  # this host's name in a shared store; None: the host name
+
+
+@dataclass(frozen=True)
 class Config:
     runway: RunwayConfig
     defaults: FolderSettings
     folders: tuple[FolderConfig, ...]
     daemon: DaemonConfig
     source: Path | None
+    store: StoreConfig = StoreConfig()
 
     def folder_covering(self, directory: Path) -> FolderConfig | None:
         """The most specific folder whose files directly in `directory` are (nested folders:
@@ -128,6 +136,19 @@ def _one_of(choices: tuple[str, ...]) -> Check:
 def url_problem(v: str) -> str | None:
     ok = re.fullmatch(r"https?://[^\s/]+(/\S*)?", v)
     return None if ok else f"expected an http(s) URL, got {v!r}"
+
+
+STORE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+def store_url_problem(v: str) -> str | None:
+    """Only the scheme is checked here (store/open.py checks the rest when it opens the store);
+    the message never repeats the URL: it may carry a password."""
+    scheme = v.partition("://")[0] if "://" in v else ""
+    if scheme in STORE_SCHEMES:
+        return None
+    return ("expected sqlite:///ABSOLUTE/PATH or postgresql://USER@HOST/DB, got "
+            f"{'scheme ' + repr(scheme) if scheme else 'no scheme'}")
 
 
 def _non_empty(v: str) -> str | None:
@@ -165,8 +186,12 @@ _DAEMON: dict[str, tuple[str, Check | None]] = {
     "grace_seconds": ("number", _between(0, 3600)),
     "log_format": ("string", _one_of(LOG_FORMATS)),
 }
+_STORE: dict[str, tuple[str, Check | None]] = {
+    "url": ("string", store_url_problem),
+    "node": ("string", _non_empty),
+}
 _FOLDER_KEYS = ("path", "recursive", "rule", *_SETTINGS)
-_TOP_KEYS = ("runway", "defaults", "daemon", "folder")
+_TOP_KEYS = ("runway", "defaults", "daemon", "store", "folder")
 
 
 class _Reader:
@@ -240,6 +265,7 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
     top = reader.table(dict(data), "", _TOP_KEYS)
     runway = RunwayConfig(**reader.section(top, "runway", _RUNWAY))
     daemon = DaemonConfig(**reader.section(top, "daemon", _DAEMON))
+    store = StoreConfig(**reader.section(top, "store", _STORE))
     defaults = FolderSettings(**reader.section(top, "defaults", _SETTINGS))
     folder_list = top.get("folder", [])
     if not isinstance(folder_list, list):
@@ -253,7 +279,8 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
     _check_output_dirs(reader, folders)
     if reader.problems:
         raise errors.ConfigError(reader.problems, source)
-    return Config(runway, defaults, tuple(f for f in folders if f is not None), daemon, None)
+    return Config(runway, defaults, tuple(f for f in folders if f is not None), daemon, None,
+                  store)
 
 
 def _parse_folder(reader: _Reader, item: object, keypath: str, defaults: FolderSettings,

@@ -1,6 +1,6 @@
-"""Where a command's inputs come from: the config file, the API secret, the API's URL and the
-state directory, each from the command line, the environment, the config or a default (the
-precedence of each is in its function's docstring).
+"""Where a command's inputs come from: the config file, the API secret, the API's URL, the state
+directory and the store's URL, each from the command line, the environment, the config or a
+default (the precedence of each is in its function's docstring).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from runwatchd import errors, fsutil
-from runwatchd.config.load import Config, url_problem
+from runwatchd.config.load import Config, store_url_problem, url_problem
 from runwatchd.runway.api import DEFAULT_BASE_URL
 
 SECRET_ENV, BASE_URL_ENV = "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL"
@@ -125,3 +125,16 @@ def resolve_state_dir(cfg: Config, env: Mapping[str, str] = os.environ) -> Path:
         return Path(env["XDG_STATE_HOME"]) / "runwatchd"
     home = Path(env["HOME"]) if env.get("HOME") else Path.home()
     return home / ".local" / "state" / "runwatchd"
+
+
+STORE_URL_ENV = "RUNWATCHD_STORE_URL"
+
+
+def resolve_store_url(cfg: Config, env: Mapping[str, str] = os.environ) -> str | None:
+    """$RUNWATCHD_STORE_URL, else [store] url, else None (SQLite in the state directory)."""
+    raw = env.get(STORE_URL_ENV, "").strip()
+    if raw:
+        if (why := store_url_problem(raw)) is not None:
+            raise errors.ConfigError([f"{STORE_URL_ENV}: {why}"])
+        return raw
+    return cfg.store.url

@@ -20,10 +20,12 @@ from runwatchd.config.sources import (
     find_secret,
     resolve_base_url,
     resolve_state_dir,
+    resolve_store_url,
 )
 from runwatchd.config.web_token import inspect_web_token
 from runwatchd.generation import rules
 from runwatchd.runway.api import DEFAULT_BASE_URL
+from runwatchd.store.open import describe as describe_store
 
 
 def _kv(key: str, value: object, commented: bool = False) -> str:
@@ -69,6 +71,14 @@ def starter_config(folder: str = "~/runway-inbox") -> str:
         _kv("grace_seconds", d.grace_seconds),
         "# Log lines as \"text\" or \"json\".",
         _kv("log_format", d.log_format),
+        "", "[store]",
+        "# Where the daemon's memory lives. Default: SQLite (journal.sqlite3) in the state",
+        "# directory, one host. A PostgreSQL URL lets several hosts share one store (needs",
+        "# runwatchd[postgres]; give it a database of its own); RUNWATCHD_STORE_URL overrides",
+        "# it. Keep a password out of this file: use ~/.pgpass or PGPASSWORD instead.",
+        _kv("url", "postgresql://runwatchd@db.example/runwatchd", True),
+        "# This host's name in a shared store; default: the host name.",
+        _kv("node", "render-01", True),
         "", "[defaults]  # every folder inherits these; any of them may be set per folder",
         "# Seconds a file must stay unchanged (size, mtime, ctime, inode) before it is uploaded.",
         _kv("settle_seconds", s.settle_seconds),
@@ -146,6 +156,15 @@ def _web_summary(d: DaemonConfig) -> str:
     return f"http://{d.web}/ (retry allowed with the token in {d.web_token_file}){notes}"
 
 
+def _store_summary(cfg: Config, env: Mapping[str, str]) -> str:
+    """Which store, without the URL's password; "PROBLEM: ..." when it cannot be used."""
+    try:
+        where = describe_store(resolve_state_dir(cfg, env), resolve_store_url(cfg, env))
+    except errors.ConfigError as e:
+        return f"PROBLEM: {'; '.join(e.problems)}"
+    return f"{where}; node {cfg.store.node or '(the host name)'}"
+
+
 def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
     """A human summary for check-config; names where the secret comes from, never the secret."""
     try:
@@ -159,6 +178,7 @@ def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
         f"API secret: {_secret_source(cfg, env)}",
         f"uploads in flight: {r.concurrency}; request timeout {r.timeout:g} s",
         f"state dir: {resolve_state_dir(cfg, env)}",
+        f"store: {_store_summary(cfg, env)}",
         f"metrics: {d.metrics or 'off'}; shutdown grace {d.grace_seconds:g} s; logs {d.log_format}",
         f"status page: {_web_summary(d)}",
     ]

@@ -13,9 +13,12 @@ Ownership: any number of processes (the daemon, `runwatchd retry`, `scan` beside
 read and write one store, but exactly one of them runs the daemon on it: the owner repairs what a
 crash left (intents become "needs attention", temp files go) and writes status. It is a store
 concept, not a file lock, because the processes may be on several hosts: SQLite holds it with
-flock beside the journal (one host); a PostgreSQL backend will hold an advisory lock or a lease.
+flock beside the journal (one host); PostgreSQL with a session advisory lock on a connection of
+its own (the server drops it with the connection).
 
-Backends: sqlite.py (one host; the default). open_store / open_view (store/open.py) pick one.
+Backends: sqlite.py (one host; the default) and postgres.py (several hosts may reach it; the
+cluster's upload leases and takeover are not there yet). open_store / open_view (store/open.py)
+pick one by URL.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ),
         ("[daemon]\ngrace_seconds = -1", "daemon.grace_seconds: must be >= 0 and <= 3600, got -1"),
         ("runway = 3", "runway: expected a table, got 3"),
-        ("[extra]", "extra: unknown key (known: runway, defaults, daemon, folder)"),
+        ("[extra]", "extra: unknown key (known: runway, defaults, daemon, store, folder)"),
         (
             "[folder]\npath = '/x'",
             "folder: expected [[folder]] tables (an array of tables), got [folder]",

@@ -84,9 +84,13 @@ def stored(store: Store, path: str = PATH) -> FileRecord:
 
 def waiting_children(factory: StoreFactory, body: str, n: int) -> tuple[list[Popen[str]], Path]:
     """`n` children that run `body` once the returned go file exists (touch it to start them
-    together)."""
+    together). A child whose go never comes (the test failed first) exits after CHILD_TIMEOUT
+    instead of waiting forever."""
     go = factory.state_dir / "go"
-    wait = f"while not Path({str(go)!r}).exists():\n    time.sleep(0.005)\n"
+    wait = (f"give_up = time.monotonic() + {CHILD_TIMEOUT}\n"
+            f"while not Path({str(go)!r}).exists():\n"
+            "    if time.monotonic() > give_up:\n        sys.exit('no go')\n"
+            "    time.sleep(0.005)\n")
     return [factory.child(wait + textwrap.dedent(body)) for _ in range(n)], go
 
 

@@ -68,7 +68,7 @@ def test_a_sqlite_url_names_the_file(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
-@pytest.mark.parametrize("url", ["postgresql://runwatchd:s3cret@db/runwatchd", "journal.db",
+@pytest.mark.parametrize("url", ["mysql://runwatchd:s3cret@db/runwatchd", "journal.db",
                                  "sqlite://host/x.db", "sqlite:relative.db", "sqlite:///"])
 def test_an_unusable_url_is_a_config_error(tmp_path: Path, url: str) -> None:
     """An unknown scheme or a sqlite URL without an absolute path: ConfigError, no password."""

@@ -1,0 +1,89 @@
+"""The read-only StoreView of a PostgreSQL store, for `runwatchd status` beside the daemons.
+
+One connection whose transactions are read-only (default_transaction_read_only): it can neither
+create, migrate nor write the store, and MVCC means it never waits for a writer nor sees half a
+write. A store not created yet reads as empty; a schema newer than this runwatchd is refused.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+
+from runwatchd.store import postgres_schema as schema
+from runwatchd.store.base import OwnerInfo
+from runwatchd.store.postgres import (Connection, Cursor, connect, read_counts, read_in_state,
+                                      read_owner, read_recent_errors)
+from runwatchd.store.record import FileRecord
+
+T = TypeVar("T")
+
+
+class PostgresView:
+    """A StoreView on the store at `url` (which may not have been created yet)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._closed = False
+        self._created = False
+        self._conn: Connection | None = self._connect()
+
+    def _connect(self) -> Connection:
+        conn = connect(self.url)
+        try:
+            conn.execute("SET default_transaction_read_only = on")
+            self._check_created(conn)
+        except BaseException as e:
+            conn.close()
+            if isinstance(e, psycopg.Error):
+                raise schema.unavailable(self.url, e) from None
+            raise
+        return conn
+
+    def _check_created(self, conn: Connection) -> bool:
+        if not self._created:
+            version = schema.stored_version(conn)
+            schema.refuse_newer(version)
+            self._created = version is not None
+        return self._created
+
+    def _read(self, work: Callable[[Cursor], T], empty: T) -> T:
+        """`work` on the connection; a dropped one raises StoreUnavailable once and is replaced
+        by the next call (the status page's view lives as long as the daemon)."""
+        with self._lock:
+            if self._closed:
+                raise ValueError("the view is closed")
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                if not self._check_created(self._conn):
+                    return empty
+                with self._conn.cursor() as cur:
+                    return work(cur)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+                self._conn.close()
+                self._conn = None
+                raise schema.unavailable(self.url, e) from None
+
+    def counts(self) -> dict[str, int]:
+        return self._read(read_counts, {})
+
+    def recent_errors(self, limit: int = 10) -> list[FileRecord]:
+        return self._read(lambda cur: read_recent_errors(cur, limit), [])
+
+    def in_state(self, *states: str) -> list[FileRecord]:
+        return self._read(lambda cur: read_in_state(cur, states), [])
+
+    def owner(self) -> OwnerInfo | None:
+        return self._read(read_owner, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
