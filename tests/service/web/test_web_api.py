@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Site
+from web_helpers import Site
 
 from runwatchd.service.web.source import HealthReport, Progress
 from runwatchd.service.web.view import file_id
@@ -156,7 +156,7 @@ def test_unknown_routes_and_methods(site: Site) -> None:
 
 def test_metrics_share_the_address_when_wired(tmp_path: Path) -> None:
     """With metrics handed over, /metrics serves their exposition beside the page."""
-    from conftest import start_site
+    from web_helpers import start_site
 
     from runwatchd.service.metrics import Metrics
 

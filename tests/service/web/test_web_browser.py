@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from browser_helpers import Browser, browser, missing
-from conftest import TOKEN, Site
+from web_helpers import TOKEN, Site
 
 from runwatchd.cli.demo import make_png
 from runwatchd.service.web.source import Progress

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import Site
+from web_helpers import Site
 
 from runwatchd.cli.demo import make_png
 from runwatchd.service.web.media import THUMB_MAX_BYTES

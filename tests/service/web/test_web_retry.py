@@ -8,7 +8,7 @@ import logging
 from dataclasses import asdict
 
 import pytest
-from conftest import TOKEN, Site
+from web_helpers import TOKEN, Site
 
 from runwatchd.service.web.api import MAX_BODY
 

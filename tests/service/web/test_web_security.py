@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Site, start_site
 from helpers import wait_for
+from web_helpers import Site, start_site
 
 from runwatchd.service.web.server import CSP, allowed_hosts
 
