@@ -82,13 +82,17 @@ class SubmitUncertain(RunwayError):
 
 
 class RetryableError(RunwayError):
-    """A failure worth another try; `retry_after` is the server's wish in seconds, if it gave one."""
+    """A failure worth another try; `retry_after` is the server's wish in seconds, if it gave one;
+    `should_retry` False: the server said not to (`x-should-retry: false`, as the runwayml SDK
+    honours it)."""
 
     def __init__(
-        self, message: str, status: int | None = None, retry_after: float | None = None
+        self, message: str, status: int | None = None, retry_after: float | None = None,
+        *, should_retry: bool = True,
     ) -> None:
         super().__init__(message, status)
         self.retry_after = retry_after
+        self.should_retry = should_retry
 
 
 class RateLimited(RetryableError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import re
 import threading
 import time
@@ -46,6 +47,7 @@ USER_AGENT = f"runwatchd/{__version__}"
 _T = TypeVar("_T")
 _ENDPOINT_RE = re.compile(r"[a-z][a-z0-9_]*")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NO_TASK_STATUSES = (429, 502, 503)
 _SLOWEST_UPLOAD = 256 * 1024  # bytes/s the default upload deadline still allows
 
 
@@ -177,44 +179,55 @@ class RunwayClient:
         self._retrying(Operation.CANCEL_TASK, f"cancel of task {task_id}", attempt)
 
     def create_task(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST /v1/<endpoint> -> {"id": ..., ...}.
-
-        There is no idempotency key, so this retries only where no task can exist: the
-        connection was never made, 429, 503. A failure after the request was sent raises
-        errors.SubmitUncertain: a task may exist and be billed.
-        """
+        """POST /v1/<endpoint> -> {"id": ...}: one attempt (no idempotency key), so the caller's
+        journal sees each one (generation/submitter.py). A RetryableError proves no task exists
+        (retry after submit_retry_delay()); errors.SubmitUncertain: one may exist, billed."""
         if not _ENDPOINT_RE.fullmatch(endpoint):
             raise errors.InputRejected(f"invalid endpoint name {endpoint!r}")
-        path = f"/v1/{endpoint}"
-        where = f"POST {path}"
+        where = f"POST /v1/{endpoint}"
+        try:  # 400/401/404/405/422 ("do not retry") create nothing either: raised as they are
+            resp = request_bounded(self._http, "POST", f"/v1/{endpoint}", json_body=body)
+        except _NOT_SENT as e:
+            raise self._mapper.network_error(e, where) from e
+        except httpx.HTTPError as e:
+            scrub_exception(e)
+            raise errors.SubmitUncertain(self._mapper.uncertain(where, describe_error(e))) from e
+        except errors.NetworkError as e:  # a reply too large to read: the POST was sent
+            raise errors.SubmitUncertain(self._mapper.uncertain(where, str(e))) from e
+        if resp.is_success:
+            data = json_or_none(resp)
+            if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"]:
+                return data
+            error: errors.RunwayError = errors.SubmitUncertain(self._mapper.uncertain(
+                where, f"{status_label(resp)} without a task id"), resp.status_code)
+            raise error
+        error = self._mapper.status_error(resp, where, "api")
+        # runway-api.md: "429 too many requests ... Retry with backoff"; "502/503 = load
+        # shedding": refused before any work. 500, 504 ("overloaded"), 408 stay uncertain.
+        if resp.status_code in _NO_TASK_STATUSES or not isinstance(error, errors.RetryableError):
+            raise error
+        raise errors.SubmitUncertain(self._mapper.uncertain(where, str(error)), resp.status_code)
 
-        def attempt() -> dict[str, Any]:
-            try:
-                resp = request_bounded(self._http, "POST", path, json_body=body)
-            except _NOT_SENT as e:
-                raise self._mapper.network_error(e, where) from e
-            except httpx.HTTPError as e:
-                scrub_exception(e)
-                raise errors.SubmitUncertain(
-                    self._mapper.uncertain(where, describe_error(e))
-                ) from e
-            except errors.NetworkError as e:  # a reply too large to read: the POST was sent
-                raise errors.SubmitUncertain(self._mapper.uncertain(where, str(e))) from e
-            if resp.is_success:
-                data = json_or_none(resp)
-                if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"]:
-                    return data
-                raise errors.SubmitUncertain(
-                    self._mapper.uncertain(where, f"{status_label(resp)} without a task id"),
-                    resp.status_code,
-                )
-            error = self._mapper.status_error(resp, where, "api")
-            if resp.status_code in (429, 503) or not isinstance(error, errors.RetryableError):
-                raise error
-            raise errors.SubmitUncertain(self._mapper.uncertain(where, str(error)),
-                                         resp.status_code)
+    def submit_retry_delay(self, attempt: int, started: float,
+                           error: errors.RetryableError) -> float | None:
+        """Seconds to wait before POST `attempt` + 1 after `error`, or None: the policy is spent
+        or the server said not to retry. `started`: time.monotonic() before the first POST."""
+        policy = self._retry
+        if not error.should_retry or attempt >= policy.max_attempts:
+            return None
+        # Full jitter, as tenacity's wait_random_exponential in _wait().
+        backoff = random.uniform(0, min(policy.max_delay, policy.initial_delay * 2 ** (attempt - 1)))
+        delay = backoff if error.retry_after is None else max(error.retry_after, backoff)
+        return None if time.monotonic() - started + delay > policy.deadline else delay
 
-        return self._retrying(Operation.CREATE_TASK, f"{endpoint} request", attempt)
+    def wait_to_resubmit(self, endpoint: str, attempt: int, delay: float,
+                         error: errors.RetryableError) -> None:
+        """The sleep between two generation POSTs (logged and counted like every retry)."""
+        log.warning("retrying %s request in %.1f s (attempt %d/%d): %s", endpoint, delay,
+                    attempt + 1, self._retry.max_attempts, error)
+        if self._on_retry is not None:  # may raise to stop retrying, as in _before_sleep()
+            self._on_retry(Operation.CREATE_TASK, error, delay)
+        self._sleep(delay)
 
     # -- upload ---------------------------------------------------------------------------
 
@@ -326,7 +339,8 @@ class RunwayClient:
             stop=(tenacity.stop_after_attempt(policy.max_attempts)
                   | tenacity.stop_before_delay(policy.deadline)),
             wait=self._wait,
-            retry=tenacity.retry_if_exception_type(errors.RetryableError),
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, errors.RetryableError) and e.should_retry),
             before_sleep=lambda rs: self._before_sleep(op, what, rs, policy.max_attempts),
             reraise=True,
             name=what,

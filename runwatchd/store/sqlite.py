@@ -9,8 +9,10 @@ States of a row (the order a file goes through them; the allowed moves are lifec
     uploading       an upload started; a crash here leaves at most a temp file beside the media
     uploaded        uploaded, sidecar written, no rule applies: done
     to_submit       uploaded, sidecar written, a rule applies, nothing submitted yet
-    submitting      the intent: a generation POST is about to be or is being sent
-                    (a crash here => attention: a task may exist that we do not know)
+    submitting      the intent: a generation POST is about to be or is being sent; `error` names
+                    the time it was sent (a crash here => attention: a task may exist that we do
+                    not know). An answer proving no task (429, 502, 503) puts the row back to
+                    "to_submit" for the backoff sleep before the next POST claims it again
     running         task id recorded (journal, then sidecar); the follower polls it
     succeeded       task SUCCEEDED and every output downloaded
     task_failed     task FAILED or CANCELLED, or the request was refused: never resubmitted
