@@ -160,6 +160,8 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        st = os.stat(path)  # which file we opened: check_intact() compares the path with it
+        self._identity = (st.st_dev, st.st_ino)
         have = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
         for name, sql_type in _ADDED_COLUMNS:
             if name not in have:
@@ -190,6 +192,17 @@ class SqliteStore:
 
     def owner(self) -> OwnerInfo | None:
         return read_owner(self.path)
+
+    def check_intact(self) -> str | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return f"the journal {self.path} was deleted"
+        except OSError as e:
+            return f"the journal {self.path} cannot be looked at ({e.strerror or e})"
+        if (st.st_dev, st.st_ino) != self._identity:
+            return f"the journal {self.path} was replaced by another file"
+        return None
 
     def close(self) -> None:
         with self._lock:

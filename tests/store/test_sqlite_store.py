@@ -4,6 +4,7 @@ old journals' migration, the WAL reader and the owner's lock file."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from contract_owner import OwnershipContract, TransitionContract, ViewContract
 
 from runwatchd.errors import ConfigError
 from runwatchd.store import open_store, open_view
+from runwatchd.store.sqlite import SqliteStore
 
 
 @pytest.fixture
@@ -130,3 +132,19 @@ def test_owner_lock_file_of_a_dead_process_names_nobody(store_factory: StoreFact
                           capture_output=True, text=True, check=True)
     lock.write_text(json.dumps(dict(held, pid=int(gone.stdout))))
     assert None is store_factory.view().owner()
+
+
+def test_check_intact_sees_the_journal_deleted_or_replaced(tmp_path: Path) -> None:
+    """check_intact: None while the path is the opened file, else a line naming what happened."""
+    path = tmp_path / "journal.sqlite3"
+    store = SqliteStore(path)
+    try:
+        assert None is store.check_intact()
+        other = tmp_path / "other"
+        other.write_bytes(b"")
+        os.replace(other, path)
+        assert f"the journal {path} was replaced by another file" == store.check_intact()
+        path.unlink()
+        assert f"the journal {path} was deleted" == store.check_intact()
+    finally:
+        store.close()
