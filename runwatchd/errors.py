@@ -41,6 +41,10 @@ class ConfigError(RunwatchdError):
         super().__init__(where + "; ".join(self.problems))
 
 
+class StoreDamaged(RunwatchdError):
+    """The store cannot be read as one (a corrupt journal): exit 78, never a silent reset."""
+
+
 class InvalidFile(RunwatchdError):
     """A local check failed before any network call; the file is skipped until it changes."""
 

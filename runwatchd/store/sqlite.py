@@ -44,6 +44,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from runwatchd.errors import StoreDamaged
 from runwatchd.lifecycle.states import TASK_STATES, FileState
 from runwatchd.store.base import OwnerInfo, Signature
 from runwatchd.store.record import FileRecord
@@ -109,6 +110,16 @@ def read_in_state(db: sqlite3.Connection, states: tuple[str, ...]) -> list[FileR
     return [_row_to_record(r) for r in rows]
 
 
+def damaged(journal: Path, error: sqlite3.DatabaseError) -> StoreDamaged:
+    """The one line `run`, `scan` and `status` print (exit 78) for a journal SQLite cannot read.
+    Never reset silently: a fresh journal that forgot a task in flight could submit it again."""
+    return StoreDamaged(
+        f"the journal {journal} is damaged ({error}): move it aside (mv {journal} "
+        f"{journal}.damaged, with its -wal and -shm files if any) and start again. Lost: the "
+        "journal's record of uploads and tasks; the sidecars beside your files remain the truth, "
+        "so files with one are adopted from it, not uploaded or submitted again")
+
+
 def lock_path(journal: Path) -> Path:
     return journal.with_name(journal.name + ".lock")
 
@@ -155,12 +166,21 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._owner_fd: int | None = None
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            self._prepare()
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            if isinstance(e, sqlite3.OperationalError):  # locked, read-only, ...: not damage
+                raise
+            raise damaged(path, e) from None
+
+    def _prepare(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process (only power loss can drop the last commit).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
-        st = os.stat(path)  # which file we opened: check_intact() compares the path with it
+        st = os.stat(self.path)  # which file we opened: check_intact() compares the path with it
         self._identity = (st.st_dev, st.st_ino)
         have = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
         for name, sql_type in _ADDED_COLUMNS:
