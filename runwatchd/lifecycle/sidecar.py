@@ -102,7 +102,11 @@ def write_sidecar(media: Path, data: dict[str, Any]) -> Path:
         raise ValueError(f"refusing to write an invalid sidecar for {media.name}: {problems[0]}")
     path = sidecar_path(media)
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    fsutil.atomic_write_bytes(path, text.encode("utf-8"))
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:  # a name that is not UTF-8 on disk: \udcXX escapes read back exact
+        raw = (json.dumps(data, indent=2) + "\n").encode("ascii")
+    fsutil.atomic_write_bytes(path, raw)
     return path
 
 

@@ -38,7 +38,7 @@ from runwatchd.runway.http_errors import (
     status_label,
 )
 from runwatchd.runway.replies import request_bounded
-from runwatchd.runway.upload import Slot, check_unchanged, post_file
+from runwatchd.runway.upload import Slot, check_unchanged, post_file, wire_name
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class RunwayClient:
     def _upload_once(
         self, path: Path, st: os.stat_result, deadline: float, progress: Callable[[int], None],
     ) -> tuple[str, str, datetime]:
-        name = path.name
+        name = wire_name(path.name)
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed by the with block below
         except FileNotFoundError as e:

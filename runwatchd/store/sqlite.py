@@ -78,15 +78,48 @@ _OUTPUTS = _COLUMNS.index("outputs")
 _STATES_CHUNK = 500
 
 
+# Paths are TEXT when they are UTF-8 (every row of older journals is), else the BLOB of their
+# bytes (os.fsencode: a name with invalid UTF-8 is a str with surrogates, which SQLite's TEXT
+# cannot hold). One path always takes the same form, so `path = ?` finds it; reading a BLOB back
+# gives the same str (os.fsdecode). Other text (errors, failures) is for people: undecodable
+# bytes in it are shown as \xNN escapes.
+_PATH_COLUMNS = ("path", "output_dir")
+
+
+def _key(path: str) -> str | bytes:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _unkey(value: Any) -> Any:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 def _row_to_record(row: tuple[Any, ...]) -> FileRecord:
     values = dict(zip(_COLUMNS, row))
     values["outputs"] = json.loads(values["outputs"]) if values["outputs"] else []
+    for name in _PATH_COLUMNS:
+        values[name] = _unkey(values[name])
     return FileRecord(**values)
 
 
 def _row_values(record: FileRecord) -> list[Any]:
-    values: list[Any] = [getattr(record, name) for name in _COLUMNS]
-    values[_OUTPUTS] = json.dumps(record.outputs)
+    values: list[Any] = [
+        (_key(v) if name in _PATH_COLUMNS and isinstance(v, str) else _shown(v))
+        for name in _COLUMNS for v in (getattr(record, name),)]
+    values[_OUTPUTS] = json.dumps(record.outputs)  # ASCII: json escapes surrogates
     return values
 
 
@@ -249,11 +282,11 @@ class SqliteStore:
                 raise
 
     def _current(self, path: str) -> FileRecord | None:
-        row = self._db.execute(f"{_SELECT} WHERE path = ?", (path,)).fetchone()
+        row = self._db.execute(f"{_SELECT} WHERE path = ?", (_key(path),)).fetchone()
         return _row_to_record(row) if row else None
 
     def _state(self, path: str) -> str | None:
-        row = self._db.execute("SELECT state FROM files WHERE path = ?", (path,)).fetchone()
+        row = self._db.execute("SELECT state FROM files WHERE path = ?", (_key(path),)).fetchone()
         return str(row[0]) if row else None
 
     def _put(self, record: FileRecord, old_state: str | None) -> None:
@@ -280,11 +313,11 @@ class SqliteStore:
     def _states(self, paths: list[str]) -> dict[str, str]:
         states: dict[str, str] = {}
         for i in range(0, len(paths), _STATES_CHUNK):
-            chunk = paths[i:i + _STATES_CHUNK]
+            chunk = [_key(p) for p in paths[i:i + _STATES_CHUNK]]
             rows = self._db.execute(
                 f"SELECT path, state FROM files WHERE path IN ({', '.join('?' * len(chunk))})",
                 chunk)
-            states.update((str(p), str(s)) for p, s in rows)
+            states.update((_unkey(p), str(s)) for p, s in rows)
         return states
 
     def claim_submit(self, record: FileRecord) -> FileRecord | None:
@@ -323,7 +356,7 @@ class SqliteStore:
 
     def delete(self, path: Path | str) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM files WHERE path = ?", (str(path),))
+            self._db.execute("DELETE FROM files WHERE path = ?", (_key(str(path)),))
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -338,19 +371,19 @@ class SqliteStore:
     def signatures(self) -> dict[str, Signature]:
         with self._lock:
             rows = self._db.execute("SELECT path, state, size, mtime_ns, inode FROM files")
-            return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+            return {_unkey(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
 
     def signature(self, path: Path | str) -> Signature | None:
         with self._lock:
             row = self._db.execute("SELECT state, size, mtime_ns, inode FROM files WHERE path = ?",
-                                   (str(path),)).fetchone()
+                                   (_key(str(path)),)).fetchone()
         return (row[0], row[1], row[2], row[3]) if row else None
 
     def output_dirs(self) -> set[str]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT DISTINCT output_dir FROM files WHERE output_dir IS NOT NULL").fetchall()
-        return {r[0] for r in rows}
+        return {_unkey(r[0]) for r in rows}
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -148,3 +148,21 @@ def test_check_intact_sees_the_journal_deleted_or_replaced(tmp_path: Path) -> No
         assert f"the journal {path} was deleted" == store.check_intact()
     finally:
         store.close()
+
+
+def test_a_path_that_is_not_utf8_is_stored_and_read_back(tmp_path: Path) -> None:
+    """A str with surrogates (os.fsdecode of non-UTF-8 bytes) is a BLOB key: same str back."""
+    path = str(tmp_path / os.fsdecode(b"caf\xe9.png"))
+    out = str(tmp_path / os.fsdecode(b"out\xff"))
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    try:
+        store.put(record(path, "uploaded", output_dir=out, error=f"oops {path}"))
+        got = store.get(path)
+        assert (path, out) == (got.path if got else None, got.output_dir if got else None)
+        assert [path] == list(store.signatures())
+        assert {out} == store.output_dirs()
+        assert [path] == [r.path for r in store.in_state("uploaded")]
+        store.delete(path)
+        assert None is store.get(path)
+    finally:
+        store.close()
