@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,22 @@ _TASK_DEFAULTS: dict[str, Any] = {
 def sidecar_path(media: Path) -> Path:
     """shot.jpg -> shot.jpg.runway.json, in the same directory."""
     return media.with_name(media.name + SUFFIX)
+
+
+def name_problem(media: Path) -> str | None:
+    """Why `media` can have no sidecar beside it (its name plus ".runway.json" is longer than the
+    file system allows), or None. Checked before the upload: uploading a file whose sidecar can
+    never be written would upload it again at every look."""
+    try:
+        limit = os.pathconf(media.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255  # NAME_MAX on Linux file systems
+    size = len(os.fsencode(media.name + SUFFIX))
+    if size <= limit:
+        return None
+    return (f"{media.name}: the name is too long for its sidecar ({size} bytes with "
+            f"'{SUFFIX}', the file system allows {limit}); rename it to at most "
+            f"{limit - len(SUFFIX)} bytes")
 
 
 def is_sidecar(path: Path) -> bool:

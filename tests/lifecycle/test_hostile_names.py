@@ -4,9 +4,11 @@ not UTF-8 (stored in the journal and read back as the same path), and names so l
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pipeline_helpers import SECRET, Rig, task_part
@@ -52,3 +54,19 @@ def test_a_name_that_is_not_utf8_gets_its_generation(rig: Rig) -> None:
                                    rig.stats()["tasks_created"])
     code, _ = rig.scan()
     assert (0, 1) == (code, rig.stats()["tasks_created"])
+
+
+def test_a_name_too_long_for_its_sidecar_is_invalid_and_never_uploaded(rig: Rig,
+                                                                        caplog: Any) -> None:
+    """A 255-byte name: reported once as invalid with the reason, never uploaded."""
+    shot = rig.still("a" * 251 + ".png")
+    assert 255 == len(os.fsencode(shot.name))
+    with caplog.at_level(logging.WARNING):
+        first = rig.processor().process(rig.job(shot))
+        again = rig.processor().process(rig.job(shot))
+    record = rig.journal.get(shot)
+    assert (Outcome.INVALID, "invalid") == (first.outcome, record.state if record else None)
+    assert "too long for its sidecar" in (record.error if record else "")
+    assert Outcome.INVALID == again.outcome  # as any invalid file: looked at, not said again
+    assert 0 == rig.stats()["uploads_completed"]
+    assert 1 == sum("too long for its sidecar" in r.getMessage() for r in caplog.records)
