@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import harness as h
+
 from runwatchd.lifecycle import sidecar
 
 TARGET_READY = 10.0

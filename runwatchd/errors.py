@@ -43,6 +43,10 @@ class ConfigError(RunwatchdError):
         super().__init__(where + "; ".join(self.problems))
 
 
+class StoreDamaged(RunwatchdError):
+    """The store cannot be read as one (a corrupt journal): exit 78, never a silent reset."""
+
+
 class InvalidFile(RunwatchdError):
     """A local check failed before any network call; the file is skipped until it changes."""
 
@@ -89,13 +93,17 @@ class SubmitUncertain(RunwayError):
 
 
 class RetryableError(RunwayError):
-    """A failure worth another try; `retry_after` is the server's wish in seconds, if it gave one."""
+    """A failure worth another try; `retry_after` is the server's wish in seconds, if it gave one;
+    `should_retry` False: the server said not to (`x-should-retry: false`, as the runwayml SDK
+    honours it)."""
 
     def __init__(
-        self, message: str, status: int | None = None, retry_after: float | None = None
+        self, message: str, status: int | None = None, retry_after: float | None = None,
+        *, should_retry: bool = True,
     ) -> None:
         super().__init__(message, status)
         self.retry_after = retry_after
+        self.should_retry = should_retry
 
 
 class RateLimited(RetryableError):

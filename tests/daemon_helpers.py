@@ -17,7 +17,8 @@ from runwatchd.daemon.core import Daemon
 from runwatchd.daemon.in_thread import DaemonThread
 from runwatchd.daemon.policy import RUN, SCAN, RunPolicy
 from runwatchd.emulator import Emulator
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
+from runwatchd.runway.retries import RetryPolicy
 from runwatchd.store import open_store
 from runwatchd.store.base import Store
 

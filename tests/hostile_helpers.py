@@ -22,7 +22,8 @@ from reliability_helpers import (
 
 from runwatchd.emulator import Emulator
 from runwatchd.lifecycle import sidecar
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
+from runwatchd.runway.retries import RetryPolicy
 
 SC = sidecar.sidecar_path
 

@@ -17,14 +17,16 @@ from runwatchd.config.load import Config, parse_config
 from runwatchd.daemon.core import Daemon
 from runwatchd.daemon.policy import SCAN
 from runwatchd.emulator import Emulator
+from runwatchd.errors import RetryableError
 from runwatchd.generation.rules import Rule, parse_rule
 from runwatchd.generation.rules_files import RuleResolver
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.pauses import Pauses
 from runwatchd.lifecycle.processor import FileProcessor, Job
-from runwatchd.runway.client import RetryPolicy, RunwayClient, UploadResult
+from runwatchd.runway.client import RunwayClient, UploadResult
 from runwatchd.runway.client_ref import ClientRef
 from runwatchd.runway.download import Fetched
+from runwatchd.runway.retries import RetryPolicy
 from runwatchd.store.record import FileRecord
 from runwatchd.store.sqlite import SqliteStore
 
@@ -66,14 +68,19 @@ class CrashPoint:
 class RigClient(RunwayClient):
     """The emulator's client, keeping every generation request body sent; may crash once."""
 
-    def __init__(self, url: str, crash: CrashPoint | None = None) -> None:
-        super().__init__(SECRET, url, retry=FAST_RETRY)
+    def __init__(self, url: str, crash: CrashPoint | None = None, timeout: float = 30.0) -> None:
+        super().__init__(SECRET, url, retry=FAST_RETRY, timeout=timeout)
         self.bodies: list[dict[str, Any]] = []
         self.crash = crash or CrashPoint("")
 
     def create_task(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         self.bodies.append(body)
         return self.crash.around("create_task", super().create_task, endpoint, body)
+
+    def wait_to_resubmit(self, endpoint: str, attempt: int, delay: float,
+                         error: RetryableError) -> None:
+        self.crash.around("wait_to_resubmit", super().wait_to_resubmit, endpoint, attempt,
+                          delay, error)
 
     def upload(self, path: Path, *, progress: Callable[[int], None] | None = None
                ) -> UploadResult:
@@ -119,6 +126,7 @@ class Rig:
         self.client = RigClient(emulator.url)
         self.journal = SqliteStore(self.state / "journal.sqlite3")
         self.followed: list[tuple[Path, str, Path]] = []
+        self.client_timeout = 30.0  # of the clients scan() builds
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -157,7 +165,7 @@ class Rig:
              ) -> tuple[int, Daemon]:
         """A scan-mode daemon on its own client and journal, as a fresh process would have;
         `crash` makes it crash (and stop) at that point."""
-        client = RigClient(self.emu.url, crash)
+        client = RigClient(self.emu.url, crash, self.client_timeout)
         journal = RigStore(self.state / "journal.sqlite3", crash)
         try:
             with harness(self.state, self.emu.url, SECRET) as h:

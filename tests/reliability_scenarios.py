@@ -46,7 +46,8 @@ from reliability_helpers import (
 from runwatchd import errors
 from runwatchd.emulator import Emulator
 from runwatchd.lifecycle import sidecar
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
+from runwatchd.runway.retries import RetryPolicy
 
 FAULTS = {
     "error_rate": 0.2, "error_status": 503,          # 20 % 5xx

@@ -43,7 +43,8 @@ from reliability_scenarios import crash_run, fault_run
 from runwatchd import errors
 from runwatchd.emulator import Emulator
 from runwatchd.lifecycle import sidecar
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
+from runwatchd.runway.retries import RetryPolicy
 
 
 def test_network_faults_lose_nothing(tmp_path: Path) -> None:

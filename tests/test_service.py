@@ -35,7 +35,8 @@ from runwatchd.config.load import FolderConfig, FolderSettings, load_config, par
 from runwatchd.daemon.core import Daemon
 from runwatchd.emulator import Emulator
 from runwatchd.lifecycle import sidecar
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
+from runwatchd.runway.retries import RetryPolicy
 from runwatchd.service.notify import Notifier
 from runwatchd.store.sqlite import SqliteStore
 from runwatchd.watch.folders import Folder

@@ -81,7 +81,7 @@ def _client_options(cfg: configmod.Config, attempts: int | None = None) -> dict[
                                f"got {raw!r}"])
         policy["initial_delay"] = delay
     if policy:
-        from runwatchd.runway.client import RetryPolicy
+        from runwatchd.runway.retries import RetryPolicy
 
         options["retry"] = RetryPolicy(**policy)
     return options

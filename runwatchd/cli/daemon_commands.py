@@ -18,7 +18,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from runwatchd.cli.common import EXIT_CONFIG, EXIT_FAILED, command_config, make_client, open_journal
+from runwatchd.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    command_config,
+    make_client,
+    open_journal,
+)
 from runwatchd.config import load as configmod
 from runwatchd.config import sources
 from runwatchd.daemon.policy import RETRY, RUN, SCAN, RunPolicy, Scope
@@ -29,6 +36,7 @@ from runwatchd.runway.client import RunwayClient
 if TYPE_CHECKING:
     from runwatchd.daemon.core import Daemon
     from runwatchd.service.metrics import Metrics
+    from runwatchd.store.base import Store
 
 log = logging.getLogger("runwatchd")
 
@@ -118,13 +126,36 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def _run_daemon(args: argparse.Namespace, cfg: configmod.Config, policy: RunPolicy,
                 scope: Scope | None = None) -> int:
-    from runwatchd.daemon.core import Daemon
-    from runwatchd.service.notify import Notifier
-
     if args.log_format is None and cfg.daemon.log_format != "text":
         from runwatchd.service.logs import setup_logging
 
         setup_logging("DEBUG" if args.verbose else "INFO", cfg.daemon.log_format)
+    state_dir, journal = open_journal(cfg)
+    if policy.watch and not journal.take_ownership():
+        # One daemon per store: two would both repair "crashes" that are the other's work in
+        # progress. `scan` and `retry` beside it are fine (they go through claim_submit).
+        print(f"runwatchd: {_owner_line(journal)} already runs a daemon on {state_dir}; "
+              "stop it first (or give this one another state_dir)", file=sys.stderr)
+        journal.close()
+        return EXIT_USAGE
+    try:
+        return _run_owned(args, cfg, policy, scope, state_dir, journal)
+    finally:
+        journal.close()
+
+
+def _owner_line(journal: Store) -> str:
+    owner = journal.owner()
+    if owner is None or owner.pid is None:
+        return "another process"
+    return f"process {owner.pid}" + (f" on {owner.node}" if owner.node else "")
+
+
+def _run_owned(args: argparse.Namespace, cfg: configmod.Config, policy: RunPolicy,
+               scope: Scope | None, state_dir: Path, journal: Store) -> int:
+    from runwatchd.daemon.core import Daemon
+    from runwatchd.service.notify import Notifier
+
     metrics = _start_metrics(cfg) if policy.service else None
     on_retry = None
     if metrics is not None:
@@ -150,7 +181,6 @@ def _run_daemon(args: argparse.Namespace, cfg: configmod.Config, policy: RunPoli
         return EXIT_CONFIG if policy.service else EXIT_FAILED
     except RunwatchdError as e:
         log.warning("could not check the API key at start-up (%s); going on", e)
-    state_dir, journal = open_journal(cfg)
 
     def reload_config() -> configmod.Config:
         return command_config(args, [d.resolve() for d in getattr(args, "watch", [])])
@@ -173,7 +203,6 @@ def _run_daemon(args: argparse.Namespace, cfg: configmod.Config, policy: RunPoli
             client.close()
             if daemon.client_ref.current is not client:  # replaced by a reload
                 daemon.client_ref.current.close()
-            journal.close()
         if metrics:
             metrics.stop()
     if policy.report_failures:

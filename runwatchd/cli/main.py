@@ -28,7 +28,7 @@ log = logging.getLogger("runwatchd")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from runwatchd.errors import ConfigError, KeyRejected, RunwatchdError
+    from runwatchd.errors import ConfigError, KeyRejected, RunwatchdError, StoreDamaged
     from runwatchd.service.logs import setup_logging
 
     setup_logging("DEBUG" if args.verbose else "WARNING" if args.quiet else "INFO",
@@ -39,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.disable(logging.INFO)
     try:
         return COMMANDS[args.command](args)
+    except StoreDamaged as e:  # its message says what to do; exit 78 like a config error
+        print(f"runwatchd: {e}", file=sys.stderr)
+        from runwatchd.cli.common import EXIT_CONFIG
+
+        return EXIT_CONFIG
     except ConfigError as e:
         where = f"{e.source}: " if e.source else ""
         for problem in e.problems:

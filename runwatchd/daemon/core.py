@@ -32,6 +32,7 @@ from pathlib import Path
 
 from runwatchd.config.load import Config, FolderConfig
 from runwatchd.daemon.folder_set import FolderSet
+from runwatchd.daemon.journal_watch import JournalWatch
 from runwatchd.daemon.outcome_book import OutcomeBook
 from runwatchd.daemon.policy import RUN, RunPolicy, Scope
 from runwatchd.daemon.reconcile import Reconciler
@@ -85,6 +86,7 @@ class Daemon:
         self.policy = policy
         self.scope = scope if scope is not None else Scope()
         self.clock = clock
+        self.journal_watch = JournalWatch(journal, clock)
         self.client_ref = ClientRef(client)
         self.pauses = Pauses()
         self.started = threading.Event()
@@ -148,6 +150,8 @@ class Daemon:
                 self.shutdown()
             finally:
                 self._waker.close()
+        if self.journal_watch.lost:
+            return 1
         if self.policy.report_failures:
             interrupted = self._stopping and not self.idle()
             if self.book.failed_paths() or self.pauses.key_rejected or interrupted:
@@ -196,6 +200,9 @@ class Daemon:
 
     def main_loop(self) -> None:
         while not self._stopping:
+            if self.journal_watch.check():  # deleted or replaced: take no more work, exit 1
+                self.request_stop("the journal is gone")
+                break
             if self._reload_pending:
                 self._reload_pending = False  # a SIGHUP during the reload reloads once more
                 self.reloader.reload()

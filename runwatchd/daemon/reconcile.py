@@ -2,9 +2,9 @@
 
 Every scan comes through the Reconciler: the catch-up scan at startup, the periodic reconcile
 scan, a new directory's scan, and the scans after a reload or an inotify overflow. A journal row
-describing a file unchanged answers without reading its sidecar (lifecycle.decide.scan_verdict); the catch-up scan
-records files whose sidecars already describe them in batches, instead of sending each through
-settle and a worker.
+describing a file unchanged answers without reading its sidecar (lifecycle.decide's
+scan_verdict); the catch-up scan records files whose sidecars already describe them in batches,
+instead of sending each through settle and a worker.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-SCOPES = ("all", "api", "tasks", "storage", "outputs")
+SCOPES = ("all", "api", "tasks", "generate", "storage", "outputs")
 ERROR_STATUSES = (500, 502, 503, 504)
 
 

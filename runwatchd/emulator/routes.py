@@ -1,7 +1,7 @@
 """The emulator's routes: which handler serves a path, how it is counted, which faults reach it.
 
 Fault scopes are categories of routes: "api" is every /v1 call, "tasks" the generation and task
-calls among them, "storage" the presigned upload POST, "outputs" the downloads. Introspection
+calls among them, "generate" the generation POSTs alone, "storage" the presigned upload POST, "outputs" the downloads. Introspection
 (/_emulator/...) has no category, so faults never hide the emulator's own state.
 """
 
@@ -43,6 +43,7 @@ ROUTES = (
         "POST /v1/{endpoint}",
         "api",
         "tasks",
+        "generate",
     ),
     _route("GET", r"/v1/tasks/([^/]+)", "get_task", "GET /v1/tasks/{id}", "api", "tasks"),
     _route("DELETE", r"/v1/tasks/([^/]+)", "delete_task", "DELETE /v1/tasks/{id}", "api", "tasks"),

@@ -27,8 +27,9 @@ def prompt_limit(endpoint: str, model: object) -> int | None:
 
 
 def prompt_length(text: str) -> int:
-    """Length as Runway counts it: UTF-16 code units (an emoji is 2)."""
-    return len(text.encode("utf-16-le")) // 2
+    """Length as Runway counts it: UTF-16 code units (an emoji is 2). A file name that is not
+    UTF-8 brings lone surrogates (one unit each), which a strict encoder refuses."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def prompt_fits(text: str, limit: int | None) -> bool:

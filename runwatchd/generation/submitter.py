@@ -1,14 +1,18 @@
 """Submitting a file's generation: at most once per file content.
 
-The journal row is claimed ("submitting", the intent) before the POST, so a crash between the
-two is found at the next start and marked "needs attention" instead of being sent again
-(lifecycle/processor.py draws the whole order of writes).
+The journal row is claimed ("submitting", the intent) before each POST, so a crash while one is
+on the wire is found at the next start and marked "needs attention" instead of being sent again
+(lifecycle/processor.py draws the whole order of writes). The retries live here, not in the
+client, so the journal sees each attempt: an answer that proves no task was created (429, 502,
+503, not connected) puts the row back to "to_submit" before the backoff sleep.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from runwatchd.errors import (
@@ -74,32 +78,48 @@ class Submitter:
                 path, base, f"{e}; fix it, then run `runwatchd retry {path}`", "RUNWATCHD.INPUT",
                 claimed=False)
         self._outputs.add(output_dir)
-        holder = self._store.claim_submit(base)  # the intent, committed before the POST
-        if holder is not None:
-            log.info("%s already has a generation (%s, task %s); not submitting again",
-                     path, holder.state, holder.task_id)
-            ensure_task_sidecar(path, holder)
-            return Ending(Outcome.SKIPPED)
-        try:
-            answer = self._client.current.create_task(rule.endpoint, body)
-        except SubmitUncertain as e:
-            return self._failures.attention(path, base, f"a task may have been created: {e}")
-        except NoCredits as e:
-            self._pauses.run_out_of_credits()
-            base.state, base.error = S.AWAITING_CREDITS, f"waiting for credits: {e}"
-            self._store.put(base)
-            log.error("generation paused: %s (uploads go on; reload after buying credits)", e)
-            return Ending(Outcome.AWAITING_CREDITS)
-        except KeyRejected:
-            base.state = S.TO_SUBMIT  # a 401 creates no task
-            self._store.put(base)
-            raise
-        except InputRejected as e:
-            return self._failures.task_failed(path, base, str(e), "RUNWATCHD.REJECTED")
-        except RetryableError as e:  # create_task only lets these out when nothing was sent
-            base.state = S.FAILED
-            return self._failures.failed(path, None, f"submit failed: {e}",
-                                         FailureReason.SUBMIT_FAILED, keep=base)
+        client, attempt, started = self._client.current, 0, time.monotonic()
+        while True:
+            attempt += 1
+            sent_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            # The intent, committed before each POST: its send time is what a restart's "needs
+            # attention" gives the user to find a task on the Runway dashboard.
+            base.error = f"the generation POST sent at {sent_at}"
+            holder = self._store.claim_submit(base)
+            if holder is not None:
+                log.info("%s already has a generation (%s, task %s); not submitting again",
+                         path, holder.state, holder.task_id)
+                ensure_task_sidecar(path, holder)
+                return Ending(Outcome.SKIPPED)
+            try:
+                answer = client.create_task(rule.endpoint, body)
+                break
+            except SubmitUncertain as e:
+                return self._failures.attention(path, base, (
+                    f"the POST sent at {sent_at} may have created a task ({e}); check the Runway "
+                    f"dashboard's tasks for {path.name}"))
+            except NoCredits as e:
+                self._pauses.run_out_of_credits()
+                base.state, base.error = S.AWAITING_CREDITS, f"waiting for credits: {e}"
+                self._store.put(base)
+                log.error("generation paused: %s (uploads go on; reload after buying credits)", e)
+                return Ending(Outcome.AWAITING_CREDITS)
+            except KeyRejected:
+                base.state, base.error = S.TO_SUBMIT, None  # a 401 creates no task
+                self._store.put(base)
+                raise
+            except InputRejected as e:
+                return self._failures.task_failed(path, base, str(e), "RUNWATCHD.REJECTED")
+            except RetryableError as e:  # not sent, 429, 502, 503: no task was created
+                delay = client.submit_retry_delay(attempt, started, e)
+                if delay is None:
+                    return self._failures.failed(path, None, f"submit failed: {e}",
+                                                 FailureReason.SUBMIT_FAILED, keep=base)
+                # Claimed, not sent: the row leaves "submitting" for the whole backoff, so a
+                # crash while it sleeps resubmits after a restart instead of asking for attention.
+                base.state, base.error = S.TO_SUBMIT, f"submit retried after: {e}"
+                self._store.put(base)
+                client.wait_to_resubmit(rule.endpoint, attempt, delay, e)
         task_id = str(answer["id"])
         base.state, base.task_id, base.task_status = S.RUNNING, task_id, TaskStatus.PENDING
         base.error = None

@@ -148,6 +148,9 @@ class FileProcessor:
             st = FileStat.of(media.check_file(path))
         except InvalidFile as e:
             return Facts(path, now, invalid=str(e))
+        too_long = sidecar.name_problem(path)  # never upload a file that cannot have a sidecar
+        if too_long is not None:
+            return Facts(path, now, invalid=too_long)
         record = self._store.get(path)
         # Reading the whole file is worth it only when its row may hold this very content.
         digest = _digest(path) if might_be_same_content(record, st) else None

@@ -47,8 +47,11 @@ class Recovery:
             path = Path(record.path)
             ours.setdefault(path.parent, set()).add(sidecar.sidecar_path(path).name)
             if record.state == FileState.SUBMITTING:
-                self._failures.attention(path, record, "the daemon stopped while submitting, "
-                                         "so a task may have been created")
+                # The claim's error names the POST's send time (generation/submitter.py).
+                sent = record.error or "a generation POST"
+                self._failures.attention(path, record, (
+                    f"the daemon stopped while {sent} was unanswered, so a task may have been "
+                    f"created; check the Runway dashboard's tasks for {path.name}"))
             elif record.state == FileState.RUNNING and record.task_id:
                 out = Path(record.output_dir) if record.output_dir else output_dir(path)
                 ours.setdefault(out, set()).update((path.stem + ".", path.stem + "_"))

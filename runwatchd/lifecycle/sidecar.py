@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,22 @@ _TASK_DEFAULTS: dict[str, Any] = {
 def sidecar_path(media: Path) -> Path:
     """shot.jpg -> shot.jpg.runway.json, in the same directory."""
     return media.with_name(media.name + SUFFIX)
+
+
+def name_problem(media: Path) -> str | None:
+    """Why `media` can have no sidecar beside it (its name plus ".runway.json" is longer than the
+    file system allows), or None. Checked before the upload: uploading a file whose sidecar can
+    never be written would upload it again at every look."""
+    try:
+        limit = os.pathconf(media.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255  # NAME_MAX on Linux file systems
+    size = len(os.fsencode(media.name + SUFFIX))
+    if size <= limit:
+        return None
+    return (f"{media.name}: the name is too long for its sidecar ({size} bytes with "
+            f"'{SUFFIX}', the file system allows {limit}); rename it to at most "
+            f"{limit - len(SUFFIX)} bytes")
 
 
 def format_time(moment: datetime) -> str:
@@ -97,7 +114,11 @@ def write_sidecar(media: Path, data: dict[str, Any]) -> Path:
         raise ValueError(f"refusing to write an invalid sidecar for {media.name}: {problems[0]}")
     path = sidecar_path(media)
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    fsutil.atomic_write_bytes(path, text.encode("utf-8"))
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:  # a name that is not UTF-8 on disk: \udcXX escapes read back exact
+        raw = (json.dumps(data, indent=2) + "\n").encode("ascii")
+    fsutil.atomic_write_bytes(path, raw)
     return path
 
 

@@ -14,14 +14,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-import tenacity
 
 from runwatchd import __version__, errors
 from runwatchd.runway import media
@@ -37,15 +36,16 @@ from runwatchd.runway.http_errors import (
     status_label,
 )
 from runwatchd.runway.replies import request_bounded
-from runwatchd.runway.upload import Slot, check_unchanged, post_file
+from runwatchd.runway.retries import Retrier, RetryPolicy
+from runwatchd.runway.upload import Slot, check_unchanged, post_file, wire_name
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"runwatchd/{__version__}"
 
-_T = TypeVar("_T")
 _ENDPOINT_RE = re.compile(r"[a-z][a-z0-9_]*")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NO_TASK_STATUSES = (429, 502, 503)
 _SLOWEST_UPLOAD = 256 * 1024  # bytes/s the default upload deadline still allows
 
 
@@ -57,14 +57,6 @@ class UploadResult:
     mtime_ns: int
     sha256: str
     attempts: int
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 8
-    initial_delay: float = 1.0
-    max_delay: float = 60.0
-    deadline: float = 900.0
 
 
 class RunwayClient:
@@ -96,9 +88,7 @@ class RunwayClient:
             raise ValueError(f"the base URL must be http(s)://host[:port], got {base_url!r}")
         self._mapper = ErrorMapper(secret)
         self._base = base
-        self._retry = retry
-        self._sleep = sleep
-        self._on_retry = on_retry
+        self._retrier = Retrier(retry, sleep=sleep, on_retry=on_retry)
         self._upload_deadline = upload_deadline
         self._transfers: threading.BoundedSemaphore | None = None
         self.limit_transfers(max_transfers)
@@ -152,16 +142,15 @@ class RunwayClient:
         `attempts` caps the retries below the policy's: a start-up check must not keep systemd
         waiting for minutes while the API is unreachable (the daemon starts and retries later).
         """
-        policy = self._retry
-        if attempts is not None:
-            policy = replace(policy, max_attempts=min(attempts, policy.max_attempts))
-        return self._retrying(Operation.CHECK_KEY, "key check", lambda: self._api_object("GET", "/v1/organization"),
-                              policy=policy)
+        return self._retrier.run(Operation.CHECK_KEY, "key check",
+                                 lambda: self._api_object("GET", "/v1/organization"),
+                                 policy=self._retrier.capped(attempts))
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         """GET /v1/tasks/{id}, retried on transient errors."""
         path = f"/v1/tasks/{quote(task_id, safe='')}"
-        return self._retrying(Operation.GET_TASK, f"status of task {task_id}", lambda: self._api_object("GET", path))
+        return self._retrier.run(Operation.GET_TASK, f"status of task {task_id}",
+                                 lambda: self._api_object("GET", path))
 
     def cancel_task(self, task_id: str) -> None:
         """DELETE /v1/tasks/{id}; a task that is already gone (404) counts as cancelled."""
@@ -174,47 +163,48 @@ class RunwayClient:
             elif not resp.is_success:
                 raise self._mapper.status_error(resp, f"DELETE {path}", "api")
 
-        self._retrying(Operation.CANCEL_TASK, f"cancel of task {task_id}", attempt)
+        self._retrier.run(Operation.CANCEL_TASK, f"cancel of task {task_id}", attempt)
 
     def create_task(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST /v1/<endpoint> -> {"id": ..., ...}.
-
-        There is no idempotency key, so this retries only where no task can exist: the
-        connection was never made, 429, 503. A failure after the request was sent raises
-        errors.SubmitUncertain: a task may exist and be billed.
-        """
+        """POST /v1/<endpoint> -> {"id": ...}: one attempt (no idempotency key), so the caller's
+        journal sees each one (generation/submitter.py). A RetryableError proves no task exists
+        (retry after submit_retry_delay()); errors.SubmitUncertain: one may exist, billed."""
         if not _ENDPOINT_RE.fullmatch(endpoint):
             raise errors.InputRejected(f"invalid endpoint name {endpoint!r}")
-        path = f"/v1/{endpoint}"
-        where = f"POST {path}"
+        where = f"POST /v1/{endpoint}"
+        try:  # 400/401/404/405/422 ("do not retry") create nothing either: raised as they are
+            resp = request_bounded(self._http, "POST", f"/v1/{endpoint}", json_body=body)
+        except _NOT_SENT as e:
+            raise self._mapper.network_error(e, where) from e
+        except httpx.HTTPError as e:
+            scrub_exception(e)
+            raise errors.SubmitUncertain(self._mapper.uncertain(where, describe_error(e))) from e
+        except errors.NetworkError as e:  # a reply too large to read: the POST was sent
+            raise errors.SubmitUncertain(self._mapper.uncertain(where, str(e))) from e
+        if resp.is_success:
+            data = json_or_none(resp)
+            if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"]:
+                return data
+            error: errors.RunwayError = errors.SubmitUncertain(self._mapper.uncertain(
+                where, f"{status_label(resp)} without a task id"), resp.status_code)
+            raise error
+        error = self._mapper.status_error(resp, where, "api")
+        # runway-api.md: "429 too many requests ... Retry with backoff"; "502/503 = load
+        # shedding": refused before any work. 500, 504 ("overloaded"), 408 stay uncertain.
+        if resp.status_code in _NO_TASK_STATUSES or not isinstance(error, errors.RetryableError):
+            raise error
+        raise errors.SubmitUncertain(self._mapper.uncertain(where, str(error)), resp.status_code)
 
-        def attempt() -> dict[str, Any]:
-            try:
-                resp = request_bounded(self._http, "POST", path, json_body=body)
-            except _NOT_SENT as e:
-                raise self._mapper.network_error(e, where) from e
-            except httpx.HTTPError as e:
-                scrub_exception(e)
-                raise errors.SubmitUncertain(
-                    self._mapper.uncertain(where, describe_error(e))
-                ) from e
-            except errors.NetworkError as e:  # a reply too large to read: the POST was sent
-                raise errors.SubmitUncertain(self._mapper.uncertain(where, str(e))) from e
-            if resp.is_success:
-                data = json_or_none(resp)
-                if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"]:
-                    return data
-                raise errors.SubmitUncertain(
-                    self._mapper.uncertain(where, f"{status_label(resp)} without a task id"),
-                    resp.status_code,
-                )
-            error = self._mapper.status_error(resp, where, "api")
-            if resp.status_code in (429, 503) or not isinstance(error, errors.RetryableError):
-                raise error
-            raise errors.SubmitUncertain(self._mapper.uncertain(where, str(error)),
-                                         resp.status_code)
+    def submit_retry_delay(self, attempt: int, started: float,
+                           error: errors.RetryableError) -> float | None:
+        """Seconds to wait before POST `attempt` + 1 after `error`, or None (Retrier.next_delay)."""
+        return self._retrier.next_delay(attempt, started, error)
 
-        return self._retrying(Operation.CREATE_TASK, f"{endpoint} request", attempt)
+    def wait_to_resubmit(self, endpoint: str, attempt: int, delay: float,
+                         error: errors.RetryableError) -> None:
+        """The sleep between two generation POSTs (logged and counted like every retry)."""
+        self._retrier.sleep_before(Operation.CREATE_TASK, f"{endpoint} request", attempt, delay,
+                                   error)
 
     # -- upload ---------------------------------------------------------------------------
 
@@ -248,7 +238,8 @@ class RunwayClient:
             return self._upload_once(path, st, deadline, report)
 
         try:
-            uri, sha256, uploaded_at = self._retrying(Operation.UPLOAD, f"upload of {path.name}", attempt)
+            uri, sha256, uploaded_at = self._retrier.run(Operation.UPLOAD,
+                                                         f"upload of {path.name}", attempt)
         except _SlotsExhausted as e:
             raise e.error from e.error.__cause__
         return UploadResult(uri, uploaded_at, st.st_size, st.st_mtime_ns, sha256, attempts)
@@ -256,7 +247,7 @@ class RunwayClient:
     def _upload_once(
         self, path: Path, st: os.stat_result, deadline: float, progress: Callable[[int], None],
     ) -> tuple[str, str, datetime]:
-        name = path.name
+        name = wire_name(path.name)
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed by the with block below
         except FileNotFoundError as e:
@@ -287,7 +278,7 @@ class RunwayClient:
         up one of the attempts of the whole upload (at a 30% error rate, an attempt needing
         two lucky requests in a row fails half the time, and 8 of those fail 1 file in 200)."""
         try:
-            return self._retrying(Operation.UPLOAD, f"upload of {filename} (slot request)",
+            return self._retrier.run(Operation.UPLOAD, f"upload of {filename} (slot request)",
                                   lambda: self._request_slot(filename))
         except errors.RetryableError as e:
             raise _SlotsExhausted(e) from e
@@ -313,7 +304,7 @@ class RunwayClient:
         errors; bounded in size, time and redirects (runway/download.py). The API key is sent
         only to the API's own origin, never to output hosts."""
         target = self._downloader.check_url(url)
-        return self._retrying(Operation.DOWNLOAD, f"download of {dest.name}",
+        return self._retrier.run(Operation.DOWNLOAD, f"download of {dest.name}",
                               lambda: self._downloader.fetch(target, dest))
 
     def download_output(self, url: str, directory: Path,
@@ -321,7 +312,7 @@ class RunwayClient:
         """download() for a generation's output, into the file `choose(content_type)` names
         once the reply's headers are in (called again on a retry)."""
         target = self._downloader.check_url(url)
-        return self._retrying(Operation.DOWNLOAD, f"download of {short_url(target)}",
+        return self._retrier.run(Operation.DOWNLOAD, f"download of {short_url(target)}",
                               lambda: self._downloader.fetch_to(target, directory, choose))
 
     def scrub(self, text: str, limit: int = 2000) -> str:
@@ -330,38 +321,6 @@ class RunwayClient:
         return self._mapper.scrub(text, limit)
 
     # -- plumbing -------------------------------------------------------------------------
-
-    def _retrying(self, op: Operation, what: str, fn: Callable[[], _T], *,
-                  policy: RetryPolicy | None = None) -> _T:
-        policy = policy or self._retry
-        retryer = tenacity.Retrying(
-            sleep=self._sleep,
-            stop=(tenacity.stop_after_attempt(policy.max_attempts)
-                  | tenacity.stop_before_delay(policy.deadline)),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(errors.RetryableError),
-            before_sleep=lambda rs: self._before_sleep(op, what, rs, policy.max_attempts),
-            reraise=True,
-            name=what,
-        )
-        return retryer(fn)
-
-    def _wait(self, rs: tenacity.RetryCallState) -> float:
-        policy = self._retry
-        backoff = tenacity.wait_random_exponential(
-            multiplier=policy.initial_delay, max=policy.max_delay)(rs)
-        error = rs.outcome.exception() if rs.outcome else None
-        retry_after = getattr(error, "retry_after", None)
-        return max(retry_after, backoff) if retry_after is not None else backoff
-
-    def _before_sleep(self, op: Operation, what: str, rs: tenacity.RetryCallState,
-                      max_attempts: int) -> None:
-        error = rs.outcome.exception() if rs.outcome else None
-        delay = rs.upcoming_sleep
-        log.warning("retrying %s in %.1f s (attempt %d/%d): %s", what, delay,
-                    rs.attempt_number + 1, max_attempts, error)
-        if self._on_retry is not None and error is not None:
-            self._on_retry(op, error, delay)
 
     def _send(self, client: httpx.Client, method: str, url: str,
               json_body: Any = None) -> httpx.Response:

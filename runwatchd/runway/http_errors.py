@@ -41,6 +41,19 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
 
+def server_retry_after(resp: httpx.Response) -> float | None:
+    """The server's wish in seconds: `retry-after-ms` first (what the runwayml SDK reads first),
+    then `Retry-After`; capped like parse_retry_after."""
+    ms = resp.headers.get("retry-after-ms", "").strip()
+    try:
+        seconds = float(ms) / 1000.0
+    except ValueError:
+        return parse_retry_after(resp.headers.get("Retry-After"))
+    if not math.isfinite(seconds):
+        return parse_retry_after(resp.headers.get("Retry-After"))
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
+
+
 class ErrorMapper:
     """Builds our errors from httpx's replies and exceptions, never showing the API secret."""
 
@@ -54,7 +67,10 @@ class ErrorMapper:
         label = status_label(resp)
         detail = self.clean(_error_detail(resp))
         msg = f"{label} from {where}" + (f": {detail}" if detail else "")
-        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        retry_after = server_retry_after(resp)
+        # The runwayml SDK obeys `x-should-retry` before looking at the status; we only take its
+        # "false" (a "true" on a 4xx would resend a request that cannot succeed).
+        should_retry = resp.headers.get("x-should-retry", "").strip().lower() != "false"
         if status == 401 and kind == "api":
             return errors.KeyRejected(
                 f"your API key was rejected ({msg}); check RUNWAYML_API_SECRET or "
@@ -63,9 +79,9 @@ class ErrorMapper:
             return errors.SlotExpired(f"{msg} (the upload slot expired or was refused)",
                                       status, retry_after)
         if status == 429:
-            return errors.RateLimited(msg, status, retry_after)
+            return errors.RateLimited(msg, status, retry_after, should_retry=should_retry)
         if status == 408 or status >= 500:
-            return errors.ServerError(msg, status, retry_after)
+            return errors.ServerError(msg, status, retry_after, should_retry=should_retry)
         if status == 400 and "credits" in detail.lower():
             return errors.NoCredits(msg, status)
         if kind == "download" and status in (401, 403, 404, 410):

@@ -21,11 +21,28 @@ MAX_REPLY_BYTES = 1024 * 1024
 _WIRE_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 
 
+def wire_json(value: Any) -> Any:
+    """`value` with every string made UTF-8-encodable: a file name that is not UTF-8 on disk
+    (surrogates from os.fsdecode, e.g. in a prompt's {name}) would make httpx raise; its bad
+    bytes go as backslash escapes instead, as upload.wire_name sends them."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {wire_json(k): wire_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [wire_json(v) for v in value]
+    return value
+
+
 def request_bounded(client: httpx.Client, method: str, url: str | httpx.URL, *,
                     json_body: Any = None, limit: int = MAX_REPLY_BYTES) -> httpx.Response:
     """client.request(), but a body over `limit` bytes raises NetworkError instead of filling
     memory. httpx's exceptions pass through for the caller to map."""
-    with client.stream(method, url, json=json_body) as resp:
+    with client.stream(method, url, json=wire_json(json_body)) as resp:
         body = bytearray()
         for chunk in resp.iter_bytes():
             body += chunk

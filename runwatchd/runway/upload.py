@@ -28,6 +28,16 @@ from runwatchd.runway.http_errors import ErrorMapper
 _READ_CHUNK = 1024 * 1024
 
 
+def wire_name(name: str) -> str:
+    """`name` as it can travel in JSON and multipart (UTF-8): a name that is not UTF-8 on disk
+    (surrogates from os.fsdecode) goes with backslash escapes; Runway only shows it."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return name
+
+
 @dataclass(frozen=True)
 class Slot:
     """Where one upload goes: a presigned POST URL, its form fields, and the URI it gives."""
@@ -47,7 +57,7 @@ def post_file(storage: httpx.Client, mapper: ErrorMapper, path: Path, f: BinaryI
         resp = storage.post(
             slot.upload_url,
             data=slot.fields,
-            files={"file": (path.name, reader, content_type)},  # type: ignore[dict-item]
+            files={"file": (wire_name(path.name), reader, content_type)},  # type: ignore[dict-item]
         )
     except httpx.HTTPError as e:
         check_unchanged(path, f, st)

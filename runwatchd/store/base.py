@@ -84,6 +84,12 @@ class Store(StoreView, Protocol):
         backend must not need the owner's cooperation to release it)."""
         ...
 
+    def check_intact(self) -> str | None:
+        """None while the store is the one this handle opened; else one line saying what became
+        of it (SQLite: the journal file was deleted or replaced, so every write goes to a file
+        nobody will read again). Cheap: a daemon calls it every second."""
+        ...
+
     def get(self, path: Path | str) -> FileRecord | None:
         """The row of `path`, or None."""
         ...

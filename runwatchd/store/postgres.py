@@ -214,6 +214,11 @@ class PostgresStore:
     def owner(self) -> OwnerInfo | None:
         return self._read(read_owner)
 
+    def check_intact(self) -> str | None:
+        """Always None: a database cannot be unlinked under an open connection the way a journal
+        file can; a lost connection is StoreUnavailable on the next call instead."""
+        return None
+
     def close(self) -> None:
         with self._owner_lock:
             if self._owner is not None:

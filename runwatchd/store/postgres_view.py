@@ -15,8 +15,15 @@ import psycopg
 
 from runwatchd.store import postgres_schema as schema
 from runwatchd.store.base import OwnerInfo
-from runwatchd.store.postgres import (Connection, Cursor, connect, read_counts, read_in_state,
-                                      read_owner, read_recent_errors)
+from runwatchd.store.postgres import (
+    Connection,
+    Cursor,
+    connect,
+    read_counts,
+    read_in_state,
+    read_owner,
+    read_recent_errors,
+)
 from runwatchd.store.record import FileRecord
 
 T = TypeVar("T")

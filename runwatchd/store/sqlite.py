@@ -9,8 +9,10 @@ States of a row (the order a file goes through them; the allowed moves are lifec
     uploading       an upload started; a crash here leaves at most a temp file beside the media
     uploaded        uploaded, sidecar written, no rule applies: done
     to_submit       uploaded, sidecar written, a rule applies, nothing submitted yet
-    submitting      the intent: a generation POST is about to be or is being sent
-                    (a crash here => attention: a task may exist that we do not know)
+    submitting      the intent: a generation POST is about to be or is being sent; `error` names
+                    the time it was sent (a crash here => attention: a task may exist that we do
+                    not know). An answer proving no task (429, 502, 503) puts the row back to
+                    "to_submit" for the backoff sleep before the next POST claims it again
     running         task id recorded (journal, then sidecar); the follower polls it
     succeeded       task SUCCEEDED and every output downloaded
     task_failed     task FAILED or CANCELLED, or the request was refused: never resubmitted
@@ -42,6 +44,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from runwatchd.errors import StoreDamaged
 from runwatchd.lifecycle.states import TASK_STATES, FileState
 from runwatchd.store.base import OwnerInfo, Signature
 from runwatchd.store.record import FileRecord
@@ -75,15 +78,48 @@ _OUTPUTS = _COLUMNS.index("outputs")
 _STATES_CHUNK = 500
 
 
+# Paths are TEXT when they are UTF-8 (every row of older journals is), else the BLOB of their
+# bytes (os.fsencode: a name with invalid UTF-8 is a str with surrogates, which SQLite's TEXT
+# cannot hold). One path always takes the same form, so `path = ?` finds it; reading a BLOB back
+# gives the same str (os.fsdecode). Other text (errors, failures) is for people: undecodable
+# bytes in it are shown as \xNN escapes.
+_PATH_COLUMNS = ("path", "output_dir")
+
+
+def _key(path: str) -> str | bytes:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _unkey(value: Any) -> Any:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 def _row_to_record(row: tuple[Any, ...]) -> FileRecord:
     values = dict(zip(_COLUMNS, row))
     values["outputs"] = json.loads(values["outputs"]) if values["outputs"] else []
+    for name in _PATH_COLUMNS:
+        values[name] = _unkey(values[name])
     return FileRecord(**values)
 
 
 def _row_values(record: FileRecord) -> list[Any]:
-    values: list[Any] = [getattr(record, name) for name in _COLUMNS]
-    values[_OUTPUTS] = json.dumps(record.outputs)
+    values: list[Any] = [
+        (_key(v) if name in _PATH_COLUMNS and isinstance(v, str) else _shown(v))
+        for name in _COLUMNS for v in (getattr(record, name),)]
+    values[_OUTPUTS] = json.dumps(record.outputs)  # ASCII: json escapes surrogates
     return values
 
 
@@ -105,6 +141,16 @@ def read_in_state(db: sqlite3.Connection, states: tuple[str, ...]) -> list[FileR
     marks = ", ".join("?" * len(states))
     rows = db.execute(f"{_SELECT} WHERE state IN ({marks})", states).fetchall()
     return [_row_to_record(r) for r in rows]
+
+
+def damaged(journal: Path, error: sqlite3.DatabaseError) -> StoreDamaged:
+    """The one line `run`, `scan` and `status` print (exit 78) for a journal SQLite cannot read.
+    Never reset silently: a fresh journal that forgot a task in flight could submit it again."""
+    return StoreDamaged(
+        f"the journal {journal} is damaged ({error}): move it aside (mv {journal} "
+        f"{journal}.damaged, with its -wal and -shm files if any) and start again. Lost: the "
+        "journal's record of uploads and tasks; the sidecars beside your files remain the truth, "
+        "so files with one are adopted from it, not uploaded or submitted again")
 
 
 def lock_path(journal: Path) -> Path:
@@ -153,11 +199,22 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._owner_fd: int | None = None
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            self._prepare()
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            if isinstance(e, sqlite3.OperationalError):  # locked, read-only, ...: not damage
+                raise
+            raise damaged(path, e) from None
+
+    def _prepare(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process (only power loss can drop the last commit).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        st = os.stat(self.path)  # which file we opened: check_intact() compares the path with it
+        self._identity = (st.st_dev, st.st_ino)
         have = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
         for name, sql_type in _ADDED_COLUMNS:
             if name not in have:
@@ -189,6 +246,17 @@ class SqliteStore:
     def owner(self) -> OwnerInfo | None:
         return read_owner(self.path)
 
+    def check_intact(self) -> str | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return f"the journal {self.path} was deleted"
+        except OSError as e:
+            return f"the journal {self.path} cannot be looked at ({e.strerror or e})"
+        if (st.st_dev, st.st_ino) != self._identity:
+            return f"the journal {self.path} was replaced by another file"
+        return None
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -214,11 +282,11 @@ class SqliteStore:
                 raise
 
     def _current(self, path: str) -> FileRecord | None:
-        row = self._db.execute(f"{_SELECT} WHERE path = ?", (path,)).fetchone()
+        row = self._db.execute(f"{_SELECT} WHERE path = ?", (_key(path),)).fetchone()
         return _row_to_record(row) if row else None
 
     def _state(self, path: str) -> str | None:
-        row = self._db.execute("SELECT state FROM files WHERE path = ?", (path,)).fetchone()
+        row = self._db.execute("SELECT state FROM files WHERE path = ?", (_key(path),)).fetchone()
         return str(row[0]) if row else None
 
     def _put(self, record: FileRecord, old_state: str | None) -> None:
@@ -245,11 +313,11 @@ class SqliteStore:
     def _states(self, paths: list[str]) -> dict[str, str]:
         states: dict[str, str] = {}
         for i in range(0, len(paths), _STATES_CHUNK):
-            chunk = paths[i:i + _STATES_CHUNK]
+            chunk = [_key(p) for p in paths[i:i + _STATES_CHUNK]]
             rows = self._db.execute(
                 f"SELECT path, state FROM files WHERE path IN ({', '.join('?' * len(chunk))})",
                 chunk)
-            states.update((str(p), str(s)) for p, s in rows)
+            states.update((_unkey(p), str(s)) for p, s in rows)
         return states
 
     def claim_submit(self, record: FileRecord) -> FileRecord | None:
@@ -288,7 +356,7 @@ class SqliteStore:
 
     def delete(self, path: Path | str) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM files WHERE path = ?", (str(path),))
+            self._db.execute("DELETE FROM files WHERE path = ?", (_key(str(path)),))
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -303,19 +371,19 @@ class SqliteStore:
     def signatures(self) -> dict[str, Signature]:
         with self._lock:
             rows = self._db.execute("SELECT path, state, size, mtime_ns, inode FROM files")
-            return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+            return {_unkey(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
 
     def signature(self, path: Path | str) -> Signature | None:
         with self._lock:
             row = self._db.execute("SELECT state, size, mtime_ns, inode FROM files WHERE path = ?",
-                                   (str(path),)).fetchone()
+                                   (_key(str(path)),)).fetchone()
         return (row[0], row[1], row[2], row[3]) if row else None
 
     def output_dirs(self) -> set[str]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT DISTINCT output_dir FROM files WHERE output_dir IS NOT NULL").fetchall()
-        return {r[0] for r in rows}
+        return {_unkey(r[0]) for r in rows}
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from runwatchd.store.base import OwnerInfo
 from runwatchd.store.record import FileRecord
-from runwatchd.store.sqlite import read_counts, read_in_state, read_owner, read_recent_errors
+from runwatchd.store.sqlite import (
+    damaged,
+    read_counts,
+    read_in_state,
+    read_owner,
+    read_recent_errors,
+)
 
 
 class SqliteView:
@@ -26,7 +32,14 @@ class SqliteView:
         if path.exists():
             self._db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
                                        check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout=5000")
+            try:  # reads the header and the schema: a damaged journal is told now, in one line
+                self._db.execute("PRAGMA busy_timeout=5000")
+                self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as e:
+                self._db.close()
+                if isinstance(e, sqlite3.OperationalError):
+                    raise
+                raise damaged(path, e) from None
 
     def counts(self) -> dict[str, int]:
         with self._lock:

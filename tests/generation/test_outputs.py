@@ -21,10 +21,11 @@ from runwatchd.generation.follower import DOWNLOAD_CODE, MAX_DOWNLOAD_ATTEMPTS, 
 from runwatchd.generation.outputs import free_output, output_ext, output_name
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.pauses import Pauses
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
 from runwatchd.runway.client_ref import ClientRef
 from runwatchd.runway.download import Fetched
 from runwatchd.runway.http_errors import ErrorMapper
+from runwatchd.runway.retries import RetryPolicy
 from runwatchd.store.record import FileRecord
 from runwatchd.store.sqlite import SqliteStore
 

@@ -17,8 +17,9 @@ from runwatchd.emulator import Emulator
 from runwatchd.generation.follower import MIN_POLL, POLL_ENV, TaskFollower, resolve_poll_interval
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.pauses import Pauses
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
 from runwatchd.runway.client_ref import ClientRef
+from runwatchd.runway.retries import RetryPolicy
 from runwatchd.store.record import FileRecord
 from runwatchd.store.sqlite import SqliteStore
 

@@ -8,6 +8,7 @@ that point leaves them (test_generation.py also kills a real one).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,3 +80,45 @@ def test_a_crash_leaves_the_state_its_point_names(rig: Rig) -> None:
     record: FileRecord | None = rig.journal.get(shot)
     assert (FileState.UPLOADING, True) == (
         record.state if record else None, sidecar.read_sidecar(shot) is not None)
+
+
+# -- the claim covers only a POST on the wire (issue 13 item 8) ---------------------------------
+
+
+def test_a_crash_in_a_429_backoff_resubmits_after_restart(rig: Rig) -> None:
+    """Killed while sleeping after a 429: the row is "to_submit", so the restart submits once."""
+    rig.emu.set_faults(rate_limit_burst=1, scope=["generate"], retry_after=0.01)
+    shot = rig.still()
+    crash = CrashPoint("wait_to_resubmit")
+    rig.scan(crash)
+    assert crash.fired.is_set()
+    record = rig.journal.get(shot)
+    assert FileState.TO_SUBMIT == (record.state if record else None)
+    code, _ = rig.scan()
+    assert (0, "SUCCEEDED", 1) == (code, task_part(shot)["status"],
+                                   rig.stats()["tasks_created"])
+
+
+def test_a_502_is_retried_into_one_task(rig: Rig) -> None:
+    """A 502 (load shedding: nothing was created) is retried; one task, no attention."""
+    # seed 1: the first generation POST draws 0.13 (a 502), the second 0.85 (served).
+    rig.emu.set_faults(error_rate=0.5, error_status=502, scope=["generate"], seed=1)
+    shot = rig.still()
+    code, _ = rig.scan()
+    assert (0, "SUCCEEDED", 1) == (code, task_part(shot)["status"],
+                                   rig.stats()["tasks_created"])
+    assert 1 == rig.emu.stats()["faults_injected"].get("error")
+
+
+def test_a_timeout_after_sending_names_the_send_time(rig: Rig) -> None:
+    """A POST whose answer never comes: attention, and the error names when it was sent."""
+    rig.client_timeout = 0.5
+    rig.emu.set_faults(slow_rate=1.0, slow_seconds=1.5, scope=["generate"])
+    shot = rig.still()
+    code, _ = rig.scan()
+    record = rig.journal.get(shot)
+    assert (1, "attention") == (code, record.state if record else None)
+    error = record.error if record else ""
+    assert re.search(r"the POST sent at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ may have created a task",
+                     error or ""), error
+    assert "check the Runway dashboard's tasks for shot.png" in (error or "")

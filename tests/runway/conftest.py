@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from runway_mocks import BASE, SECRET
 
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
+from runwatchd.runway.retries import RetryPolicy
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +21,10 @@ from runway_mocks import BASE, SECRET
 
 from runwatchd import errors
 from runwatchd.runway import client as clientmod
+from runwatchd.runway import http_errors
 from runwatchd.runway.api import Operation
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
+from runwatchd.runway.retries import RetryPolicy
 
 STORAGE = "https://storage.test/bucket"
 URI = "runway://upload/abc123"
@@ -479,19 +482,47 @@ def test_task_id_is_quoted(respx_mock: respx.MockRouter,
 
 
 @pytest.mark.parametrize("first", [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"),
-                                   httpx.Response(429), httpx.Response(503)])
-def test_create_task_retried_where_no_task_exists(respx_mock: respx.MockRouter, first: Any,
+                                   httpx.Response(429), httpx.Response(502),
+                                   httpx.Response(503)])
+def test_create_task_raises_retryable_where_no_task_exists(
+        respx_mock: respx.MockRouter, first: Any, sleeps: list[float],
+        make_client: Callable[..., RunwayClient]) -> None:
+    """Not connected, 429, 502 and 503 raise RetryableError after one POST: the caller retries."""
+    route = respx_mock.post(f"{BASE}/v1/text_to_image").mock(side_effect=[first])
+    with pytest.raises(errors.RetryableError):
+        make_client().create_task("text_to_image", {})
+    assert (1, []) == (route.call_count, sleeps)
+
+
+def test_submit_retry_delay_honours_the_server(make_client: Callable[..., RunwayClient]) -> None:
+    """retry-after-ms and Retry-After set a floor; x-should-retry: false stops the retries."""
+    mapper = http_errors.ErrorMapper(SECRET)
+    def error(headers: dict[str, str]) -> errors.RetryableError:
+        e = mapper.status_error(httpx.Response(429, headers=headers), "POST /v1/x", "api")
+        assert isinstance(e, errors.RetryableError)
+        return e
+    client = make_client(retry=RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.02))
+    now = time.monotonic()
+    assert 2.5 <= (client.submit_retry_delay(1, now, error({"retry-after-ms": "2500"})) or 0)
+    assert 7.0 <= (client.submit_retry_delay(1, now, error({"Retry-After": "7"})) or 0)
+    assert None is client.submit_retry_delay(1, now, error({"x-should-retry": "false"}))
+    assert None is client.submit_retry_delay(3, now, error({}))
+
+
+def test_other_calls_stop_on_x_should_retry_false(respx_mock: respx.MockRouter,
                                                   make_client: Callable[..., RunwayClient]) -> None:
-    """Not connected, 429 and 503 are retried: no task can have been created."""
-    route = respx_mock.post(f"{BASE}/v1/text_to_image").mock(side_effect=[
-        first, httpx.Response(200, json={"id": "task-1"})])
-    assert ("task-1", 2) == (make_client().create_task("text_to_image", {})["id"],
-                             route.call_count)
+    """A 503 with x-should-retry: false is not retried by the client's own retry loop."""
+    route = respx_mock.get(f"{BASE}/v1/tasks/t1").mock(side_effect=[
+        httpx.Response(503, headers={"x-should-retry": "false"}),
+        httpx.Response(200, json={"id": "t1"})])
+    with pytest.raises(errors.ServerError):
+        make_client().get_task("t1")
+    assert 1 == route.call_count
 
 
 @pytest.mark.parametrize("answer", [
     httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("dropped"), httpx.ReadError("reset"),
-    httpx.WriteTimeout("stuck"), httpx.Response(500), httpx.Response(502), httpx.Response(504),
+    httpx.WriteTimeout("stuck"), httpx.Response(500), httpx.Response(504),
     httpx.Response(408), httpx.Response(200, content=b"not json"),
     httpx.Response(200, json={"estimatedCost": 5}),
 ])

@@ -13,9 +13,10 @@ import respx
 from runway_mocks import BASE, SECRET
 
 from runwatchd import errors, fsutil
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
 from runwatchd.runway.download import DISK_RESERVE, MAX_REDIRECTS, Downloader, MiB
 from runwatchd.runway.http_errors import ErrorMapper
+from runwatchd.runway.retries import RetryPolicy
 
 CDN = "https://cdn.test"
 

@@ -10,8 +10,9 @@ import respx
 from runway_mocks import BASE
 
 from runwatchd import errors
-from runwatchd.runway.client import RetryPolicy, RunwayClient
+from runwatchd.runway.client import RunwayClient
 from runwatchd.runway.replies import MAX_REPLY_BYTES
+from runwatchd.runway.retries import RetryPolicy
 
 BOMB = b"[" * 200_000 + b"]" * 200_000
 ONE_TRY = RetryPolicy(max_attempts=1, initial_delay=0.0, max_delay=0.0)

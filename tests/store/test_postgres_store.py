@@ -11,9 +11,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from postgres_helpers import PostgresServer
 from contract import ClaimContract, RowContract, StoreFactory, race, record, stored
 from contract_owner import OwnershipContract, TransitionContract, ViewContract
+from postgres_helpers import PostgresServer
 
 from runwatchd.errors import ConfigError, StoreUnavailable
 from runwatchd.store import open_store, open_view

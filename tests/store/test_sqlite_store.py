@@ -4,6 +4,7 @@ old journals' migration, the WAL reader and the owner's lock file."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from contract_owner import OwnershipContract, TransitionContract, ViewContract
 
 from runwatchd.errors import ConfigError
 from runwatchd.store import open_store, open_view
+from runwatchd.store.sqlite import SqliteStore
 
 
 @pytest.fixture
@@ -130,3 +132,37 @@ def test_owner_lock_file_of_a_dead_process_names_nobody(store_factory: StoreFact
                           capture_output=True, text=True, check=True)
     lock.write_text(json.dumps(dict(held, pid=int(gone.stdout))))
     assert None is store_factory.view().owner()
+
+
+def test_check_intact_sees_the_journal_deleted_or_replaced(tmp_path: Path) -> None:
+    """check_intact: None while the path is the opened file, else a line naming what happened."""
+    path = tmp_path / "journal.sqlite3"
+    store = SqliteStore(path)
+    try:
+        assert None is store.check_intact()
+        other = tmp_path / "other"
+        other.write_bytes(b"")
+        os.replace(other, path)
+        assert f"the journal {path} was replaced by another file" == store.check_intact()
+        path.unlink()
+        assert f"the journal {path} was deleted" == store.check_intact()
+    finally:
+        store.close()
+
+
+def test_a_path_that_is_not_utf8_is_stored_and_read_back(tmp_path: Path) -> None:
+    """A str with surrogates (os.fsdecode of non-UTF-8 bytes) is a BLOB key: same str back."""
+    path = str(tmp_path / os.fsdecode(b"caf\xe9.png"))
+    out = str(tmp_path / os.fsdecode(b"out\xff"))
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    try:
+        store.put(record(path, "uploaded", output_dir=out, error=f"oops {path}"))
+        got = store.get(path)
+        assert (path, out) == (got.path if got else None, got.output_dir if got else None)
+        assert [path] == list(store.signatures())
+        assert {out} == store.output_dirs()
+        assert [path] == [r.path for r in store.in_state("uploaded")]
+        store.delete(path)
+        assert None is store.get(path)
+    finally:
+        store.close()
