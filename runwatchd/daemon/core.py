@@ -53,6 +53,7 @@ from runwatchd.store.base import Store
 from runwatchd.watch.folders import Folder
 from runwatchd.watch.observers import install_overflow_hook
 from runwatchd.watch.settle import CandidateTable, Signature, signature_of
+from runwatchd.watch.skips import SkipLog
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class Daemon:
             on_key_rejected=self._key_rejected, on_output=self._own_outputs.add,
             on_finished=self._task_finished)
         self.uploads = UploadMeter()
+        self.skips = SkipLog(metrics.file_not_taken if metrics else None, clock=clock)
         self.processor = FileProcessor(self.client_ref, journal, self.pauses,
                                        follow=self.follower.follow, backoff=backoff,
                                        progress=self.uploads.progress_for)
@@ -242,7 +244,7 @@ class Daemon:
     def _make_folder(self, fc: FolderConfig) -> Folder:
         return Folder(fc, on_candidate=self._candidate,
                       on_dir=self.reconciler.directory_appeared,
-                      is_own_output=self._is_own_output, clock=self.clock)
+                      is_own_output=self._is_own_output, skips=self.skips, clock=self.clock)
 
     def _candidate(self, path: Path, folder: Folder, closed: bool = False) -> None:
         """An event or scan brought `path`: to settle, unless a worker has it or will."""
@@ -365,7 +367,7 @@ class Daemon:
             waiting=len(self.table) + self.scheduler.queued_count(),
             tasks=self.follower.pending(), outcomes=self.book.counts(),
             paused=self.pauses.key_rejected, follower_alive=self.follower.is_alive(),
-            last_progress=self.scheduler.last_progress())
+            last_progress=self.scheduler.last_progress(), not_taken=self.skips.counts())
 
     def _sleep_time(self) -> float:
         waits = [1.0]

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runwatchd import fsutil
@@ -51,6 +51,7 @@ class Snapshot:
     paused: str | None  # why all work is paused (a rejected key), or None
     follower_alive: bool  # the task follower's threads run
     last_progress: float  # when (daemon clock) work last moved on
+    not_taken: Mapping[str, int] = field(default_factory=dict)  # files seen, not taken, by why
 
 
 class Health:
@@ -171,6 +172,7 @@ class Health:
             "pid": os.getpid(), "running": not final, "updated_at": time.time(),
             "paused": s.paused, "in_flight": sorted(str(p) for p in s.in_flight),
             "waiting": s.waiting, "tasks_followed": s.tasks, "outcomes": dict(s.outcomes),
+            "not_taken": dict(s.not_taken),
             "folders": [{"path": str(f.root), "observer": f.kind, "state": f.state}
                         for f in s.folders],
         }
@@ -187,6 +189,8 @@ def _status_line(s: Snapshot) -> str:
     o = s.outcomes
     text = (f"{len(s.in_flight)} uploading, {s.waiting} waiting, {s.tasks} tasks; "
             f"{o.get(Outcome.UPLOADED, 0)} uploaded, {o.get(Outcome.FAILED, 0)} failed")
+    if (skipped := sum(s.not_taken.values())):
+        text += f", {skipped} not taken"
     away = [f for f in s.folders if f.state == "unavailable"]
     if away:
         text += f"; {len(away)} folder(s) unavailable: {', '.join(str(f.root) for f in away)}"

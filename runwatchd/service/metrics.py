@@ -34,6 +34,7 @@ from prometheus_client import (
 from prometheus_client import start_http_server as _start_http_server
 
 from runwatchd.lifecycle.states import Ending
+from runwatchd.watch.skips import REASONS as NOT_TAKEN_REASONS
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ class Metrics:
         self._in_flight = Gauge(
             "runwatchd_in_flight", "Files being uploaded or generated right now.", registry=r
         )
+        self._not_taken = Counter(
+            "runwatchd_files_not_taken", "File versions seen in a folder and not taken, by "
+            "reason.", ["reason"], registry=r)
+        for reason in NOT_TAKEN_REASONS:
+            self._not_taken.labels(reason=reason)
         # Both result series exist from the start, so rate() is defined before the first file.
         for result in ("succeeded", "failed"):
             self._uploads.labels(result=result)
@@ -124,6 +130,10 @@ class Metrics:
             self.upload_failed(reason)
         elif reason is not None:
             self.failure(reason)
+
+    def file_not_taken(self, reason: str) -> None:
+        """A file version a folder saw and did not take (watch/skips.py reasons)."""
+        self._not_taken.labels(reason=reason).inc()
 
     def retry(self, operation: str) -> None:
         """One retry of ``operation`` (upload, create_task, get_task, download, ...)."""

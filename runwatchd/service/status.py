@@ -84,6 +84,10 @@ def render_status(state_dir: Path, *, as_json: bool = False) -> str:
         if done:
             lines.append(("this run: " if running else "last run: ")
                          + ", ".join(f"{k} {v}" for k, v in sorted(done.items())))
+        skipped = daemon.get("not_taken") or {}
+        if skipped:
+            lines.append("not taken (seen, left alone): "
+                         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(skipped.items())))
         for folder in daemon.get("folders", []):
             lines.append(f"  folder {folder['path']}: {folder['state']} ({folder['observer']})")
     files = status["files"]
