@@ -85,13 +85,18 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from runwatchd.cli.common import EXIT_OK, command_config
-    from runwatchd.config.sources import resolve_state_dir
-    from runwatchd.service.status import render_status
+    """Exit 0 while a daemon holds the store, 3 (LSB "not running") when none does."""
+    from runwatchd.cli.common import command_config
+    from runwatchd.service import status
 
     cfg = command_config(args, None, required=False)
-    print(render_status(resolve_state_dir(cfg), as_json=args.json))
-    return EXIT_OK
+    state_dir = status.status_state_dir(cfg)
+    if args.follow:
+        return status.watch(lambda: status.collect_status(state_dir), sys.stdout,
+                            as_json=args.json, tty=sys.stdout.isatty())
+    found = status.collect_status(state_dir)
+    print(status.render(found, as_json=args.json))
+    return status.exit_code(found)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

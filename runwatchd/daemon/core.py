@@ -49,6 +49,7 @@ from runwatchd.runway.client_ref import ClientRef
 from runwatchd.service.health import FolderView, Health, Snapshot
 from runwatchd.service.metrics import Metrics
 from runwatchd.service.notify import Notifier
+from runwatchd.service.status import startup_line
 from runwatchd.store.base import Store
 from runwatchd.watch.folders import Folder
 from runwatchd.watch.observers import install_overflow_hook
@@ -178,6 +179,8 @@ class Daemon:
         self._waker.wake()
 
     def startup(self) -> None:
+        log.info("%s", startup_line(self.config, self.client_ref.current.base_url,
+                                    self.state_dir))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._uninstall_overflow = install_overflow_hook(self.reconciler.overflowed)
         self.folders.replace(self.config.folders)

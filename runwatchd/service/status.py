@@ -2,7 +2,12 @@
 
 The daemon rewrites `status.json` in its state directory every two seconds (atomically); the
 store is read through its read-only view (store.open_view), which never blocks the daemon or sees
-half a write.
+half a write. "Running" means a process holds the store (the daemon takes its ownership at
+start-up), as LSB's `status` exit codes say: 0 running, 3 not running.
+
+Which state directory: the one the service would use. The units run `run -c /etc/runwatchd/
+NAME.toml` with StateDirectory=runwatchd[/NAME]; an admin's shell has no $STATE_DIRECTORY, so
+`status` with such a config looks where the unit's daemon keeps its store, not in ~/.local.
 """
 
 from __future__ import annotations
@@ -10,14 +15,62 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from runwatchd.config.load import Config
+from runwatchd.config.sources import resolve_state_dir
 from runwatchd.store import open_view
+from runwatchd.store.sqlite import JOURNAL_NAME
 
 STATUS_FILE = "status.json"
 # The daemon rewrites its status every 2 s; older than this, it is not running (or hangs).
 STALE_AFTER = 30.0
+# LSB init-script `status` exit codes.
+EXIT_RUNNING, EXIT_NOT_RUNNING = 0, 3
+# Where the units read their configs, and where StateDirectory= puts their state.
+UNIT_CONFIG_DIR = Path("/etc/runwatchd")
+UNIT_STATE_DIR = Path("/var/lib/runwatchd")
+# How often `status --watch` redraws (the daemon rewrites its status this often).
+WATCH_INTERVAL = 2.0
+
+
+def unit_state_dir(config: Path | None, *, etc: Path | None = None,
+                   lib: Path | None = None) -> Path | None:
+    """The state directory systemd gives the unit that reads `config`: runwatchd.service reads
+    /etc/runwatchd/config.toml into /var/lib/runwatchd, runwatchd@NAME reads NAME.toml into
+    /var/lib/runwatchd/NAME. None for any other config."""
+    etc, lib = etc or UNIT_CONFIG_DIR, lib or UNIT_STATE_DIR
+    if config is None or config.suffix != ".toml" or config.parent != etc:
+        return None
+    return lib if config.name == "config.toml" else lib / config.stem
+
+
+def status_state_dir(cfg: Config, env: Mapping[str, str] = os.environ, *,
+                     etc: Path | None = None, lib: Path | None = None) -> Path:
+    """The state directory the daemon of `cfg` uses: [runway] state_dir, else
+    $STATE_DIRECTORY, else the unit's for a service config, else the XDG one."""
+    if cfg.runway.state_dir is None and not env.get("STATE_DIRECTORY"):
+        unit = unit_state_dir(cfg.source and Path(os.path.abspath(cfg.source)), etc=etc, lib=lib)
+        if unit is not None:
+            return unit
+    return resolve_state_dir(cfg, env)
+
+
+def store_location(state_dir: Path) -> str:
+    """The store a daemon on `state_dir` uses, in words (the start-up line, `status`)."""
+    return f"sqlite {state_dir / JOURNAL_NAME}"
+
+
+def startup_line(cfg: Config, api_url: str, state_dir: Path) -> str:
+    """The daemon's first line: which runwatchd, reading what, talking to whom, keeping its
+    state where (what one needs to know first when two installs or configs get mixed up)."""
+    from runwatchd import __version__
+
+    config = str(cfg.source) if cfg.source is not None else "none (command line only)"
+    return (f"runwatchd {__version__} ◆ config {config} ◆ API {api_url} ◆ state dir "
+            f"{state_dir} ◆ store {store_location(state_dir)}")
 
 
 def _alive(pid: object) -> bool:
@@ -33,7 +86,8 @@ def _alive(pid: object) -> bool:
 
 
 def collect_status(state_dir: Path) -> dict[str, Any]:
-    status: dict[str, Any] = {"state_dir": str(state_dir), "running": False, "daemon": None,
+    status: dict[str, Any] = {"state_dir": str(state_dir), "store": store_location(state_dir),
+                              "running": False, "owner": None, "daemon": None,
                               "files": {}, "recent_failures": []}
     live = state_dir / STATUS_FILE
     if live.exists():
@@ -48,6 +102,10 @@ def collect_status(state_dir: Path) -> dict[str, Any]:
                                  and _alive(daemon.get("pid")))
     view = open_view(state_dir)
     try:
+        owner = view.owner()
+        if owner is not None:
+            status["owner"] = {"pid": owner.pid, "node": owner.node, "since": owner.since}
+            status["running"] = True
         status["files"] = view.counts()
         status["recent_failures"] = [
             {"path": r.path, "state": r.state, "error": r.error, "at": r.updated_at}
@@ -59,20 +117,35 @@ def collect_status(state_dir: Path) -> dict[str, Any]:
 
 
 def render_status(state_dir: Path, *, as_json: bool = False) -> str:
-    status = collect_status(state_dir)
+    return render(collect_status(state_dir), as_json=as_json)
+
+
+def exit_code(status: Mapping[str, Any]) -> int:
+    """LSB: 0 when a daemon holds the store, 3 when none does."""
+    return EXIT_RUNNING if status["running"] else EXIT_NOT_RUNNING
+
+
+def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
     if as_json:
         return json.dumps(status, indent=2)
-    lines = [f"state directory: {state_dir}"]
-    daemon = status["daemon"]
+    lines = [f"state directory: {status['state_dir']}", f"store: {status['store']}"]
+    daemon, owner, running = status["daemon"], status["owner"], status["running"]
+    if running:
+        who = (f"pid {owner['pid']} on {owner['node']} holds the store" if owner
+               else f"pid {daemon.get('pid')}")
+        lines.append(f"daemon: running ({who})")
+    else:
+        lines.append("daemon: not running (no process holds the store)")
     if daemon is None:
-        lines.append("daemon: no status written yet (never started here?)")
+        lines.append("status: none written yet (never started here?)")
     else:
         age = time.time() - daemon.get("updated_at", 0)
-        running = status["running"]
-        state = "running" if running else "not running"
+        note = ""
         if daemon.get("running") and not running:
-            state += " (it did not shut down cleanly, or hangs)"
-        lines.append(f"daemon: {state} (pid {daemon.get('pid')}, status {age:.0f} s old)")
+            note = "; it did not shut down cleanly"
+        elif running and age > STALE_AFTER:
+            note = "; the daemon hangs?"
+        lines.append(f"status written {age:.0f} s ago by pid {daemon.get('pid')}{note}")
         if daemon.get("paused"):
             lines.append(f"PAUSED: {daemon['paused']}")
         lines.append(f"in flight: {len(daemon.get('in_flight', []))}, waiting to settle: "
@@ -86,8 +159,8 @@ def render_status(state_dir: Path, *, as_json: bool = False) -> str:
                          + ", ".join(f"{k} {v}" for k, v in sorted(done.items())))
         skipped = daemon.get("not_taken") or {}
         if skipped:
-            lines.append("not taken (seen, left alone): "
-                         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(skipped.items())))
+            lines.append("not taken (seen, left alone): " + ", ".join(
+                f"{k.replace('_', ' ')} {v}" for k, v in sorted(skipped.items())))
         for folder in daemon.get("folders", []):
             lines.append(f"  folder {folder['path']}: {folder['state']} ({folder['observer']})")
     files = status["files"]
@@ -97,3 +170,25 @@ def render_status(state_dir: Path, *, as_json: bool = False) -> str:
         for f in status["recent_failures"]:
             lines.append(f"  {f['path']}: {f['state']}: {f['error']}")
     return "\n".join(lines)
+
+
+def watch(collect: Callable[[], Mapping[str, Any]], out: TextIO, *, as_json: bool = False,
+          tty: bool = False, interval: float = WATCH_INTERVAL,
+          sleep: Callable[[float], None] = time.sleep, rounds: int | None = None) -> int:
+    """`status --watch`: render every `interval` until Ctrl-C (or `rounds` renders); on a
+    terminal each render replaces the last (cursor home, clear), else they follow one another.
+    Returns the last render's exit code."""
+    code, done = EXIT_NOT_RUNNING, 0
+    try:
+        while rounds is None or done < rounds:
+            status = collect()
+            code = exit_code(status)
+            text = render(status, as_json=as_json)
+            out.write(f"\x1b[H\x1b[2J{text}\n" if tty else f"{text}\n\n")
+            out.flush()
+            done += 1
+            if rounds is None or done < rounds:
+                sleep(interval)
+    except KeyboardInterrupt:
+        pass  # the way out of a watch, not a failure
+    return code
