@@ -47,6 +47,7 @@ from runwatchd.lifecycle.states import Ending, FailureReason, Outcome
 from runwatchd.runway.client import RunwayClient
 from runwatchd.runway.client_ref import ClientRef
 from runwatchd.service.health import FolderView, Health, Snapshot
+from runwatchd.service.logs import log_context
 from runwatchd.service.metrics import Metrics
 from runwatchd.service.notify import Notifier
 from runwatchd.service.status import startup_line
@@ -180,7 +181,7 @@ class Daemon:
 
     def startup(self) -> None:
         log.info("%s", startup_line(self.config, self.client_ref.current.base_url,
-                                    self.state_dir))
+                                    self.state_dir), extra={"event": "startup"})
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._uninstall_overflow = install_overflow_hook(self.reconciler.overflowed)
         self.folders.replace(self.config.folders)
@@ -303,7 +304,8 @@ class Daemon:
         path, internal = job.path, None
         before = self.journal.get(path) if self.book.records_metrics else None
         try:
-            ending = self.processor.process(job)
+            with log_context(path=str(path)):  # JSON lines of this file's way name it
+                ending = self.processor.process(job)
         except KeyRejected as e:
             self._key_rejected(e)
             ending = Ending(Outcome.PAUSED, FailureReason.KEY_REJECTED)

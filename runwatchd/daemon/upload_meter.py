@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from runwatchd.service.logs import add_log_context
+
 
 class UploadMeter:
     """Thread-safe (sent, total) per upload in flight."""
@@ -28,6 +30,7 @@ class UploadMeter:
         key = str(path)
         with self._lock:
             self._sent[key] = (0, total)
+        add_log_context(bytes=total)  # the worker's JSON lines about this upload carry its size
 
         def add(delta: int) -> None:
             with self._lock:

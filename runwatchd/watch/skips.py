@@ -77,7 +77,8 @@ class SkipLog:
             while len(self._seen) > self._remembered:
                 self._seen.popitem(last=False)
             self._counts[reason] = self._counts.get(reason, 0) + 1
-        log.info("not taking %s: %s", path, detail)
+        log.info("not taking %s: %s", path, detail,
+                 extra={"event": "not_taken", "path": str(path), "reason": reason})
         if self._on_new is not None:
             self._on_new(reason)
         return True
