@@ -372,7 +372,8 @@ class Daemon:
             waiting=len(self.table) + self.scheduler.queued_count(),
             tasks=self.follower.pending(), outcomes=self.book.counts(),
             paused=self.pauses.key_rejected, follower_alive=self.follower.is_alive(),
-            last_progress=self.scheduler.last_progress(), not_taken=self.skips.counts())
+            last_progress=self.scheduler.last_progress(), not_taken=self.skips.counts(),
+            uploads=self.uploads.snapshot())
 
     def _sleep_time(self) -> float:
         waits = [1.0]

@@ -52,6 +52,7 @@ class Snapshot:
     follower_alive: bool  # the task follower's threads run
     last_progress: float  # when (daemon clock) work last moved on
     not_taken: Mapping[str, int] = field(default_factory=dict)  # files seen, not taken, by why
+    uploads: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # (sent, size) by path
 
 
 class Health:
@@ -173,6 +174,9 @@ class Health:
             "paused": s.paused, "in_flight": sorted(str(p) for p in s.in_flight),
             "waiting": s.waiting, "tasks_followed": s.tasks, "outcomes": dict(s.outcomes),
             "not_taken": dict(s.not_taken),
+            "uploads": [{"path": p, "bytes_sent": sent, "bytes_total": total,
+                         "percent": round(100.0 * sent / total, 1) if total else 0.0}
+                        for p, (sent, total) in sorted(s.uploads.items())],
             "folders": [{"path": str(f.root), "observer": f.kind, "state": f.state}
                         for f in s.folders],
         }

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from runwatchd.config.load import Config
 from runwatchd.config.sources import resolve_state_dir
+from runwatchd.service.sizes import human_size, iso_time
 from runwatchd.store import open_view
 from runwatchd.store.sqlite import JOURNAL_NAME
 
@@ -127,7 +128,7 @@ def exit_code(status: Mapping[str, Any]) -> int:
 
 def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
     if as_json:
-        return json.dumps(status, indent=2)
+        return json.dumps(_for_json(status), indent=2)
     lines = [f"state directory: {status['state_dir']}", f"store: {status['store']}"]
     daemon, owner, running = status["daemon"], status["owner"], status["running"]
     if running:
@@ -151,8 +152,10 @@ def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
         lines.append(f"in flight: {len(daemon.get('in_flight', []))}, waiting to settle: "
                      f"{daemon.get('waiting', 0)}, "
                      f"tasks followed: {daemon.get('tasks_followed', 0)}")
+        progress = {u.get("path"): u for u in daemon.get("uploads") or []
+                    if isinstance(u, dict)}
         for path in daemon.get("in_flight", []):
-            lines.append(f"  uploading {path}")
+            lines.append(f"  {_in_flight_line(path, progress.get(path))}")
         done = daemon.get("outcomes") or {}
         if done:
             lines.append(("this run: " if running else "last run: ")
@@ -170,6 +173,27 @@ def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
         for f in status["recent_failures"]:
             lines.append(f"  {f['path']}: {f['state']}: {f['error']}")
     return "\n".join(lines)
+
+
+def _in_flight_line(path: str, upload: Mapping[str, Any] | None) -> str:
+    if upload is None:
+        return f"working on {path}"
+    sent, total = upload.get("bytes_sent", 0), upload.get("bytes_total", 0)
+    return (f"uploading {path}: {upload.get('percent', 0.0):.0f}% ({human_size(sent)} of "
+            f"{human_size(total)})")
+
+
+def _for_json(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The same facts with times as ISO-8601 UTC (epoch seconds are for programs that know
+    they are; a reader of JSON expects a date)."""
+    out = dict(status)
+    if isinstance(out.get("daemon"), dict):
+        out["daemon"] = {**out["daemon"], "updated_at": iso_time(out["daemon"].get("updated_at"))}
+    if isinstance(out.get("owner"), dict):
+        out["owner"] = {**out["owner"], "since": iso_time(out["owner"].get("since"))}
+    out["recent_failures"] = [{**f, "at": iso_time(f.get("at"))}
+                              for f in out.get("recent_failures", [])]
+    return out
 
 
 def watch(collect: Callable[[], Mapping[str, Any]], out: TextIO, *, as_json: bool = False,
