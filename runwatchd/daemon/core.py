@@ -105,10 +105,11 @@ class Daemon:
             self.client_ref, journal, self.pauses, poll_interval=poll_interval,
             on_key_rejected=self._key_rejected, on_output=self._own_outputs.add,
             on_finished=self._task_finished)
-        self.uploads = UploadMeter()
+        self.uploads = UploadMeter(on_done=metrics.upload_took if metrics else None)
+        self._metrics = metrics
         self.skips = SkipLog(metrics.file_not_taken if metrics else None, clock=clock)
         self.processor = FileProcessor(self.client_ref, journal, self.pauses,
-                                       follow=self.follower.follow, backoff=backoff,
+                                       follow=self._follow, backoff=backoff,
                                        progress=self.uploads.progress_for)
         self.folders = FolderSet(self._make_folder)
         self.book = OutcomeBook(journal, policy, credits_out=lambda: self.pauses.credits_out,
@@ -333,6 +334,11 @@ class Daemon:
             log.error("%s; all work is paused. Fix the key, then reload (SIGHUP)", error)
         if self.policy.exit_when_idle:
             self.request_stop()  # nothing would ever become idle
+
+    def _follow(self, path: Path, task_id: str, output_dir: Path) -> None:
+        if self._metrics is not None:
+            self._metrics.task_followed(path)  # the task's duration starts here
+        self.follower.follow(path, task_id, output_dir)
 
     def _task_finished(self, path: Path, status: str) -> None:
         self.book.task_finished(path, status)

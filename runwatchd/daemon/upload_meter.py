@@ -34,14 +34,17 @@ class _Upload:
     started: float
     line_at: float  # when the last progress line was logged (or the upload started)
     line_sent: int  # bytes sent at that moment
+    finished: float | None = None  # when the last byte went
 
 
 class UploadMeter:
     """Thread-safe (sent, total) per upload in flight, and the progress lines of big ones."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic,
-                 min_bytes: int = PROGRESS_MIN_BYTES, every: float = PROGRESS_EVERY) -> None:
+                 min_bytes: int = PROGRESS_MIN_BYTES, every: float = PROGRESS_EVERY,
+                 on_done: Callable[[float], None] | None = None) -> None:
         self._clock = clock
+        self._on_done = on_done
         self._min_bytes = min_bytes
         self._every = every
         self._lock = threading.Lock()
@@ -65,6 +68,7 @@ class UploadMeter:
                     return
                 up.sent = max(0, up.sent + delta)
                 now = self._clock()
+                up.finished = now if up.total and up.sent >= up.total else None
                 if up.total >= self._min_bytes and now - up.line_at >= self._every:
                     rate = (up.sent - up.line_sent) / (now - up.line_at)
                     line = (up.sent, up.total, rate)
@@ -74,8 +78,11 @@ class UploadMeter:
         return add
 
     def forget(self, path: Path) -> None:
+        """The worker is done with `path`: an upload that sent its last byte is timed."""
         with self._lock:
-            self._uploads.pop(str(path), None)
+            up = self._uploads.pop(str(path), None)
+        if up is not None and up.finished is not None and self._on_done is not None:
+            self._on_done(up.finished - up.started)
 
     def snapshot(self) -> dict[str, tuple[int, int]]:
         """path -> (bytes sent, file size), for every upload in flight."""

@@ -153,7 +153,7 @@ class Health:
             self._notifier.status(line)
         if self._metrics is not None:
             self._metrics.set_queue_depth(s.waiting)
-            self._metrics.set_in_flight(len(s.in_flight) + s.tasks)
+            self._metrics.set_in_flight(uploads=len(s.uploads), tasks=s.tasks)
             self._metrics.set_files_by_state(self._journal_counts())
 
     # -- status ----------------------------------------------------------------------------------

@@ -108,3 +108,19 @@ def test_human_sizes_and_iso_times() -> None:
         human_size(n) for n in (512, 1536, 200 * MIB, 4 * 1024 * MIB)]
     assert "1970-01-01T00:00:01.500Z" == iso_time(1.5)
     assert (None, None, None) == (iso_time("x"), iso_time(None), iso_time(1e300))
+
+
+def test_a_finished_upload_is_timed_from_first_to_last_byte(tmp_path: Path) -> None:
+    """forget() after the last byte reports the upload's time; an unfinished one is not timed."""
+    clock, took = Clock(), []
+    meter = UploadMeter(clock=clock, on_done=took.append)
+    done, cut = big_file(tmp_path, 1000), tmp_path / "cut.mov"
+    cut.write_bytes(bytes(1000))
+    add, add_cut = meter.progress_for(done), meter.progress_for(cut)
+    clock.now = 7.5
+    add(1000)
+    add_cut(500)
+    clock.now = 9.0  # the sidecar and the journal take their time: not part of the upload
+    meter.forget(done)
+    meter.forget(cut)
+    assert [7.5] == took
