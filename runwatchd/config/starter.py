@@ -69,6 +69,8 @@ def starter_config(folder: str = "~/runway-inbox") -> str:
         _kv("grace_seconds", d.grace_seconds),
         "# Log lines as \"text\" or \"json\".",
         _kv("log_format", d.log_format),
+        "# A warning line when the Runway credit balance falls under this (read every 10 min).",
+        _kv("credits_warning_below", d.credits_warning_below),
         "", "[defaults]  # every folder inherits these; any of them may be set per folder",
         "# Seconds a file must stay unchanged (size, mtime, ctime, inode) before it is uploaded.",
         _kv("settle_seconds", s.settle_seconds),
@@ -159,7 +161,8 @@ def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
         f"API secret: {_secret_source(cfg, env)}",
         f"uploads in flight: {r.concurrency}; request timeout {r.timeout:g} s",
         f"state dir: {resolve_state_dir(cfg, env)}",
-        f"metrics: {d.metrics or 'off'}; shutdown grace {d.grace_seconds:g} s; logs {d.log_format}",
+        f"metrics: {d.metrics or 'off'}; shutdown grace {d.grace_seconds:g} s; logs {d.log_format}; "
+        f"credits warning below {d.credits_warning_below:g}",
         f"status page: {_web_summary(d)}",
     ]
     if not cfg.folders:

@@ -46,6 +46,7 @@ from runwatchd.lifecycle.processor import FileProcessor, Job
 from runwatchd.lifecycle.states import Ending, FailureReason, Outcome
 from runwatchd.runway.client import RunwayClient
 from runwatchd.runway.client_ref import ClientRef
+from runwatchd.service.credits import CreditWatch
 from runwatchd.service.health import FolderView, Health, Snapshot
 from runwatchd.service.logs import log_context
 from runwatchd.service.metrics import Metrics
@@ -119,9 +120,12 @@ class Daemon:
             transfers=config.runway.concurrency, admit=self._admit, work=self._work,
             paused=lambda: self.pauses.key_rejected is not None, wake=self.wake, clock=clock)
         client.limit_transfers(config.runway.concurrency)
+        credits = CreditWatch(lambda: self.client_ref.current.check_key(attempts=1),
+                              warn_below=lambda: self.config.daemon.credits_warning_below,
+                              metrics=metrics) if policy.watch else None
         self.health = Health(self._snapshot, state_dir=state_dir, watching=policy.watch,
                              notifier=notifier, metrics=metrics, journal_counts=journal.counts,
-                             clock=clock)
+                             credits=credits, clock=clock)
         self.reconciler = Reconciler(
             journal, self.folders, self.book, policy=policy, scope=self.scope,
             candidate=self._candidate, adoptable=self.processor.adoptable,
@@ -336,8 +340,8 @@ class Daemon:
             self.request_stop()  # nothing would ever become idle
 
     def _follow(self, path: Path, task_id: str, output_dir: Path) -> None:
-        if self._metrics is not None:
-            self._metrics.task_followed(path)  # the task's duration starts here
+        if self._metrics is not None:  # the task's duration starts here
+            self._metrics.task_followed(path)
         self.follower.follow(path, task_id, output_dir)
 
     def _task_finished(self, path: Path, status: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from runwatchd import fsutil
 from runwatchd.lifecycle.states import Outcome
+from runwatchd.service.credits import CreditWatch
 from runwatchd.service.metrics import Metrics
 from runwatchd.service.notify import Notifier, WatchdogPinger
 from runwatchd.service.status import STATUS_FILE
@@ -71,6 +72,7 @@ class Health:
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
         journal_counts: Callable[[], Mapping[str, int]] = dict,
+        credits: CreditWatch | None = None,
         clock: Callable[[], float] = time.monotonic,
         beat_clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -80,6 +82,7 @@ class Health:
         self._notifier = notifier
         self._metrics = metrics
         self._journal_counts = journal_counts
+        self._credits = credits
         self._clock = clock
         self._beat_clock = beat_clock
         self._pinger = WatchdogPinger(notifier, self.healthy) if notifier is not None else None
@@ -136,11 +139,15 @@ class Health:
     def stopping(self) -> None:
         if self._notifier is not None:
             self._notifier.stopping()
+        if self._credits is not None:
+            self._credits.stop()
 
     def heartbeat(self) -> None:
         """Every turn of the main loop: the watchdog ping, and every 2 s the status reports."""
         if self._pinger is not None:
             self._pinger.tick()  # WATCHDOG=1 only while observers live and workers progress
+        if self._credits is not None:
+            self._credits.poke()  # a balance check when one is due, on a thread of its own
         now = self._beat_clock()
         if now - self._last_status_write < STATUS_INTERVAL:
             return
@@ -174,6 +181,7 @@ class Health:
             "paused": s.paused, "in_flight": sorted(str(p) for p in s.in_flight),
             "waiting": s.waiting, "tasks_followed": s.tasks, "outcomes": dict(s.outcomes),
             "not_taken": dict(s.not_taken),
+            "credits": self._credits.report() if self._credits is not None else None,
             "uploads": [{"path": p, "bytes_sent": sent, "bytes_total": total,
                          "percent": round(100.0 * sent / total, 1) if total else 0.0}
                         for p, (sent, total) in sorted(s.uploads.items())],

@@ -160,6 +160,10 @@ def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
         if done:
             lines.append(("this run: " if running else "last run: ")
                          + ", ".join(f"{k} {v}" for k, v in sorted(done.items())))
+        credits = daemon.get("credits")
+        if isinstance(credits, dict):
+            low = " (LOW: under " + f"{credits.get('warning_below', 0):g})" if credits.get("low") else ""
+            lines.append(f"credits: {credits.get('balance', 0):g}{low}")
         skipped = daemon.get("not_taken") or {}
         if skipped:
             lines.append("not taken (seen, left alone): " + ", ".join(
@@ -188,7 +192,11 @@ def _for_json(status: Mapping[str, Any]) -> dict[str, Any]:
     they are; a reader of JSON expects a date)."""
     out = dict(status)
     if isinstance(out.get("daemon"), dict):
-        out["daemon"] = {**out["daemon"], "updated_at": iso_time(out["daemon"].get("updated_at"))}
+        daemon = out["daemon"] = {**out["daemon"],
+                                  "updated_at": iso_time(out["daemon"].get("updated_at"))}
+        if isinstance(daemon.get("credits"), dict):
+            daemon["credits"] = {**daemon["credits"],
+                                 "checked_at": iso_time(daemon["credits"].get("checked_at"))}
     if isinstance(out.get("owner"), dict):
         out["owner"] = {**out["owner"], "since": iso_time(out["owner"].get("since"))}
     out["recent_failures"] = [{**f, "at": iso_time(f.get("at"))}
