@@ -95,6 +95,8 @@ def _upload_files(args: argparse.Namespace, cfg: configmod.Config, sizes: dict[P
             except KeyRejected:
                 raise
             except RunwatchdError as e:
+                if args.verbose:  # -v promises tracebacks (redacted: the secret filter)
+                    logging.getLogger("runwatchd").debug("uploading %s failed", f, exc_info=True)
                 text = str(e)
                 failures[f] = text if text.startswith(f"{f.name}:") else f"{f.name}: {text}"
                 if bar:

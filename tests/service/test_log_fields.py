@@ -25,11 +25,15 @@ PACKAGE = Path(runwatchd.__file__).parent
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    names = ("httpx", "httpcore", "watchdog", "watchdog.observers.inotify_c")
+    levels = {name: logging.getLogger(name).level for name in names}
     yield
     for h in root.handlers:
         if h not in handlers:
             root.removeHandler(h)
     root.setLevel(level)
+    for name, lvl in levels.items():
+        logging.getLogger(name).setLevel(lvl)
 
 
 def records(out: io.StringIO) -> list[dict[str, object]]:
