@@ -6,7 +6,8 @@ daemon_commands, `upload` in upload_command, `init --service` in service_install
 in common. Every command imports what it needs when it runs: `runwatchd --version` and `--help`
 load no HTTP client, watcher or config code.
 
-Exit codes: 0 ok, 1 some files failed, 2 usage, 78 bad configuration (EX_CONFIG).
+Exit codes: 0 ok, 1 some files failed, 2 usage, 3 `status`: no daemon holds the store (LSB),
+78 bad configuration (EX_CONFIG).
 """
 
 from __future__ import annotations

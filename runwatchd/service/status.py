@@ -2,8 +2,10 @@
 
 The daemon rewrites `status.json` in its state directory every two seconds (atomically); the
 store is read through its read-only view (store.open_view), which never blocks the daemon or sees
-half a write. "Running" means a process holds the store (the daemon takes its ownership at
-start-up), as LSB's `status` exit codes say: 0 running, 3 not running.
+half a write. The exit code is LSB's: 0 while a process holds the store (the daemon takes its
+ownership at start-up), 3 when none does. `running` in --json keeps its stricter sense: a daemon
+that also refreshed status.json within 30 s (the container health check reads it, so a wedged
+daemon that still holds the store turns unhealthy).
 
 Which state directory: the one the service would use. The units run `run -c /etc/runwatchd/
 NAME.toml` with StateDirectory=runwatchd[/NAME]; an admin's shell has no $STATE_DIRECTORY, so
@@ -106,7 +108,6 @@ def collect_status(state_dir: Path) -> dict[str, Any]:
         owner = view.owner()
         if owner is not None:
             status["owner"] = {"pid": owner.pid, "node": owner.node, "since": owner.since}
-            status["running"] = True
         status["files"] = view.counts()
         status["recent_failures"] = [
             {"path": r.path, "state": r.state, "error": r.error, "at": r.updated_at}
@@ -122,8 +123,9 @@ def render_status(state_dir: Path, *, as_json: bool = False) -> str:
 
 
 def exit_code(status: Mapping[str, Any]) -> int:
-    """LSB: 0 when a daemon holds the store, 3 when none does."""
-    return EXIT_RUNNING if status["running"] else EXIT_NOT_RUNNING
+    """LSB: 0 when a daemon holds the store (or, where the lock cannot be read, answers), 3
+    when none does."""
+    return EXIT_RUNNING if status["owner"] or status["running"] else EXIT_NOT_RUNNING
 
 
 def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
@@ -131,10 +133,10 @@ def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
         return json.dumps(_for_json(status), indent=2)
     lines = [f"state directory: {status['state_dir']}", f"store: {status['store']}"]
     daemon, owner, running = status["daemon"], status["owner"], status["running"]
-    if running:
-        who = (f"pid {owner['pid']} on {owner['node']} holds the store" if owner
-               else f"pid {daemon.get('pid')}")
-        lines.append(f"daemon: running ({who})")
+    if owner is not None:
+        lines.append(f"daemon: running (pid {owner['pid']} on {owner['node']} holds the store)")
+    elif running:
+        lines.append(f"daemon: running (pid {daemon.get('pid')})")
     else:
         lines.append("daemon: not running (no process holds the store)")
     if daemon is None:
@@ -142,10 +144,10 @@ def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
     else:
         age = time.time() - daemon.get("updated_at", 0)
         note = ""
-        if daemon.get("running") and not running:
+        if daemon.get("running") and owner is None and not running:
             note = "; it did not shut down cleanly"
-        elif running and age > STALE_AFTER:
-            note = "; the daemon hangs?"
+        elif owner is not None and not running:
+            note = "; not refreshed for 30 s or more: the daemon hangs?"
         lines.append(f"status written {age:.0f} s ago by pid {daemon.get('pid')}{note}")
         if daemon.get("paused"):
             lines.append(f"PAUSED: {daemon['paused']}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +95,21 @@ def test_a_store_held_by_a_process_is_running(tmp_path: Path) -> None:
     finally:
         store.close()
     assert 3 == status.exit_code(status.collect_status(tmp_path))
+
+
+def test_a_wedged_daemon_holds_the_store_but_is_not_running_in_json(tmp_path: Path) -> None:
+    """A daemon that holds the store but stopped refreshing status: exit 0 (it is there), yet
+    `running` is false in --json (the container health check turns unhealthy) and text says so."""
+    store = open_store(tmp_path)
+    try:
+        assert store.take_ownership()
+        (tmp_path / status.STATUS_FILE).write_text(json.dumps(
+            {"pid": os.getpid(), "running": True, "updated_at": time.time() - 300}))
+        found = status.collect_status(tmp_path)
+        assert (0, False) == (status.exit_code(found), found["running"])
+        assert "the daemon hangs?" in status.render(found)
+    finally:
+        store.close()
 
 
 def test_watch_redraws_in_place_on_a_terminal(tmp_path: Path) -> None:
