@@ -55,7 +55,7 @@ _runwatchd() {
                 -c|--config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "--help -c --config --json -v --verbose -q --quiet --log-format" -- "$cur"))
+                COMPREPLY=($(compgen -W "--help -c --config --json --watch -v --verbose -q --quiet --log-format" -- "$cur"))
             else
                 COMPREPLY=()
             fi ;;

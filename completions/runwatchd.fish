@@ -27,6 +27,7 @@ complete -c runwatchd -n '__fish_seen_subcommand_from upload' -l json -d 'print 
 complete -c runwatchd -n '__fish_seen_subcommand_from upload' -s j -l jobs -x -d 'uploads in parallel (default: [runway] concurrency, 4)'
 complete -c runwatchd -n '__fish_seen_subcommand_from status' -s c -l config -r -F -d 'config file (TOML; default: $RUNWATCHD_CONFIG, ./runwatchd.toml, ~/.config/runwatchd/config.toml, /etc/runwatchd/config.toml)'
 complete -c runwatchd -n '__fish_seen_subcommand_from status' -l json -d 'print one JSON document'
+complete -c runwatchd -n '__fish_seen_subcommand_from status' -l watch -d 'refresh every 2 s until Ctrl-C (in place on a terminal)'
 complete -c runwatchd -n '__fish_seen_subcommand_from check-config' -s c -l config -r -F -d 'config file (TOML; default: $RUNWATCHD_CONFIG, ./runwatchd.toml, ~/.config/runwatchd/config.toml, /etc/runwatchd/config.toml)'
 complete -c runwatchd -n '__fish_seen_subcommand_from init' -F
 complete -c runwatchd -n '__fish_seen_subcommand_from init' -l service -d 'write the systemd units, the sysusers.d file and /etc/runwatchd/config.toml instead'

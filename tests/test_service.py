@@ -299,7 +299,7 @@ def test_metrics_endpoint_counts_the_daemon_work(tmp_path, emulator, services):
         'runwatchd_retries_total{operation="upload"}': 1.0,
         'runwatchd_files{state="uploaded"}': 1.0,
         'runwatchd_files{state="invalid"}': 1.0,
-        "runwatchd_in_flight": 0.0,
+        "runwatchd_uploads_in_flight": 0.0,
     }
     text = wait_for(lambda: (t := scrape()) and all(
         value(t, s) == v for s, v in expected.items()) and t, 20, 0.2)

@@ -29,7 +29,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
 def command_config(args: argparse.Namespace, extra_dirs: list[Path] | None = None,
                    required: bool = True) -> configmod.Config:
     """The config file's (-c or found), with `extra_dirs` added as folders; without a file, just
-    `extra_dirs`, or no folders at all when not `required` (else ConfigError)."""
+    `extra_dirs`, or no folders at all when not `required` (else ConfigError). `run --watch DIR`
+    uses only the command line unless a config is named (-c, $RUNWATCHD_CONFIG): a
+    ./runwatchd.toml found by chance must not add folders and rules nobody asked for."""
+    named = getattr(args, "config", None) or os.environ.get(sources.CONFIG_ENV)
+    if extra_dirs and getattr(args, "watch", None) and not named:
+        return configmod.config_for_dirs(extra_dirs)
     path = sources.find_config(getattr(args, "config", None))
     if path is None:
         if extra_dirs:

@@ -6,7 +6,8 @@ daemon_commands, `upload` in upload_command, `init --service` in service_install
 in common. Every command imports what it needs when it runs: `runwatchd --version` and `--help`
 load no HTTP client, watcher or config code.
 
-Exit codes: 0 ok, 1 some files failed, 2 usage, 78 bad configuration (EX_CONFIG).
+Exit codes: 0 ok, 1 some files failed, 2 usage, 3 `status`: no daemon holds the store (LSB),
+78 bad configuration (EX_CONFIG).
 """
 
 from __future__ import annotations
@@ -90,13 +91,20 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from runwatchd.cli.common import EXIT_OK, command_config
-    from runwatchd.config.sources import resolve_state_dir
-    from runwatchd.service.status import render_status
+    """Exit 0 while a daemon holds the store, 3 (LSB "not running") when none does."""
+    from runwatchd.cli.common import command_config
+    from runwatchd.config import sources
+    from runwatchd.service import status
 
     cfg = command_config(args, None, required=False)
-    print(render_status(resolve_state_dir(cfg), as_json=args.json))
-    return EXIT_OK
+    state_dir = status.status_state_dir(cfg)
+    store_url = sources.resolve_store_url(cfg)
+    if args.follow:
+        return status.watch(lambda: status.collect_status(state_dir, store_url), sys.stdout,
+                            as_json=args.json, tty=sys.stdout.isatty())
+    found = status.collect_status(state_dir, store_url)
+    print(status.render(found, as_json=args.json))
+    return status.exit_code(found)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ SHELLS = ("bash", "zsh", "fish")
 LOG_FORMATS = ("text", "json")
 # Exit codes as the man page and --help state them; cli/common.py holds the constants.
 EXIT_STATUS = (("0", "ok"), ("1", "some files failed"), ("2", "usage error"),
+               ("3", "status: no daemon holds the store (LSB \"not running\")"),
                ("78", "bad configuration (EX_CONFIG)"))
 
 
@@ -122,11 +123,17 @@ COMMANDS = (
                    "line in the order given (or one --json document)."),
     Command("status", "what the daemon knows", config=True, options=(
         Opt(("--json",), "print one JSON document"),
+        Opt(("--watch",), "refresh every 2 s until Ctrl-C (in place on a terminal)",
+            dest="follow"),
     ), examples=(
         "runwatchd status",
+        "runwatchd status --watch -c /etc/runwatchd/config.toml",
         "runwatchd status --json | jq .files",
-    ), description="Counts per state, files in flight and recent failures; works while the "
-                   "daemon runs."),
+    ), description="The state directory and store it reads, counts per state, files in flight "
+                   "and recent failures; works while the daemon runs. Exits 0 when a daemon "
+                   "holds the store, 3 when none does (as an init script's status). A service "
+                   "config (/etc/runwatchd/NAME.toml) is read where its unit keeps its state, "
+                   "/var/lib/runwatchd[/NAME]."),
     Command("check-config", "validate and explain the configuration", config=True, examples=(
         "runwatchd check-config -c /etc/runwatchd/config.toml",
     ), description="Explain the configuration; list every problem with its key path and exit "

@@ -85,8 +85,9 @@ def _upload_files(args: argparse.Namespace, cfg: configmod.Config, sizes: dict[P
     pool = ThreadPoolExecutor(2 * jobs, thread_name_prefix="runwatchd-upload")
     wait = True
     try:
+        # No separate key check: the first upload's slot request proves the key, and a 401
+        # there is KeyRejected, one clear line (a check first cost a round trip per command).
         handles = {f: bar.track(f.name, size) if bar else None for f, size in sizes.items()}
-        client.check_key()
         futures = {f: pool.submit(_upload_one, client, f, handles[f]) for f in sizes}
         for f, fut in futures.items():
             try:
@@ -94,6 +95,8 @@ def _upload_files(args: argparse.Namespace, cfg: configmod.Config, sizes: dict[P
             except KeyRejected:
                 raise
             except RunwatchdError as e:
+                if args.verbose:  # -v promises tracebacks (redacted: the secret filter)
+                    logging.getLogger("runwatchd").debug("uploading %s failed", f, exc_info=True)
                 text = str(e)
                 failures[f] = text if text.startswith(f"{f.name}:") else f"{f.name}: {text}"
                 if bar:

@@ -88,6 +88,7 @@ class DaemonConfig:
     web_token_file: Path | None = None  # lets the page retry files; read at start
     grace_seconds: float = 30.0
     log_format: str = "text"
+    credits_warning_below: float = 100.0  # a WARNING line when the balance falls under it
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ _DAEMON: dict[str, tuple[str, Check | None]] = {
     "web_token_file": ("string", _non_empty),
     "grace_seconds": ("number", _between(0, 3600)),
     "log_format": ("string", _one_of(LOG_FORMATS)),
+    "credits_warning_below": ("number", _between(0, 1e12)),
 }
 _STORE: dict[str, tuple[str, Check | None]] = {
     "url": ("string", store_url_problem),

@@ -71,6 +71,8 @@ def starter_config(folder: str = "~/runway-inbox") -> str:
         _kv("grace_seconds", d.grace_seconds),
         "# Log lines as \"text\" or \"json\".",
         _kv("log_format", d.log_format),
+        "# A warning line when the Runway credit balance falls under this (read every 10 min).",
+        _kv("credits_warning_below", d.credits_warning_below),
         "", "[store]",
         "# Where the daemon's memory lives. Default: SQLite (journal.sqlite3) in the state",
         "# directory, one host. A PostgreSQL URL lets several hosts share one store (needs",
@@ -179,7 +181,8 @@ def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
         f"uploads in flight: {r.concurrency}; request timeout {r.timeout:g} s",
         f"state dir: {resolve_state_dir(cfg, env)}",
         f"store: {_store_summary(cfg, env)}",
-        f"metrics: {d.metrics or 'off'}; shutdown grace {d.grace_seconds:g} s; logs {d.log_format}",
+        f"metrics: {d.metrics or 'off'}; shutdown grace {d.grace_seconds:g} s; logs {d.log_format}; "
+        f"credits warning below {d.credits_warning_below:g}",
         f"status page: {_web_summary(d)}",
     ]
     if not cfg.folders:

@@ -24,7 +24,6 @@ objects or callables) when it is made:
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -47,13 +46,17 @@ from runwatchd.lifecycle.processor import FileProcessor, Job
 from runwatchd.lifecycle.states import Ending, FailureReason, Outcome
 from runwatchd.runway.client import RunwayClient
 from runwatchd.runway.client_ref import ClientRef
+from runwatchd.service.credits import CreditWatch
 from runwatchd.service.health import FolderView, Health, Snapshot
+from runwatchd.service.logs import log_context
 from runwatchd.service.metrics import Metrics
 from runwatchd.service.notify import Notifier
+from runwatchd.service.status import startup_line
 from runwatchd.store.base import Store
 from runwatchd.watch.folders import Folder
 from runwatchd.watch.observers import install_overflow_hook
-from runwatchd.watch.settle import CandidateTable, Signature, signature_of
+from runwatchd.watch.settle import CandidateTable, still_matches
+from runwatchd.watch.skips import SkipLog
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +107,11 @@ class Daemon:
             self.client_ref, journal, self.pauses, poll_interval=poll_interval,
             on_key_rejected=self._key_rejected, on_output=self._own_outputs.add,
             on_finished=self._task_finished)
-        self.uploads = UploadMeter()
+        self.uploads = UploadMeter(on_done=metrics.upload_took if metrics else None)
+        self._metrics = metrics
+        self.skips = SkipLog(metrics.file_not_taken if metrics else None, clock=clock)
         self.processor = FileProcessor(self.client_ref, journal, self.pauses,
-                                       follow=self.follower.follow, backoff=backoff,
+                                       follow=self._follow, backoff=backoff,
                                        progress=self.uploads.progress_for)
         self.folders = FolderSet(self._make_folder)
         self.book = OutcomeBook(journal, policy, credits_out=lambda: self.pauses.credits_out,
@@ -116,9 +121,12 @@ class Daemon:
             transfers=config.runway.concurrency, admit=self._admit, work=self._work,
             paused=lambda: self.pauses.key_rejected is not None, wake=self.wake, clock=clock)
         client.limit_transfers(config.runway.concurrency)
+        credits = CreditWatch(lambda: self.client_ref.current.check_key(attempts=1),
+                              warn_below=lambda: self.config.daemon.credits_warning_below,
+                              metrics=metrics) if policy.watch else None
         self.health = Health(self._snapshot, state_dir=state_dir, watching=policy.watch,
                              notifier=notifier, metrics=metrics, journal_counts=journal.counts,
-                             clock=clock)
+                             credits=credits, clock=clock)
         self.reconciler = Reconciler(
             journal, self.folders, self.book, policy=policy, scope=self.scope,
             candidate=self._candidate, adoptable=self.processor.adoptable,
@@ -180,6 +188,8 @@ class Daemon:
         self._waker.wake()
 
     def startup(self) -> None:
+        log.info("%s", startup_line(self.config, self.client_ref.current.base_url,
+                                    self.state_dir), extra={"event": "startup"})
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._uninstall_overflow = install_overflow_hook(self.reconciler.overflowed)
         self.folders.replace(self.config.folders)
@@ -249,7 +259,7 @@ class Daemon:
     def _make_folder(self, fc: FolderConfig) -> Folder:
         return Folder(fc, on_candidate=self._candidate,
                       on_dir=self.reconciler.directory_appeared,
-                      is_own_output=self._is_own_output, clock=self.clock)
+                      is_own_output=self._is_own_output, skips=self.skips, clock=self.clock)
 
     def _candidate(self, path: Path, folder: Folder, closed: bool = False) -> None:
         """An event or scan brought `path`: to settle, unless a worker has it or will."""
@@ -295,7 +305,7 @@ class Daemon:
             # follows the folder's return finds it again.
             log.debug("%s: folder unavailable; leaving it for the rescan", path)
             return None
-        if item.sig is not None and not _unchanged(path, item.sig):
+        if item.sig is not None and not still_matches(path, item.sig):
             self._candidate(path, folder)  # written to while it waited for a worker
             return None
         return Job(path=path, root=folder.root, resolver=folder.resolver)
@@ -305,7 +315,8 @@ class Daemon:
         path, internal = job.path, None
         before = self.journal.get(path) if self.book.records_metrics else None
         try:
-            ending = self.processor.process(job)
+            with log_context(path=str(path)):  # JSON lines of this file's way name it
+                ending = self.processor.process(job)
         except KeyRejected as e:
             self._key_rejected(e)
             ending = Ending(Outcome.PAUSED, FailureReason.KEY_REJECTED)
@@ -323,7 +334,7 @@ class Daemon:
             again = False
         # A scan or event while it was in flight: only a real change makes it a candidate again
         # (else a scan during a failing upload would cut its backoff short).
-        changed = dirty and not paused and (item.sig is None or not _unchanged(path, item.sig))
+        changed = dirty and not paused and (item.sig is None or not still_matches(path, item.sig))
         if again or changed:
             self._candidate(path, item.folder)
         self.book.file_metrics(path, ending, before.runway_uri if before else None)
@@ -333,6 +344,11 @@ class Daemon:
             log.error("%s; all work is paused. Fix the key, then reload (SIGHUP)", error)
         if self.policy.exit_when_idle:
             self.request_stop()  # nothing would ever become idle
+
+    def _follow(self, path: Path, task_id: str, output_dir: Path) -> None:
+        if self._metrics is not None:  # the task's duration starts here
+            self._metrics.task_followed(path)
+        self.follower.follow(path, task_id, output_dir)
 
     def _task_finished(self, path: Path, status: str) -> None:
         self.book.task_finished(path, status)
@@ -372,18 +388,9 @@ class Daemon:
             waiting=len(self.table) + self.scheduler.queued_count(),
             tasks=self.follower.pending(), outcomes=self.book.counts(),
             paused=self.pauses.key_rejected, follower_alive=self.follower.is_alive(),
-            last_progress=self.scheduler.last_progress())
+            last_progress=self.scheduler.last_progress(), not_taken=self.skips.counts(),
+            uploads=self.uploads.snapshot())
 
     def _sleep_time(self) -> float:
-        waits = [1.0]
-        for wait in (self.table.next_due(), self.book.next_retry_in(), self.health.next_ping_in()):
-            if wait is not None:
-                waits.append(wait)
-        return max(0.005, min(waits))
-
-
-def _unchanged(path: Path, sig: Signature) -> bool:
-    try:
-        return signature_of(os.stat(path)) == sig
-    except OSError:
-        return False
+        waits = (self.table.next_due(), self.book.next_retry_in(), self.health.next_ping_in())
+        return max(0.005, min([1.0, *(w for w in waits if w is not None)]))

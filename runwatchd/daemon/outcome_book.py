@@ -122,7 +122,7 @@ class OutcomeBook:
         with self._lock:
             self._counts[Outcome.SUCCEEDED if status == "SUCCEEDED" else Outcome.TASK_FAILED] += 1
         if self._metrics is not None:
-            self._metrics.task_finished(status)
+            self._metrics.task_finished(status, path)
 
     def file_metrics(self, path: Path, ending: Ending, uri_before: str | None) -> None:
         """Metrics for one processed file; a new runway:// URI in its journal row means it was

@@ -12,11 +12,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runwatchd import fsutil
 from runwatchd.lifecycle.states import Outcome
+from runwatchd.service.credits import CreditWatch
 from runwatchd.service.metrics import Metrics
 from runwatchd.service.notify import Notifier, WatchdogPinger
 from runwatchd.service.status import STATUS_FILE
@@ -51,6 +52,8 @@ class Snapshot:
     paused: str | None  # why all work is paused (a rejected key), or None
     follower_alive: bool  # the task follower's threads run
     last_progress: float  # when (daemon clock) work last moved on
+    not_taken: Mapping[str, int] = field(default_factory=dict)  # files seen, not taken, by why
+    uploads: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # (sent, size) by path
 
 
 class Health:
@@ -69,6 +72,7 @@ class Health:
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
         journal_counts: Callable[[], Mapping[str, int]] = dict,
+        credits: CreditWatch | None = None,
         clock: Callable[[], float] = time.monotonic,
         beat_clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -78,6 +82,7 @@ class Health:
         self._notifier = notifier
         self._metrics = metrics
         self._journal_counts = journal_counts
+        self._credits = credits
         self._clock = clock
         self._beat_clock = beat_clock
         self._pinger = WatchdogPinger(notifier, self.healthy) if notifier is not None else None
@@ -134,11 +139,15 @@ class Health:
     def stopping(self) -> None:
         if self._notifier is not None:
             self._notifier.stopping()
+        if self._credits is not None:
+            self._credits.stop()
 
     def heartbeat(self) -> None:
         """Every turn of the main loop: the watchdog ping, and every 2 s the status reports."""
         if self._pinger is not None:
             self._pinger.tick()  # WATCHDOG=1 only while observers live and workers progress
+        if self._credits is not None:
+            self._credits.poke()  # a balance check when one is due, on a thread of its own
         now = self._beat_clock()
         if now - self._last_status_write < STATUS_INTERVAL:
             return
@@ -151,7 +160,7 @@ class Health:
             self._notifier.status(line)
         if self._metrics is not None:
             self._metrics.set_queue_depth(s.waiting)
-            self._metrics.set_in_flight(len(s.in_flight) + s.tasks)
+            self._metrics.set_in_flight(uploads=len(s.uploads), tasks=s.tasks)
             self._metrics.set_files_by_state(self._journal_counts())
 
     # -- status ----------------------------------------------------------------------------------
@@ -171,6 +180,11 @@ class Health:
             "pid": os.getpid(), "running": not final, "updated_at": time.time(),
             "paused": s.paused, "in_flight": sorted(str(p) for p in s.in_flight),
             "waiting": s.waiting, "tasks_followed": s.tasks, "outcomes": dict(s.outcomes),
+            "not_taken": dict(s.not_taken),
+            "credits": self._credits.report() if self._credits is not None else None,
+            "uploads": [{"path": p, "bytes_sent": sent, "bytes_total": total,
+                         "percent": round(100.0 * sent / total, 1) if total else 0.0}
+                        for p, (sent, total) in sorted(s.uploads.items())],
             "folders": [{"path": str(f.root), "observer": f.kind, "state": f.state}
                         for f in s.folders],
         }
@@ -187,6 +201,8 @@ def _status_line(s: Snapshot) -> str:
     o = s.outcomes
     text = (f"{len(s.in_flight)} uploading, {s.waiting} waiting, {s.tasks} tasks; "
             f"{o.get(Outcome.UPLOADED, 0)} uploaded, {o.get(Outcome.FAILED, 0)} failed")
+    if (skipped := sum(s.not_taken.values())):
+        text += f", {skipped} not taken"
     away = [f for f in s.folders if f.state == "unavailable"]
     if away:
         text += f"; {len(away)} folder(s) unavailable: {', '.join(str(f.root) for f in away)}"

@@ -4,7 +4,11 @@
   sd-daemon ``<N>`` priority prefix on every line, so ``journalctl -p warning`` works;
 - on a terminal: timestamps, and the level in colour unless ``$NO_COLOR`` is set;
 - anywhere else (a pipe, a file): timestamped plain lines;
-- ``fmt="json"``: one JSON object per line for log shippers, with ``extra=`` fields kept.
+- ``fmt="json"``: one JSON object per line for log shippers, with ``extra=`` fields kept, and
+  the fields a shipper filters on where they apply: ``node`` (the host) on every line, ``path``,
+  ``uri``, ``bytes``, ``task_id``, ``event``. They come from ``extra=``, else from the thread's
+  log_context() (the file a worker is on), else from the arguments of a known message
+  (EVENTS: the lines of the file's way, whose arguments are known); text lines are unchanged.
 
 The CLI calls :func:`setup_logging` once; calling it again replaces our handler, never stacks one.
 """
@@ -14,14 +18,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from runwatchd.watch import OVERFLOW_LOGGER
 
-__all__ = ["SecretFilter", "install_secret_filter", "setup_logging"]
+__all__ = ["EVENTS", "SecretFilter", "add_log_context", "install_secret_filter", "log_context",
+           "setup_logging"]
 
 REDACTED = "[REDACTED]"
 
@@ -55,6 +63,71 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) |
 }
 
 _secrets: list[str] = []
+
+# Messages of a file's way -> (event, the field each argument fills; None: not a field). A test
+# checks every one is still in the package's source, so rewording a line cannot silently drop
+# its fields.
+EVENTS: dict[str, tuple[str, tuple[str | None, ...]]] = {
+    "detected %s": ("detected", ("path",)),
+    "settled %s": ("settled", ("path",)),
+    "retrying %s": ("retrying", ("path",)),
+    "uploading %s (%s bytes)": ("upload_started", ("path", "bytes")),
+    "uploaded %s -> %s": ("uploaded", ("path", "uri")),
+    "%s changed while uploading; waiting for it to settle again (%s)": ("upload_restarted",
+                                                                        ("path", None)),
+    "%s: %s (attempt %d; next try in %.0f s)": ("upload_failed", ("path",)),
+    "skipped %s": ("skipped", (None,)),
+    "submitted %s task %s for %s": ("task_submitted", (None, "task_id", "path")),
+    "task %s for %s is %s": ("task_status", ("task_id",)),
+    "task %s for %s SUCCEEDED: %s": ("task_succeeded", ("task_id",)),
+    "polling task %s of %s failed: %s": ("task_poll_failed", ("task_id", "path")),
+    "no longer following task %s: %s moved on": ("task_dropped", ("task_id", "path")),
+    "downloading outputs of task %s for %s failed (%d of %d): %s": ("download_failed",
+                                                                   ("task_id",)),
+}
+
+_context = threading.local()
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """`fields` join every JSON line this thread logs inside the block (a worker: the file it
+    is on), unless a line names them itself."""
+    outer: dict[str, object] = getattr(_context, "fields", {})
+    _context.fields = {**outer, **fields}
+    try:
+        yield
+    finally:
+        _context.fields = outer
+
+
+def add_log_context(**fields: object) -> None:
+    """Add `fields` to the innermost open log_context of this thread (none open: nothing)."""
+    current: dict[str, object] | None = getattr(_context, "fields", None)
+    if current:
+        current.update(fields)
+
+
+class _FieldsFilter(logging.Filter):
+    """Puts the structured fields on a record (JSON only) before the secret filters see it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.node = socket.gethostname()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found: dict[str, object] = {"node": self.node, **getattr(_context, "fields", {})}
+        known = EVENTS.get(record.msg) if isinstance(record.msg, str) else None
+        if known is not None:
+            found["event"] = known[0]
+            args = record.args if isinstance(record.args, tuple) else ()
+            for name, value in zip(known[1], args, strict=False):
+                if name is not None:
+                    found[name] = value if isinstance(value, int) else str(value)
+        for key, value in found.items():
+            if key not in record.__dict__:
+                setattr(record, key, value)
+        return True
 
 
 def _priority(levelno: int) -> int:
@@ -190,6 +263,8 @@ def setup_logging(
     handler = _Handler(stream)
     handler.setFormatter(formatter)
     handler.setLevel(levelno)
+    if fmt == "json":
+        handler.addFilter(_FieldsFilter())  # before the secret filters: they redact its fields
     for secret in _secrets:
         handler.addFilter(SecretFilter(secret))
     root.addHandler(handler)

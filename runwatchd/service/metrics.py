@@ -4,21 +4,37 @@ Each :class:`Metrics` owns its own ``CollectorRegistry`` (not prometheus_client'
 tests and the daemon can create as many as they like without "Duplicated timeseries" errors.
 Counters work with or without a server; :meth:`Metrics.start_server` exposes them over HTTP.
 
-    runwatchd_uploads_total{result="succeeded"|"failed"}  counter
-    runwatchd_upload_bytes_total                          counter
-    runwatchd_retries_total{operation}      counter  (upload, create_task, ...)
-    runwatchd_failures_total{reason}        counter  (invalid_file, key_rejected, ...)
-    runwatchd_tasks_total{status}           counter  (SUCCEEDED, FAILED, ...)
-    runwatchd_files{state}                  gauge    (journal counts per state)
-    runwatchd_queue_depth                   gauge    (settled files waiting for a worker)
-    runwatchd_in_flight                     gauge    (uploads and tasks being worked on)
+Prometheus conventions: units in names (``_bytes``, ``_seconds``), ``_total`` on counters,
+lower-case label values, every known label value's series present at 0 from the start (so
+``rate()`` and alerts work before the first event).
+
+    runwatchd_build_info{version,python}             gauge 1
+    runwatchd_uploads_total{result}                  counter  succeeded, failed
+    runwatchd_upload_bytes_total                     counter
+    runwatchd_upload_duration_seconds                histogram  first to last byte, succeeded
+    runwatchd_retries_total{operation}               counter  upload, create_task, ...
+    runwatchd_failures_total{reason}                 counter  invalid_file, key_rejected, ...
+    runwatchd_tasks_total{status}                    counter  succeeded, failed, cancelled
+    runwatchd_task_duration_seconds{status}          histogram  followed to final status
+    runwatchd_files_not_taken_total{reason}          counter  not_included, ignored, rule_output
+    runwatchd_files{state}                           gauge    journal counts per state
+    runwatchd_queue_depth                            gauge    settled files waiting for a worker
+    runwatchd_uploads_in_flight                      gauge    uploads running now
+    runwatchd_tasks_in_flight                        gauge    generations followed now
+    runwatchd_credits                                gauge    the organization's credit balance
+    runwatchd_credits_checked_timestamp_seconds      gauge    when the balance was last read
+
+monitoring/alerts.yml and monitoring/grafana-dashboard.json use these names (a test checks).
 """
 
 from __future__ import annotations
 
 import logging
+import platform
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -27,13 +43,23 @@ from prometheus_client import (
     Counter,
     Gauge,
     GCCollector,
+    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
 )
 from prometheus_client import start_http_server as _start_http_server
 
-from runwatchd.lifecycle.states import Ending
+from runwatchd import __version__
+from runwatchd.lifecycle.states import FINAL_TASK_STATUSES, Ending, FailureReason, FileState
+from runwatchd.runway.api import Operation
+from runwatchd.watch.skips import REASONS as NOT_TAKEN_REASONS
+
+# Uploads take from under a second (a still) to an hour (a master over a slow line).
+UPLOAD_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+MAX_TASKS_TIMED = 100_000
+# Generations take from seconds (an image) to many minutes (a long video, a throttled queue).
+TASK_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +81,22 @@ def parse_address(addr: str) -> tuple[str, int]:
 class Metrics:
     """The daemon's counters and gauges, in a registry of their own."""
 
-    def __init__(self, *, process_metrics: bool = True) -> None:
+    def __init__(self, *, process_metrics: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        info = Gauge("runwatchd_build_info", "The running runwatchd: version and Python.",
+                     ["version", "python"], registry=r)
+        info.labels(version=__version__, python=platform.python_version()).set(1)
         self._uploads = Counter(
             "runwatchd_uploads", "Uploads finished, by result.", ["result"], registry=r
         )
         self._upload_bytes = Counter(
             "runwatchd_upload_bytes", "Bytes of media uploaded successfully.", registry=r
         )
+        self._upload_seconds = Histogram(
+            "runwatchd_upload_duration_seconds", "Time from an upload's first to its last byte.",
+            buckets=UPLOAD_BUCKETS, registry=r)
         self._retries = Counter(
             "runwatchd_retries", "Retried API operations, by operation.", ["operation"], registry=r
         )
@@ -73,17 +106,44 @@ class Metrics:
         self._tasks = Counter(
             "runwatchd_tasks", "Generation tasks finished, by final status.", ["status"], registry=r
         )
+        self._task_seconds = Histogram(
+            "runwatchd_task_duration_seconds", "Time from following a generation task (its "
+            "submission, or this process's start) to its final status.", ["status"],
+            buckets=TASK_BUCKETS, registry=r)
+        self._not_taken = Counter(
+            "runwatchd_files_not_taken", "File versions seen in a folder and not taken, by "
+            "reason.", ["reason"], registry=r)
         self._files = Gauge("runwatchd_files", "Files known to the journal, by state.", ["state"],
                             registry=r)
         self._queue_depth = Gauge(
             "runwatchd_queue_depth", "Settled files waiting for a worker.", registry=r
         )
-        self._in_flight = Gauge(
-            "runwatchd_in_flight", "Files being uploaded or generated right now.", registry=r
-        )
-        # Both result series exist from the start, so rate() is defined before the first file.
+        self._uploads_in_flight = Gauge(
+            "runwatchd_uploads_in_flight", "Uploads running right now.", registry=r)
+        self._tasks_in_flight = Gauge(
+            "runwatchd_tasks_in_flight", "Generation tasks followed right now.", registry=r)
+        self._credits = Gauge(
+            "runwatchd_credits", "The organization's credit balance, as last read.", registry=r)
+        self._credits_checked = Gauge(
+            "runwatchd_credits_checked_timestamp_seconds", "When the credit balance was last "
+            "read (Unix time; 0: never).", registry=r)
+        # Every known label value exists from the start, so rate() and alerts are defined
+        # before the first event.
         for result in ("succeeded", "failed"):
             self._uploads.labels(result=result)
+        for operation in Operation:
+            self._retries.labels(operation=operation.value)
+        for reason in FailureReason:
+            self._failures.labels(reason=reason.value)
+        for status in sorted(FINAL_TASK_STATUSES):
+            self._tasks.labels(status=status.lower())
+            self._task_seconds.labels(status=status.lower())
+        for why in NOT_TAKEN_REASONS:
+            self._not_taken.labels(reason=why)
+        for state in FileState:
+            self._files.labels(state=state.value)
+        self._task_started: dict[str, float] = {}
+        self._clock = clock
         self._file_states: set[str] = set()
         self._lock = threading.Lock()
         if process_metrics:
@@ -125,13 +185,39 @@ class Metrics:
         elif reason is not None:
             self.failure(reason)
 
+    def file_not_taken(self, reason: str) -> None:
+        """A file version a folder saw and did not take (watch/skips.py reasons)."""
+        self._not_taken.labels(reason=reason).inc()
+
     def retry(self, operation: str) -> None:
         """One retry of ``operation`` (upload, create_task, get_task, download, ...)."""
         self._retries.labels(operation=operation).inc()
 
-    def task_finished(self, status: str) -> None:
-        """A generation task reached a final status (SUCCEEDED, FAILED, CANCELLED, ...)."""
-        self._tasks.labels(status=status).inc()
+    def upload_took(self, seconds: float) -> None:
+        """One upload's time from its first to its last byte."""
+        self._upload_seconds.observe(max(0.0, seconds))
+
+    def task_followed(self, path: Path) -> None:
+        """A generation task of `path` is followed from now (its duration starts here)."""
+        with self._lock:
+            self._task_started[str(path)] = self._clock()
+            if len(self._task_started) > MAX_TASKS_TIMED:  # tasks dropped unfinished: forget
+                del self._task_started[next(iter(self._task_started))]
+
+    def task_finished(self, status: str, path: Path | None = None) -> None:
+        """A generation task reached a final status (SUCCEEDED, FAILED, CANCELLED, ...); with
+        `path`, its duration since task_followed(path) is observed."""
+        label = status.lower()
+        self._tasks.labels(status=label).inc()
+        with self._lock:
+            started = self._task_started.pop(str(path), None) if path is not None else None
+        if started is not None:
+            self._task_seconds.labels(status=label).observe(max(0.0, self._clock() - started))
+
+    def set_credits(self, balance: float, checked_at: float) -> None:
+        """The organization's credit balance, read at `checked_at` (Unix time)."""
+        self._credits.set(balance)
+        self._credits_checked.set(checked_at)
 
     def set_files_by_state(self, counts: Mapping[str, int]) -> None:
         """Replace the per-state file counts; states missing from ``counts`` drop to 0."""
@@ -146,9 +232,10 @@ class Metrics:
         """Settled files waiting for a worker."""
         self._queue_depth.set(n)
 
-    def set_in_flight(self, n: int) -> None:
-        """Files being uploaded or generated right now."""
-        self._in_flight.set(n)
+    def set_in_flight(self, *, uploads: int, tasks: int) -> None:
+        """Uploads running and generation tasks followed right now."""
+        self._uploads_in_flight.set(uploads)
+        self._tasks_in_flight.set(tasks)
 
     # -- endpoint --------------------------------------------------------------------------
 

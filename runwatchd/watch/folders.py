@@ -18,6 +18,7 @@ from pathlib import Path
 
 from runwatchd.config.load import FolderConfig
 from runwatchd.generation.rules_files import RuleResolver
+from runwatchd.watch import skips
 from runwatchd.watch.mounts import (
     NETWORK_FS,
     choose_observer,
@@ -27,6 +28,7 @@ from runwatchd.watch.mounts import (
 )
 from runwatchd.watch.observers import FolderWatcher
 from runwatchd.watch.scan import FileFilter, scan_tree
+from runwatchd.watch.skips import SkipLog
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class Folder:
         on_candidate: Callable[[Path, "Folder", bool], None],
         on_dir: Callable[["Folder", Path], None],
         is_own_output: Callable[[Path], bool],
+        skips: SkipLog | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -61,6 +64,7 @@ class Folder:
         self._on_candidate = on_candidate
         self._on_dir = on_dir
         self._is_own_output = is_own_output
+        self._skips = skips
         self._clock = clock
         self._watcher: FolderWatcher | None = None
         self._watching_wanted = False
@@ -89,6 +93,38 @@ class Folder:
         # Outputs of a rules file's rule live under its own output_dir: never feed them back.
         return rule is None or rule.output_path(self.root) not in path.parents
 
+    def refusal(self, path: Path) -> tuple[str, str] | None:
+        """Why a file in this folder that wants() refuses is not taken (None: it is wanted, or
+        not worth a line); see watch/skips.py."""
+        if not self.contains(path):
+            return None
+        why = self.filter.refusal(path)
+        if why is None and self.filter.wants(path) and not self.wants(path):
+            why = skips.RULE_OUTPUT, "output of a rule"
+        return why
+
+    def _refused(self, path: Path, st: os.stat_result | None = None) -> None:
+        if self._skips is None:
+            return
+        why = self.refusal(path)
+        if why is None:
+            return
+        if st is None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return  # gone already: a temp file after all
+        if stat.S_ISREG(st.st_mode):
+            self._skips.report(path, why[0], why[1], st)
+
+    def _refused_entry(self, path: Path, entry: os.DirEntry[str]) -> None:
+        if self._skips is not None:
+            try:
+                st = entry.stat()
+            except OSError:
+                return
+            self._refused(path, st)
+
     def scan(self, top: Path | None = None) -> Iterator[tuple[Path, os.stat_result]]:
         if self._probe()[0] is not None:
             return
@@ -96,13 +132,17 @@ class Folder:
         # asked per file (a rules-file stat per directory level each time) it was most of a
         # restart over 100,000 files (benchmarks/, case 4).
         dir_ok: dict[Path, bool] = {}
-        for path, st in scan_tree(top or self.root, self.config.recursive, self.filter):
+        refused = self._refused_entry if self._skips is not None else None
+        for path, st in scan_tree(top or self.root, self.config.recursive, self.filter,
+                                  refused):
             self._had_files = True
             ok = dir_ok.get(path.parent)
             if ok is None:
                 ok = dir_ok[path.parent] = self._dir_wanted_for(path)
             if ok and not self._is_own_output(path):
                 yield path, st
+            elif self._skips is not None:
+                self._skips.report(path, skips.RULE_OUTPUT, "output of a rule", st)
 
     # -- watching ------------------------------------------------------------------------------
 
@@ -176,8 +216,12 @@ class Folder:
         return kind
 
     def _event(self, path: Path, closed: bool) -> None:
-        if self.state == "watching" and self.wants(path):
+        if self.state != "watching":
+            return
+        if self.wants(path):
             self._on_candidate(path, self, closed)  # the daemon logs "detected" once per file
+        else:
+            self._refused(path)  # one line per file version, with the reason
 
     def _dir_event(self, path: Path) -> None:
         if self.state == "watching" and self.filter.wants_dir(path):

@@ -14,10 +14,11 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from runwatchd.fsutil import TEMP_MARK
+from runwatchd.watch.skips import IGNORED, NOT_INCLUDED, RULE_OUTPUT
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class FileFilter:
         self._root = os.path.abspath(root)
         self._include = _compile(include)
         self._ignore = _compile((*BUILTIN_IGNORE, *ignore))
+        self._builtin = _compile(BUILTIN_IGNORE)
+        self._user_ignore = tuple((p, _compile([p])) for p in ignore)
         excluded: set[str] = set()
         for d in exclude_dirs:
             excluded.add(os.path.abspath(d))
@@ -75,6 +78,25 @@ class FileFilter:
         if parts is None:
             return False
         return self._dirs_wanted(parts, path)
+
+    def refusal(self, path: Path) -> tuple[str, str] | None:
+        """Why a file below root is not wanted, as (reason token, words), for the one line that
+        tells the user (watch/skips.py); None when it is wanted, outside root, or matches a
+        built-in ignore (temp files and runwatchd's own: not worth a line)."""
+        parts = self._parts(path)
+        if not parts or (self._builtin is not None
+                         and any(self._builtin.match(p) for p in parts)):
+            return None
+        for part in parts:
+            for pattern, rx in self._user_ignore:
+                if rx is not None and rx.match(part):
+                    return IGNORED, f"ignored name (matches ignore pattern {pattern!r})"
+        if self._exclude and _under(os.path.abspath(path), self._exclude):
+            return RULE_OUTPUT, "output of a rule (its output folder is not watched)"
+        if self._include is None or self._include.match(parts[-1]) is None:
+            suffix = os.path.splitext(parts[-1])[1].lower() or "no extension"
+            return NOT_INCLUDED, f"type not included ({suffix} matches no include pattern)"
+        return None
 
     def _name_wanted(self, name: str) -> bool:
         if self._ignore is not None and self._ignore.match(name):
@@ -100,8 +122,12 @@ class FileFilter:
         return p[len(prefix):].split(os.sep)
 
 
-def scan_tree(root: Path, recursive: bool, filt: FileFilter) -> Iterator[tuple[Path, os.stat_result]]:
-    """Regular files below `root` that `filt` wants, with their stat (file symlinks followed).
+def scan_tree(
+    root: Path, recursive: bool, filt: FileFilter,
+    on_refused: Callable[[Path, os.DirEntry[str]], None] | None = None,
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """Regular files below `root` that `filt` wants, with their stat (file symlinks followed);
+    `on_refused` is handed every file whose name it does not want (pruned folders are not read).
 
     Never follows directory symlinks (no loops), prunes ignored and excluded directories, and
     skips what cannot be read with one warning per directory. Never raises: a missing root is
@@ -135,6 +161,8 @@ def scan_tree(root: Path, recursive: bool, filt: FileFilter) -> Iterator[tuple[P
                     stack.append(entry.path)
                 continue
             if not filt._name_wanted(entry.name):
+                if on_refused is not None:
+                    on_refused(Path(entry.path), entry)
                 continue
             try:
                 st = entry.stat()  # follows a symlink to a file

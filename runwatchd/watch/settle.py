@@ -47,6 +47,14 @@ def signature_of(st: os.stat_result) -> Signature:
     return Signature(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
+def still_matches(path: Path, sig: Signature) -> bool:
+    """Whether `path` still has signature `sig` (False when it is gone or unreadable)."""
+    try:
+        return signature_of(os.stat(path)) == sig
+    except OSError:
+        return False
+
+
 class _Entry:
     __slots__ = ("path", "sig", "stable_since", "settle", "due", "seq", "last_check", "recheck")
 

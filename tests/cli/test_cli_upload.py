@@ -138,6 +138,23 @@ def test_wrong_key_one_line_no_traceback(tmp_path: Path, emulator: Emulator,
         True, emulator.stats()["uploads_created"])
 
 
+def test_no_separate_key_check(tmp_path: Path, env: dict[str, str], emulator: Emulator) -> None:
+    """`upload` proves the key with its first slot request: no GET /v1/organization first."""
+    media = make_media(tmp_path, "shot.jpg", 2000)
+    proc = run_cli(["upload", str(media)], env, tmp_path)
+    assert (0, {}) == (proc.returncode,
+                       emulator.stats()["requests"].get("GET /v1/organization", {}))
+
+
+def test_wrong_key_with_many_files_is_still_one_line(tmp_path: Path, emulator: Emulator) -> None:
+    """Eight files meeting a 401 at once still give one line, not one per file."""
+    files = [make_media(tmp_path, f"shot{i}.jpg", 2000, seed=i) for i in range(8)]
+    env = cli_env(tmp_path, emulator.url, "key_not_the_right_one")
+    proc = run_cli(["upload", "-j", "4", *map(str, files)], env, tmp_path)
+    assert (1, 1) == (proc.returncode, len(stderr_lines(proc)))
+    assert stderr_lines(proc)[0].startswith("runwatchd: your API key was rejected (401")
+
+
 def test_json_output(tmp_path: Path, env: dict[str, str], emulator: Emulator) -> None:
     """--json prints one document: each upload's sidecar with path, and each failure."""
     media = make_media(tmp_path, "take.mov", 3000)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def test_journal_stream_of_another_file_is_ignored(tmp_path: Path) -> None:
 
 
 def test_json_lines_keep_extra_fields() -> None:
-    """--log-format json: one object per line with ts, level, logger, msg and extras."""
+    """--log-format json: one object per line with ts, level, logger, msg, node and extras."""
     out = io.StringIO()
     setup_logging("INFO", fmt="json", stream=out, env={})
     logging.getLogger("runwatchd.daemon.core").info(
@@ -139,7 +140,8 @@ def test_json_lines_keep_extra_fields() -> None:
     record = json.loads(lines(out)[0])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record.pop("ts"))
     assert {"level": "INFO", "logger": "runwatchd.daemon.core", "msg": "uploaded shot.jpg",
-            "path": "/srv/hot/shot.jpg", "event": "uploaded", "uri": "runway://upload/1"} == record
+            "path": "/srv/hot/shot.jpg", "event": "uploaded", "uri": "runway://upload/1",
+            "node": socket.gethostname()} == record
 
 
 def test_json_carries_the_exception() -> None:

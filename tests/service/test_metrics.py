@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -48,7 +50,7 @@ def test_scrape_over_http_and_stop_without_leaking_a_thread() -> None:
         m.task_finished("SUCCEEDED")
         m.set_files_by_state({"done": 7, "failed": 1})
         m.set_queue_depth(3)
-        m.set_in_flight(2)
+        m.set_in_flight(uploads=2, tasks=1)
         response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
     finally:
         m.stop()
@@ -60,11 +62,12 @@ def test_scrape_over_http_and_stop_without_leaking_a_thread() -> None:
         ("runwatchd_upload_bytes_total", ()): 1024.0,
         ("runwatchd_retries_total", (("operation", "upload"),)): 1.0,
         ("runwatchd_failures_total", (("reason", "invalid_file"),)): 1.0,
-        ("runwatchd_tasks_total", (("status", "SUCCEEDED"),)): 1.0,
+        ("runwatchd_tasks_total", (("status", "succeeded"),)): 1.0,
         ("runwatchd_files", (("state", "done"),)): 7.0,
         ("runwatchd_files", (("state", "failed"),)): 1.0,
         ("runwatchd_queue_depth", ()): 3.0,
-        ("runwatchd_in_flight", ()): 2.0,
+        ("runwatchd_uploads_in_flight", ()): 2.0,
+        ("runwatchd_tasks_in_flight", ()): 1.0,
     }
     assert expected == {k: got[k] for k in expected}
     assert ("process_resident_memory_bytes", ()) in got
@@ -137,3 +140,42 @@ def test_parse_address_rejects(addr: str) -> None:
     """Malformed addresses raise ValueError quoting the value."""
     with pytest.raises(ValueError, match="metrics address"):
         parse_address(addr)
+
+
+def test_prometheus_conventions() -> None:
+    """Counters end in _total, label values are lower case, build_info is 1, and every known
+    label value is served at zero before the first event."""
+    from runwatchd import __version__
+    from runwatchd.lifecycle.states import FailureReason
+
+    m = Metrics(process_metrics=False)
+    m.task_finished("SUCCEEDED")
+    families = {f.name: f for f in m.registry.collect()}
+    for family in families.values():
+        if family.type == "counter":
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
+        if family.name != "runwatchd_build_info":
+            for sample in family.samples:
+                assert all(v == v.lower() for k, v in sample.labels.items() if k != "le"), sample
+    assert 1.0 == value(m, "runwatchd_build_info", version=__version__,
+                        python=platform.python_version())
+    assert 1.0 == value(m, "runwatchd_tasks_total", status="succeeded")
+    assert 0.0 == value(m, "runwatchd_tasks_total", status="cancelled")
+    assert all(0.0 == value(m, "runwatchd_failures_total", reason=r.value) for r in FailureReason)
+    assert 0.0 == value(m, "runwatchd_retries_total", operation="create_task")
+
+
+def test_duration_histograms() -> None:
+    """Uploads and tasks are timed into histograms; a task is timed from when it was followed."""
+    now = [100.0]
+    m = Metrics(process_metrics=False, clock=lambda: now[0])
+    m.upload_took(3.0)
+    m.task_followed(Path("/in/a.jpg"))
+    now[0] += 42.0
+    m.task_finished("FAILED", Path("/in/a.jpg"))
+    m.task_finished("FAILED", Path("/in/b.jpg"))  # never followed here: counted, not timed
+    assert (1.0, 3.0) == (value(m, "runwatchd_upload_duration_seconds_count"),
+                          value(m, "runwatchd_upload_duration_seconds_sum"))
+    assert (1.0, 42.0) == (value(m, "runwatchd_task_duration_seconds_count", status="failed"),
+                           value(m, "runwatchd_task_duration_seconds_sum", status="failed"))
+    assert 2.0 == value(m, "runwatchd_tasks_total", status="failed")
