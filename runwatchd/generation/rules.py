@@ -25,7 +25,7 @@ from typing import Any
 
 from runwatchd import errors, fsutil
 from runwatchd.config.tomlcheck import check_type, describe
-from runwatchd.generation import placements
+from runwatchd.generation import placements, rule_schema
 from runwatchd.generation.prompts import (
     limit_text,
     prompt_fits,
@@ -33,7 +33,7 @@ from runwatchd.generation.prompts import (
     prompt_limit,
 )
 from runwatchd.runway import media
-from runwatchd.runway.endpoints import ENDPOINTS, FIELD_TYPES
+from runwatchd.runway.endpoints import ENDPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -148,25 +148,20 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
     elif target in request:
         problems.append(f"{at('request.' + target)}: filled with each file's runway:// URI; "
                         "remove it from the request")
-    for name in spec.required:
-        if name != target and name not in request:
-            problems.append(f"{at('request.' + name)}: required by {endpoint}")
-    for name, value in request.items():
-        inp = spec.inputs.get(name)
-        if name == target or name in {p[0] for p in placed}:  # the schemas judge those
-            continue
-        kind = FIELD_TYPES.get(name)
-        if inp is not None:
-            kind = "table" if inp.typed else "string"
-        if kind and (why := check_type(value, kind)) is not None:
-            problems.append(f"{at('request.' + name)}: {why}")
-        elif inp and inp.typed and not isinstance(value.get("uri"), str):
-            problems.append(f"{at('request.' + name)}: expected a table with type and uri")
     prompt = request.get("promptText")
     limit = prompt_limit(endpoint, request.get("model"))
     if isinstance(prompt, str) and not prompt_fits(prompt, limit):
         problems.append(f"{at('request.promptText')}: must be {limit_text(limit)} characters, "
                         f"got {prompt_length(prompt)}")
+    inp = spec.inputs.get(target) if target is not None else None
+    body = rule_schema.sample_body(endpoint, target, bool(inp and inp.typed),
+                                   inp.kinds if inp else frozenset(), request, _expand)
+    said = tuple(p.split(":", 1)[0] for p in problems)
+    for head, problem in rule_schema.schema_problems(
+            endpoint, body, lambda shown: at("request." + shown)):
+        mine = at("request." + head) if head else at("request")
+        if not any(s == mine or s.startswith((mine + ".", mine + "[")) for s in said):
+            problems.append(problem)
     return problems
 
 
