@@ -10,6 +10,9 @@ from runwatchd.generation.rules import Rule
 from runwatchd.runway import schemas
 
 URI = "runway://upload/abc"
+# A complete gen4.5 image_to_video request (the file goes to promptImage).
+GEN45 = {"model": "gen4.5", "promptText": "a slow pan", "ratio": "1280:720", "duration": 5}
+STS_VOICE = {"type": "runway-preset", "presetId": "Maya"}
 
 
 def rule(endpoint: str = "image_to_video", **request: Any) -> Rule:

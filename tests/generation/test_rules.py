@@ -6,14 +6,13 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from rules_helpers import problems, rule
+from rules_helpers import GEN45, problems, rule
 
 from runwatchd.generation import rules
 from runwatchd.generation.rules import Rule
 from runwatchd.runway import schemas
 
 
-GEN45 = {"model": "gen4.5", "promptText": "a slow pan", "ratio": "1280:720", "duration": 5}
 I2V_MODELS = ", ".join(schemas.default().models("image_to_video"))
 
 
