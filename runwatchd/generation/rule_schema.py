@@ -71,6 +71,18 @@ def schema_problems(endpoint: str, body: Mapping[str, Any],
     return problems
 
 
+def takes_prompt(endpoint: str, model: object) -> bool:
+    """Whether `model`'s requests have a promptText (for a model the schemas do not know:
+    whether any model of the endpoint has one)."""
+    sch = schemas.default()
+    try:
+        known = sch.models(endpoint)
+        names = [model] if isinstance(model, str) and model in known else list(known)
+        return any("promptText" in sch.schema(endpoint, m).get("properties", {}) for m in names)
+    except KeyError:  # also UnknownEndpoint
+        return False
+
+
 def _model_message(endpoint: str, model: object) -> str:
     current = schemas.default().models(endpoint)
     listed = ", ".join(current)

@@ -3,9 +3,10 @@
 A rule comes from a folder's `[folder.rule]` table in the config, or from the nearest
 `runwatchd.rules.toml` between the file and its watched folder (nearest wins, re-read when it
 changes). Everything that can be checked without the network is checked here, before a
-generation POST can spend credits: the endpoint, the request's required fields and their
-types, and whether the file's media kind fits the endpoint's input field (the endpoint table:
-endpoints.py).
+generation POST can spend credits: the endpoint, the request as it will be sent against the
+shipped schemas (rule_schema.py: models, fields, types, required fields, enums), the prompt's
+length in UTF-16 units, where "{uri}" goes, and whether the file's media kind fits the field it
+fills (the schemas' media marks, and endpoints.py for the default input field).
 """
 
 from __future__ import annotations
@@ -255,7 +256,8 @@ def build_request(rule: Rule, media_path: Path, runway_uri: str,
     values = {"stem": media_path.stem, "name": media_path.name, "folder": media_path.parent.name}
     body: dict[str, Any] = _expand(copy.deepcopy(dict(rule.request)), values)
     prompt = read_prompt(media_path)
-    if prompt is not None and (spec.takes_prompt or "promptText" in body):
+    if prompt is not None and ("promptText" in body
+                               or rule_schema.takes_prompt(rule.endpoint, body.get("model"))):
         body["promptText"] = prompt
     if target is None:  # check_media refused a rule with neither an input field nor "{uri}"
         body = placements.put_uri(body, runway_uri)
