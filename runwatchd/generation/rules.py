@@ -138,6 +138,11 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
                  for p in placements.loose_uri_paths(request)]
     problems += [f"{at('request.' + where)}: {why}" for where, why in
                  placements.placement_problems(endpoint, request.get("model"), placed)]
+    model = request.get("model")
+    if placed and not placements.kinds_for(endpoint, model, placed):
+        kinds = [(p, placements.kinds_at(endpoint, model, p) or ()) for p in placed]
+        shown = "; ".join(f"{placements.shown(p)} takes {'/'.join(sorted(k))}" for p, k in kinds)
+        problems.append(f"{at('request')}: no file fits every {{uri}} ({shown})")
     if placed and input_field is not None:
         problems.append(f"{at('input_field')}: the request places the file with {{uri}}; "
                         "use one of the two")
