@@ -113,7 +113,7 @@ def test_the_starter_rule_passes_check_config(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
     start = lines.index("# [folder.rule]")
-    rule = [line[2:] if line.startswith("# ") else line for line in lines[start:]
+    rule = [line.removeprefix("# ") for line in lines[start:]
             if line.startswith("# ") and "=" in line or line.startswith("# [folder.rule")]
     path.write_text("\n".join(lines[:start] + rule) + "\n", encoding="utf-8")
     assert "[folder.rule.request]" in path.read_text(encoding="utf-8")

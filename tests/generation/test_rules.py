@@ -12,7 +12,6 @@ from runwatchd.generation import rules
 from runwatchd.generation.rules import Rule
 from runwatchd.runway import schemas
 
-
 I2V_MODELS = ", ".join(schemas.default().models("image_to_video"))
 
 

@@ -5,11 +5,10 @@ file's generation is sent with (at most once: test_at_most_once.py; crashes: tes
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import time
 
-from pipeline_helpers import REQUEST, RULE, Rig, make_rule, task_part
+from pipeline_helpers import REQUEST, Rig, make_rule, task_part
 
 from runwatchd.generation.rules import RULES_FILENAME
 from runwatchd.generation.rules_files import RuleResolver
