@@ -196,7 +196,7 @@ def test_config_rule_missing_a_field_is_rejected_at_load(
     for command in ("check-config", "run"):
         result = cli.run(command)
         assert 78 == result.returncode
-        assert f"{cli.config}: folder[0].rule.request.model: required by image_to_video" in (
+        assert f"{cli.config}: folder[0].rule.request.model: required (current models: gen4.5" in (
             result.stderr), result.stderr
     assert 0 == emulator.stats()["uploads_created"]
 
@@ -212,7 +212,7 @@ def test_rules_file_missing_a_field_is_rejected_with_path_and_key(
     cli.stills(1)
     (good,) = cli.stills(1, tmp_path / "other")
     result = cli.run("scan")
-    assert f"{bad_rules}: request.model: required by image_to_video" in result.stderr
+    assert f"{bad_rules}: request.model: required (current models: gen4.5" in result.stderr
     assert "SUCCEEDED" == status_of(good)
     assert 1 == emulator.stats()["tasks_created"]
 

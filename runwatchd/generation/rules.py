@@ -3,9 +3,10 @@
 A rule comes from a folder's `[folder.rule]` table in the config, or from the nearest
 `runwatchd.rules.toml` between the file and its watched folder (nearest wins, re-read when it
 changes). Everything that can be checked without the network is checked here, before a
-generation POST can spend credits: the endpoint, the request's required fields and their
-types, and whether the file's media kind fits the endpoint's input field (the endpoint table:
-endpoints.py).
+generation POST can spend credits: the endpoint, the request as it will be sent against the
+shipped schemas (rule_schema.py: models, fields, types, required fields, enums), the prompt's
+length in UTF-16 units, where "{uri}" goes, and whether the file's media kind fits the field it
+fills (the schemas' media marks, and endpoints.py for the default input field).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from runwatchd import errors, fsutil
 from runwatchd.config.tomlcheck import check_type, describe
-from runwatchd.generation import placements
+from runwatchd.generation import placements, rule_schema
 from runwatchd.generation.prompts import (
     limit_text,
     prompt_fits,
@@ -33,7 +34,7 @@ from runwatchd.generation.prompts import (
     prompt_limit,
 )
 from runwatchd.runway import media
-from runwatchd.runway.endpoints import ENDPOINTS, FIELD_TYPES
+from runwatchd.runway.endpoints import ENDPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,11 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
                  for p in placements.loose_uri_paths(request)]
     problems += [f"{at('request.' + where)}: {why}" for where, why in
                  placements.placement_problems(endpoint, request.get("model"), placed)]
+    model = request.get("model")
+    if placed and not placements.kinds_for(endpoint, model, placed):
+        kinds = [(p, placements.kinds_at(endpoint, model, p) or ()) for p in placed]
+        shown = "; ".join(f"{placements.shown(p)} takes {'/'.join(sorted(k))}" for p, k in kinds)
+        problems.append(f"{at('request')}: no file fits every {{uri}} ({shown})")
     if placed and input_field is not None:
         problems.append(f"{at('input_field')}: the request places the file with {{uri}}; "
                         "use one of the two")
@@ -148,25 +154,20 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
     elif target in request:
         problems.append(f"{at('request.' + target)}: filled with each file's runway:// URI; "
                         "remove it from the request")
-    for name in spec.required:
-        if name != target and name not in request:
-            problems.append(f"{at('request.' + name)}: required by {endpoint}")
-    for name, value in request.items():
-        inp = spec.inputs.get(name)
-        if name == target or name in {p[0] for p in placed}:  # the schemas judge those
-            continue
-        kind = FIELD_TYPES.get(name)
-        if inp is not None:
-            kind = "table" if inp.typed else "string"
-        if kind and (why := check_type(value, kind)) is not None:
-            problems.append(f"{at('request.' + name)}: {why}")
-        elif inp and inp.typed and not isinstance(value.get("uri"), str):
-            problems.append(f"{at('request.' + name)}: expected a table with type and uri")
     prompt = request.get("promptText")
     limit = prompt_limit(endpoint, request.get("model"))
     if isinstance(prompt, str) and not prompt_fits(prompt, limit):
         problems.append(f"{at('request.promptText')}: must be {limit_text(limit)} characters, "
                         f"got {prompt_length(prompt)}")
+    inp = spec.inputs.get(target) if target is not None else None
+    body = rule_schema.sample_body(endpoint, target, bool(inp and inp.typed),
+                                   inp.kinds if inp else frozenset(), request, _expand)
+    said = tuple(p.split(":", 1)[0] for p in problems)
+    for head, problem in rule_schema.schema_problems(
+            endpoint, body, lambda shown: at("request." + shown)):
+        mine = at("request." + head) if head else at("request")
+        if not any(s == mine or s.startswith((mine + ".", mine + "[")) for s in said):
+            problems.append(problem)
     return problems
 
 
@@ -260,7 +261,8 @@ def build_request(rule: Rule, media_path: Path, runway_uri: str,
     values = {"stem": media_path.stem, "name": media_path.name, "folder": media_path.parent.name}
     body: dict[str, Any] = _expand(copy.deepcopy(dict(rule.request)), values)
     prompt = read_prompt(media_path)
-    if prompt is not None and (spec.takes_prompt or "promptText" in body):
+    if prompt is not None and ("promptText" in body
+                               or rule_schema.takes_prompt(rule.endpoint, body.get("model"))):
         body["promptText"] = prompt
     if target is None:  # check_media refused a rule with neither an input field nor "{uri}"
         body = placements.put_uri(body, runway_uri)

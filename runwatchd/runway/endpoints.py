@@ -1,20 +1,18 @@
-"""The endpoint table: what runwatchd knows about each Runway generation endpoint.
+"""The endpoint table: what the shipped schemas cannot say about each generation endpoint.
 
-For every endpoint, the request fields that can take the file's runway:// URI (and the media
-kinds each accepts), the fields Runway requires, and whether it takes a prompt; rules.py checks
-rules and builds requests against it.
+The request's shape (fields, types, required fields, enums, models, whether a model takes a
+promptText) comes from the JSON Schemas generated from the official SDK (runway/schemas.py);
+a hand-kept list of fields falls behind the monthly model changes. What the schemas do not say,
+and stays here: which field gets the file's runway:// URI when a rule names neither input_field
+nor a "{uri}" placement (the first input of an endpoint), and the media kinds each such input
+takes (also for models whose schema lacks the field, so a misfit file is refused before its
+upload). Every endpoint here is in the schemas (tests/runway/test_endpoints.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-# Fields whose type Runway fixes for every model; everything else is left to the API to judge.
-FIELD_TYPES = {
-    "model": "string", "promptText": "string", "ratio": "string",
-    "duration": "integer", "seed": "integer",
-}
 
 
 @dataclass(frozen=True)
@@ -27,11 +25,9 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    """What runwatchd knows about one generation endpoint."""
+    """Where a file goes at one generation endpoint when the rule does not say."""
 
     inputs: Mapping[str, InputSpec]  # the first one is the default input field
-    required: tuple[str, ...]  # includes the input fields; the one the file fills is dropped
-    takes_prompt: bool
 
     @property
     def default_input(self) -> str | None:
@@ -41,23 +37,18 @@ class EndpointSpec:
 _IMAGE, _VIDEO, _AUDIO = frozenset({"image"}), frozenset({"video"}), frozenset({"audio"})
 _NONE: dict[str, InputSpec] = {}
 ENDPOINTS: dict[str, EndpointSpec] = {
-    "image_to_video": EndpointSpec(
-        {"promptImage": InputSpec(_IMAGE)}, ("model", "promptImage"), True),
-    "text_to_video": EndpointSpec(_NONE, ("model", "promptText"), True),
-    "video_to_video": EndpointSpec(
-        {"videoUri": InputSpec(_VIDEO)}, ("model", "promptText", "videoUri"), True),
-    "text_to_image": EndpointSpec(_NONE, ("model", "promptText"), True),
+    "image_to_video": EndpointSpec({"promptImage": InputSpec(_IMAGE)}),
+    "text_to_video": EndpointSpec(_NONE),
+    "video_to_video": EndpointSpec({"videoUri": InputSpec(_VIDEO)}),
+    "text_to_image": EndpointSpec(_NONE),
     "character_performance": EndpointSpec(
         {"character": InputSpec(_IMAGE | _VIDEO, typed=True),
-         "reference": InputSpec(_VIDEO, typed=True)},
-        ("model", "character", "reference"), False),
-    "video_upscale": EndpointSpec({"videoUri": InputSpec(_VIDEO)}, ("model", "videoUri"), False),
-    "image_upscale": EndpointSpec({"imageUri": InputSpec(_IMAGE)}, ("model", "imageUri"), False),
-    "sound_effect": EndpointSpec(_NONE, ("model", "promptText"), True),
-    "text_to_speech": EndpointSpec(_NONE, ("model", "promptText", "voice"), True),
-    "speech_to_speech": EndpointSpec(
-        {"media": InputSpec(_AUDIO | _VIDEO, typed=True)}, ("model", "media", "voice"), False),
-    "voice_isolation": EndpointSpec({"audioUri": InputSpec(_AUDIO)}, ("model", "audioUri"), False),
-    "voice_dubbing": EndpointSpec(
-        {"audioUri": InputSpec(_AUDIO)}, ("model", "audioUri", "targetLang"), False),
+         "reference": InputSpec(_VIDEO, typed=True)}),
+    "video_upscale": EndpointSpec({"videoUri": InputSpec(_VIDEO)}),
+    "image_upscale": EndpointSpec({"imageUri": InputSpec(_IMAGE)}),
+    "sound_effect": EndpointSpec(_NONE),
+    "text_to_speech": EndpointSpec(_NONE),
+    "speech_to_speech": EndpointSpec({"media": InputSpec(_AUDIO | _VIDEO, typed=True)}),
+    "voice_isolation": EndpointSpec({"audioUri": InputSpec(_AUDIO)}),
+    "voice_dubbing": EndpointSpec({"audioUri": InputSpec(_AUDIO)}),
 }

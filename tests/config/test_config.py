@@ -17,6 +17,9 @@ RULE = """
 endpoint = "image_to_video"
 [folder.rule.request]
 model = "gen4.5"
+promptText = "{stem}"
+ratio = "1280:720"
+duration = 5
 """
 
 
@@ -250,7 +253,8 @@ def test_folder_rule_is_parsed_and_named_after_the_folder(tmp_path: Path) -> Non
     """A [folder.rule] becomes a Rule whose default name is the folder's name."""
     rule = load(tmp_path, "[[folder]]\npath = 'stills'\n" + RULE).folders[0].rule
     assert rule is not None
-    assert ("image_to_video", "outputs", None, {"model": "gen4.5"}, "stills") == (
+    assert ("image_to_video", "outputs", None, {"model": "gen4.5", "promptText": "{stem}", "ratio": "1280:720",
+                                                 "duration": 5}, "stills") == (
         rule.endpoint,
         rule.output_dir,
         rule.input_field,

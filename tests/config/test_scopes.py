@@ -16,6 +16,7 @@ def _config(tmp_path: Path, output_dir: str, extra_folder: str = "") -> str:
         (tmp_path / name).mkdir(parents=True, exist_ok=True)
     return (f"[[folder]]\npath = 'hot'\n[folder.rule]\nendpoint = 'image_to_video'\n"
             f"output_dir = '{output_dir}'\n[folder.rule.request]\nmodel = 'gen4.5'\n"
+            "promptText = 'p'\nratio = '1280:720'\nduration = 5\n"
             + (f"[[folder]]\npath = '{extra_folder}'\n" if extra_folder else ""))
 
 

@@ -63,7 +63,8 @@ def test_write_starter_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_explain_names_the_secret_source_but_not_the_secret(tmp_path: Path) -> None:
     """check-config's summary says where the secret comes from and never shows it."""
     cfg = load(tmp_path, "[[folder]]\npath = 'stills'\n[folder.rule]\nendpoint = 'image_to_video'\n"
-                         "[folder.rule.request]\nmodel = 'gen4.5'\n")
+                         "[folder.rule.request]\nmodel = 'gen4.5'\npromptText = 'p'\n"
+                         "ratio = '1280:720'\nduration = 5\n")
     env = {"RUNWAYML_API_SECRET": "sk-very-secret", "HOME": str(tmp_path)}
     text = config_text.explain(cfg, env)
     assert "sk-very-secret" not in text

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rules_helpers import URI, media, problems, rule
+from rules_helpers import GEN45, STS_VOICE, URI, media, problems, rule
 
 from runwatchd.errors import InvalidFile
 from runwatchd.generation import rules
@@ -15,10 +15,10 @@ from runwatchd.generation import rules
 @pytest.mark.parametrize(
     ("endpoint", "request_fields", "name", "expected"),
     [
-        ("image_to_video", {"model": "gen4.5"}, "a.jpg", {"promptImage": URI}),
+        ("image_to_video", GEN45, "a.jpg", {"promptImage": URI}),
         ("video_to_video", {"model": "aleph2", "promptText": "p"}, "a.mp4", {"videoUri": URI}),
-        ("video_upscale", {"model": "upscale_v1"}, "a.mov", {"videoUri": URI}),
-        ("image_upscale", {"model": "magnific"}, "a.png", {"imageUri": URI}),
+        ("video_upscale", {"model": "magnific_video_upscaler_creative"}, "a.mov", {"videoUri": URI}),
+        ("image_upscale", {"model": "magnific_precision_upscaler_v2"}, "a.png", {"imageUri": URI}),
         (
             "character_performance",
             {"model": "act_two", "reference": {"type": "video", "uri": "runway://r"}},
@@ -33,18 +33,18 @@ from runwatchd.generation import rules
         ),
         (
             "speech_to_speech",
-            {"model": "sts", "voice": {"type": "runway-preset", "presetId": "x"}},
+            {"model": "eleven_multilingual_sts_v2", "voice": STS_VOICE},
             "a.wav",
             {"media": {"type": "audio", "uri": URI}},
         ),
         (
             "speech_to_speech",
-            {"model": "sts", "voice": "v"},
+            {"model": "eleven_multilingual_sts_v2", "voice": STS_VOICE},
             "a.mp4",
             {"media": {"type": "video", "uri": URI}},
         ),
-        ("voice_isolation", {"model": "iso"}, "a.mp3", {"audioUri": URI}),
-        ("voice_dubbing", {"model": "dub", "targetLang": "de"}, "a.flac", {"audioUri": URI}),
+        ("voice_isolation", {"model": "eleven_voice_isolation"}, "a.mp3", {"audioUri": URI}),
+        ("voice_dubbing", {"model": "eleven_voice_dubbing", "targetLang": "de"}, "a.flac", {"audioUri": URI}),
     ],
 )
 def test_each_endpoint_puts_the_uri_in_its_media_field(
@@ -73,29 +73,33 @@ def test_input_field_override(tmp_path: Path) -> None:
 
 
 def test_text_endpoint_needs_input_field(tmp_path: Path) -> None:
-    """An endpoint without a media input requires input_field, and then fills it with the URI."""
-    table = {"endpoint": "text_to_video", "request": {"model": "veo3", "promptText": "p"}}
+    """An endpoint without a default media input requires input_field (or {uri}), and then
+    fills it with the URI."""
+    table = {"endpoint": "text_to_image",
+             "request": {"model": "ideogram_4_5", "promptText": "p"}}
     assert [
-        "rule.input_field: endpoint text_to_video takes no media input; set input_field to "
+        "rule.input_field: endpoint text_to_image takes no media input; set input_field to "
         "the request field that should get each file's runway:// URI"
     ] == problems(table)
-    parsed, _ = rules.parse_rule({**table, "input_field": "referenceUri"}, "t", "")
+    parsed, _ = rules.parse_rule({**table, "input_field": "maskUri"}, "t", "")
     assert parsed is not None
     body = rules.build_request(parsed, media(tmp_path, "a.jpg"), URI, tmp_path)
-    assert {"model": "veo3", "promptText": "p", "referenceUri": URI} == body
+    assert {"model": "ideogram_4_5", "promptText": "p", "maskUri": URI} == body
 
 
 
 def test_templates_expand_in_every_string(tmp_path: Path) -> None:
     """{stem}, {name} and {folder} expand in nested strings; other braces stay as written."""
     r = rule(
-        model="m",
+        "text_to_image",
+        model="gen4_image",
+        ratio="1920:1080",
         promptText="{stem} in {folder}: {name} {unknown} { {} }}",
-        extra={"tags": ["{stem}", 3]},
+        referenceImages=[{"uri": "{uri}", "tag": "{stem}"}],
     )
     body = rules.build_request(r, media(tmp_path, "shots/beach.jpg"), URI, tmp_path)
     assert "beach in shots: beach.jpg {unknown} { {} }}" == body["promptText"]
-    assert {"tags": ["beach", 3]} == body["extra"]
+    assert [{"uri": URI, "tag": "beach"}] == body["referenceImages"]
     assert "{stem} in {folder}: {name} {unknown} { {} }}" == r.request["promptText"]
 
 
@@ -104,7 +108,7 @@ def test_prompt_file_replaces_prompt_text(tmp_path: Path, prompt_name: str) -> N
     """A <file>.prompt.txt (or <stem>.prompt.txt) beside the media replaces promptText, stripped."""
     (tmp_path / prompt_name).write_text("\ufeff  a {stem} wave \n", encoding="utf-8")
     body = rules.build_request(
-        rule(model="m", promptText="x"), media(tmp_path, "shot.jpg"), URI, tmp_path
+        rule(**GEN45), media(tmp_path, "shot.jpg"), URI, tmp_path
     )
     assert "a {stem} wave" == body["promptText"]
 
@@ -113,9 +117,9 @@ def test_prompt_file_is_ignored_by_endpoints_without_prompts(tmp_path: Path) -> 
     """An upscale gets no promptText even when a prompt file lies beside the file."""
     (tmp_path / "a.png.prompt.txt").write_text("hello", encoding="utf-8")
     body = rules.build_request(
-        rule("image_upscale", model="u"), media(tmp_path, "a.png"), URI, tmp_path
-    )
-    assert {"model": "u", "imageUri": URI} == body
+        rule("image_upscale", model="magnific_precision_upscaler_v2"), media(tmp_path, "a.png"),
+        URI, tmp_path)
+    assert {"model": "magnific_precision_upscaler_v2", "imageUri": URI} == body
 
 
 def test_prompt_length_is_checked_per_file(tmp_path: Path) -> None:
@@ -123,17 +127,17 @@ def test_prompt_length_is_checked_per_file(tmp_path: Path) -> None:
     (tmp_path / "sub" / "long.jpg.prompt.txt").parent.mkdir()
     (tmp_path / "sub" / "long.jpg.prompt.txt").write_text("y" * 1001, encoding="utf-8")
     with pytest.raises(InvalidFile) as info:
-        rules.build_request(rule(model="m"), media(tmp_path, "sub/long.jpg"), URI, tmp_path)
+        rules.build_request(rule(**GEN45), media(tmp_path, "sub/long.jpg"), URI, tmp_path)
     assert "sub/long.jpg: promptText is 1001 characters for this file; Runway takes 1-1000" == str(
         info.value
     )
     (tmp_path / "empty.jpg.prompt.txt").write_text(" \n", encoding="utf-8")
     with pytest.raises(InvalidFile) as info:
-        rules.build_request(rule(model="m"), media(tmp_path, "empty.jpg"), URI, tmp_path)
+        rules.build_request(rule(**GEN45), media(tmp_path, "empty.jpg"), URI, tmp_path)
     assert "empty.jpg.prompt.txt: the prompt file is empty" == str(info.value)
     with pytest.raises(InvalidFile) as info:
         rules.build_request(
-            rule(model="m", promptText="{name}" * 100),
+            rule(**{**GEN45, "promptText": "{name}" * 100}),
             media(tmp_path, "clip12345.jpg"),
             URI,
             tmp_path,
@@ -146,12 +150,12 @@ def test_prompt_length_is_checked_per_file(tmp_path: Path) -> None:
 def test_wrong_media_kind_is_an_invalid_file(tmp_path: Path) -> None:
     """A .wav in an image_to_video folder raises InvalidFile with one clear line."""
     with pytest.raises(InvalidFile) as info:
-        rules.build_request(rule(model="m"), media(tmp_path, "voice.wav"), URI, tmp_path)
+        rules.build_request(rule(**GEN45), media(tmp_path, "voice.wav"), URI, tmp_path)
     assert "voice.wav: image_to_video (promptImage) takes image files, not audio" == str(info.value)
     with pytest.raises(InvalidFile) as info:
         rules.build_request(
-            rule("speech_to_speech", model="m", voice="v"), media(tmp_path, "a.jpg"), URI, tmp_path
-        )
+            rule("speech_to_speech", model="eleven_multilingual_sts_v2", voice=STS_VOICE),
+            media(tmp_path, "a.jpg"), URI, tmp_path)
     assert "a.jpg: speech_to_speech (media) takes audio or video files, not image" == str(
         info.value
     )
@@ -159,9 +163,9 @@ def test_wrong_media_kind_is_an_invalid_file(tmp_path: Path) -> None:
 
 def test_check_media_runs_before_any_upload(tmp_path: Path) -> None:
     """check_media needs no URI, so a misfit file can be refused before it is uploaded."""
-    assert "image" == rules.check_media(rule(model="m"), tmp_path / "a.JPG", tmp_path)
+    assert "image" == rules.check_media(rule(**GEN45), tmp_path / "a.JPG", tmp_path)
     with pytest.raises(InvalidFile) as info:
-        rules.check_media(rule(model="m"), tmp_path / "sub" / "a.mov", tmp_path)
+        rules.check_media(rule(**GEN45), tmp_path / "sub" / "a.mov", tmp_path)
     assert "sub/a.mov: image_to_video (promptImage) takes image files, not video" == str(info.value)
 
 
@@ -180,7 +184,7 @@ def test_prompt_limit_is_the_models_in_utf16_units(tmp_path: Path) -> None:
     emoji = "\U0001f600" * 600
     (tmp_path / "e.jpg.prompt.txt").write_text(emoji, encoding="utf-8")
     with pytest.raises(InvalidFile) as info:
-        rules.build_request(rule(model="gen4.5"), media(tmp_path, "e.jpg"), URI, tmp_path)
+        rules.build_request(rule(**GEN45), media(tmp_path, "e.jpg"), URI, tmp_path)
     assert "e.jpg: promptText is 1200 characters for this file; Runway takes 1-1000" == str(
         info.value)
     body = rules.build_request(rule(model="seedance2"), media(tmp_path, "e.jpg"), URI, tmp_path)
@@ -208,7 +212,7 @@ def test_uri_placeholder_places_the_file_in_lists_and_nested_tables(tmp_path: Pa
 
 def test_uri_placeholder_checks_the_media_kind_of_its_field(tmp_path: Path) -> None:
     """A .wav bound for referenceImages is refused before uploading, naming the field."""
-    refs = rule("text_to_image", model="gen4_image", promptText="x",
+    refs = rule("text_to_image", model="gen4_image", promptText="x", ratio="1920:1080",
                 referenceImages=[{"uri": "{uri}", "tag": "ref"}])
     with pytest.raises(InvalidFile) as info:
         rules.check_media(refs, media(tmp_path, "voice.wav"), tmp_path)

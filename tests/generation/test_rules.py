@@ -6,20 +6,24 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from rules_helpers import problems, rule
+from rules_helpers import GEN45, problems, rule
 
 from runwatchd.generation import rules
+from runwatchd.generation.rules import Rule
+from runwatchd.runway import schemas
+
+I2V_MODELS = ", ".join(schemas.default().models("image_to_video"))
 
 
 @pytest.mark.parametrize(
     ("table", "expected"),
     [
         (
-            {"endpoint": "image_to_video", "request": {"model": "m"}, "colour": 1},
+            {"endpoint": "image_to_video", "request": GEN45, "colour": 1},
             ["rule.colour: unknown key (known: endpoint, input_field, name, output_dir, request)"],
         ),
         (
-            {"request": {"model": "m"}},
+            {"request": GEN45},
             [
                 "rule.endpoint: required (known: character_performance, "
                 "image_to_video, image_upscale, sound_effect, speech_to_speech, text_to_image, "
@@ -29,56 +33,53 @@ from runwatchd.generation import rules
         ),
         (
             {"endpoint": "image_to_video"},
-            ["rule.request.model: required by image_to_video"],
+            [f"rule.request.model: required (current models: {I2V_MODELS})"],
         ),
         (
-            {"endpoint": "video_to_video", "request": {"model": "aleph2"}},
-            ["rule.request.promptText: required by video_to_video"],
-        ),
-        (
-            {"endpoint": "voice_dubbing", "request": {"model": "d"}},
-            ["rule.request.targetLang: required by voice_dubbing"],
+            {"endpoint": "voice_dubbing", "request": {"model": "eleven_voice_dubbing"}},
+            ["rule.request.targetLang: required by voice_dubbing (eleven_voice_dubbing)"],
         ),
         (
             {"endpoint": "character_performance", "request": {"model": "act_two"}},
-            ["rule.request.reference: required by character_performance"],
+            ["rule.request.reference: required by character_performance (act_two)"],
         ),
         (
             {
                 "endpoint": "character_performance",
                 "request": {"model": "act_two", "reference": "runway://x"},
             },
-            ["rule.request.reference: expected a table, got 'runway://x'"],
+            ["rule.request.reference: Expected object, received string"],
         ),
         (
-            {"endpoint": "image_to_video", "request": {"model": "m", "duration": True}},
-            ["rule.request.duration: expected an integer, got true (a bool is not an int)"],
+            {"endpoint": "image_to_video", "request": {**GEN45, "duration": True}},
+            ["rule.request.duration: Expected integer, received boolean"],
         ),
         (
             {
                 "endpoint": "image_to_video",
-                "request": {"model": "m", "duration": "5", "seed": 1.5, "ratio": 16},
+                "request": {**GEN45, "duration": "5", "seed": 1.5, "ratio": 16},
             },
             [
-                "rule.request.duration: expected an integer, got '5'",
-                "rule.request.seed: expected an integer, got 1.5",
-                "rule.request.ratio: expected a string, got 16",
+                "rule.request.duration: Expected integer, received string",
+                "rule.request.ratio: Invalid enum value. Expected '1280:720' | '720:1280' | "
+                "'1104:832' | '960:960' | '832:1104' | '1584:672', received 16",
+                "rule.request.seed: Expected integer, received number",
             ],
         ),
         (
-            {"endpoint": "image_to_video", "request": {"model": 4.5}},
-            ["rule.request.model: expected a string, got 4.5"],
+            {"endpoint": "image_to_video", "request": {**GEN45, "model": 4.5}},
+            [f"rule.request.model: expected a string naming a model (current: {I2V_MODELS})"],
         ),
         (
-            {"endpoint": "image_to_video", "request": {"model": "m", "promptText": ""}},
+            {"endpoint": "image_to_video", "request": {**GEN45, "promptText": ""}},
             ["rule.request.promptText: must be 1-1000 characters, got 0"],
         ),
         (
-            {"endpoint": "image_to_video", "request": {"model": "m", "promptText": "x" * 1001}},
+            {"endpoint": "image_to_video", "request": {**GEN45, "promptText": "x" * 1001}},
             ["rule.request.promptText: must be 1-1000 characters, got 1001"],
         ),
         (
-            {"endpoint": "image_to_video", "request": {"model": "m", "promptImage": "runway://x"}},
+            {"endpoint": "image_to_video", "request": {**GEN45, "promptImage": "runway://x"}},
             [
                 "rule.request.promptImage: filled with each file's runway:// URI; "
                 "remove it from the request"
@@ -89,14 +90,14 @@ from runwatchd.generation import rules
             ["rule.request: expected a table, got 'm'"],
         ),
         (
-            {"endpoint": "image_to_video", "request": {"model": "m"}, "output_dir": "."},
+            {"endpoint": "image_to_video", "request": GEN45, "output_dir": "."},
             [
                 "rule.output_dir: must not be the watched folder itself "
                 "(outputs would be picked up as new files)"
             ],
         ),
         (
-            {"endpoint": "image_to_video", "request": {"model": "m"}, "output_dir": 3},
+            {"endpoint": "image_to_video", "request": GEN45, "output_dir": 3},
             ["rule.output_dir: expected a string, got 3"],
         ),
     ],
@@ -110,7 +111,7 @@ def test_toml_dates_in_a_request_are_rejected() -> None:
     """A TOML datetime cannot be sent as JSON, so it is a problem at load time."""
     table = {
         "endpoint": "image_to_video",
-        "request": {"model": "m", "extra": {"when": dt.date(2026, 1, 2)}},
+        "request": {**GEN45, "extra": {"when": dt.date(2026, 1, 2)}},
     }
     assert [
         "rule.request.extra.when: a date/time (2026-01-02) cannot be sent as JSON; "
@@ -121,10 +122,10 @@ def test_toml_dates_in_a_request_are_rejected() -> None:
 
 def test_fingerprint_is_stable_and_sensitive() -> None:
     """The fingerprint ignores key order and the source, and changes with what gets billed."""
-    a = rule(model="m", promptText="p", duration=5)
+    a = rule(**{**GEN45, "promptText": "p"})
     b, _ = rules.parse_rule(
         {
-            "request": {"duration": 5, "promptText": "p", "model": "m"},
+            "request": {"duration": 5, "ratio": "1280:720", "promptText": "p", "model": "gen4.5"},
             "endpoint": "image_to_video",
             "input_field": "promptImage",
             "output_dir": "elsewhere",
@@ -136,35 +137,37 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
     assert rules.rule_fingerprint(a) == rules.rule_fingerprint(b)
     assert 64 == len(rules.rule_fingerprint(a))
     assert rules.rule_fingerprint(a) != rules.rule_fingerprint(
-        rule(model="m", promptText="p", duration=6)
+        rule(**{**GEN45, "promptText": "p", "duration": 6})
     )
-    assert "5a14a1a8c6ff3493" == rules.rule_fingerprint(rule(model="m"))[:16]
+    assert "5a14a1a8c6ff3493" == rules.rule_fingerprint(
+        Rule("image_to_video", request={"model": "m"}))[:16]
 
 
 def test_rule_prompt_is_checked_against_the_models_limit_at_load() -> None:
     """A literal promptText over the model's x-maxUtf16 is refused at load, in UTF-16 units."""
     _, problems = rules.parse_rule({"endpoint": "image_to_video", "request": {
-        "model": "gen4.5", "promptText": "\U0001f600" * 501}}, "test", "rule")
+        **GEN45, "promptText": "\U0001f600" * 501}}, "test", "rule")
     assert ["rule.request.promptText: must be 1-1000 characters, got 1002"] == problems
     parsed, problems = rules.parse_rule({"endpoint": "image_to_video", "request": {
-        "model": "seedance2", "promptText": "y" * 3500}}, "test", "rule")
+        **GEN45, "model": "seedance2", "promptText": "y" * 3500}}, "test", "rule")
     assert ([], 3500) == (problems, parsed and len(parsed.request["promptText"]))
 
 
 @pytest.mark.parametrize(("request_table", "expected"), [
-    ({"model": "gen4_image", "promptText": "x", "ratio": "{uri}"},
-     ["rule.request.ratio: not a media field of text_to_image (gen4_image); {uri} goes where "
+    ({"model": "gen4_image", "promptText": "x", "ratio": "1920:1080", "seed": "{uri}"},
+     ["rule.request.seed: not a media field of text_to_image (gen4_image); {uri} goes where "
       "Runway takes a media URI"]),
-    ({"model": "gen4_image", "promptText": "x", "referenceImages": [{"uri": "see {uri}"}]},
+    ({"model": "gen4_image", "promptText": "x", "ratio": "1920:1080",
+      "referenceImages": [{"uri": "see {uri}"}]},
      ["rule.request.referenceImages[0].uri: {uri} must be the whole value",
       "rule.input_field: endpoint text_to_image takes no media input; set input_field to the "
       "request field that should get each file's runway:// URI"]),
-    ({"model": "some_new_model", "promptText": "x", "anything": {"deep": ["{uri}"]}}, []),
+    ({"model": "gen4_image", "promptText": "x", "ratio": "1920:1080",
+      "referenceImages": [{"uri": "{uri}", "tag": "hero"}]}, []),
 ])
 def test_uri_placeholder_is_checked_at_load(request_table: dict[str, Any],
                                             expected: list[str]) -> None:
-    """{uri} must be a whole value in a media field of a model the schemas know; for models
-    they do not know, the API judges."""
+    """{uri} must be a whole value in a media field of the model."""
     _, found = rules.parse_rule({"endpoint": "text_to_image", "request": request_table},
                                 "test", "rule")
     assert expected == found

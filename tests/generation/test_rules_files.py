@@ -8,10 +8,15 @@ import os
 from pathlib import Path
 
 import pytest
-from rules_helpers import rule
+from rules_helpers import GEN45, rule
 
 from runwatchd.generation.rules import RULES_FILENAME
 from runwatchd.generation.rules_files import RuleResolver
+
+
+def gen45(prompt: str) -> str:
+    """The TOML lines of a complete gen4.5 request whose promptText is `prompt`."""
+    return f'model = "gen4.5"\npromptText = "{prompt}"\nratio = "1280:720"\nduration = 5\n'
 
 
 def write_rules(directory: Path, text: str) -> Path:
@@ -23,16 +28,17 @@ def write_rules(directory: Path, text: str) -> Path:
 
 def test_nearest_rules_file_wins(tmp_path: Path) -> None:
     """The rules file nearest to the file wins, then the ones above, then the config rule."""
-    config_rule = rule(model="from-config")
-    write_rules(tmp_path, 'endpoint = "image_to_video"\n[request]\nmodel = "root"\n')
+    config_rule = rule(**{**GEN45, "promptText": "from-config"})
+    write_rules(tmp_path, 'endpoint = "image_to_video"\n[request]\n' + gen45("root"))
     write_rules(
         tmp_path / "a" / "b",
-        'endpoint = "image_upscale"\noutput_dir = "up"\n[request]\nmodel = "b"\n',
+        'endpoint = "image_upscale"\noutput_dir = "up"\n[request]\n'
+        'model = "magnific_precision_upscaler_v2"\n',
     )
     resolver = RuleResolver(tmp_path, config_rule)
     deep = resolver.rule_for(tmp_path / "a" / "b" / "c" / "x.jpg")
     assert deep is not None
-    assert ("image_upscale", "b", str(tmp_path / "a" / "b" / RULES_FILENAME), "b") == (
+    assert ("image_upscale", "magnific_precision_upscaler_v2", str(tmp_path / "a" / "b" / RULES_FILENAME), "b") == (
         deep.endpoint,
         deep.request["model"],
         deep.source,
@@ -40,7 +46,7 @@ def test_nearest_rules_file_wins(tmp_path: Path) -> None:
     )
     assert tmp_path / "a" / "b" / "up" == deep.output_path(tmp_path)
     root_rule = resolver.rule_for(tmp_path / "a" / "x.jpg")
-    assert root_rule is not None and "root" == root_rule.request["model"]
+    assert root_rule is not None and "root" == root_rule.request["promptText"]
     (tmp_path / RULES_FILENAME).unlink()
     assert config_rule is resolver.rule_for(tmp_path / "a" / "x.jpg")
     assert config_rule is resolver.rule_for(Path("/elsewhere/x.jpg"))
@@ -48,21 +54,21 @@ def test_nearest_rules_file_wins(tmp_path: Path) -> None:
 
 def test_rules_file_is_reread_when_it_changes(tmp_path: Path) -> None:
     """An edited rules file is read again; an unchanged one is served from the cache."""
-    path = write_rules(tmp_path, 'endpoint = "image_to_video"\n[request]\nmodel = "one"\n')
+    path = write_rules(tmp_path, 'endpoint = "image_to_video"\n[request]\n' + gen45("one"))
     resolver = RuleResolver(tmp_path, None)
     first = resolver.rule_for(tmp_path / "x.jpg")
     assert first is resolver.rule_for(tmp_path / "x.jpg")
-    path.write_text('endpoint = "image_to_video"\n[request]\nmodel = "two"\n', encoding="utf-8")
+    path.write_text('endpoint = "image_to_video"\n[request]\n' + gen45("two"), encoding="utf-8")
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     second = resolver.rule_for(tmp_path / "x.jpg")
-    assert second is not None and "two" == second.request["model"]
+    assert second is not None and "two" == second.request["promptText"]
 
 
 def test_invalid_rules_file_is_ignored_and_reported_once(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A broken rules file is skipped for the next rule up, logged once, and in problems()."""
-    config_rule = rule(model="cfg")
+    config_rule = rule(**{**GEN45, "promptText": "cfg"})
     path = write_rules(tmp_path / "sub", 'endpoint = "img2vid"\ncolour = 1\n')
     resolver = RuleResolver(tmp_path, config_rule)
     with caplog.at_level(logging.WARNING, logger="runwatchd.generation.rules"):
@@ -89,13 +95,13 @@ def test_invalid_rules_file_is_ignored_and_reported_once(
 
 def test_files_under_a_broken_rules_file_wait_for_the_fix(tmp_path: Path) -> None:
     """A broken nearest rules file blocks its files (no fallback billing); a valid one unblocks."""
-    write_rules(tmp_path, 'endpoint = "image_to_video"\n[request]\nmodel = "root"\n')
+    write_rules(tmp_path, 'endpoint = "image_to_video"\n[request]\n' + gen45("root"))
     path = write_rules(tmp_path / "sub", 'endpoint = "img2vid"\n')
-    resolver = RuleResolver(tmp_path, rule(model="cfg"))
+    resolver = RuleResolver(tmp_path, rule(**{**GEN45, "promptText": "cfg"}))
     reason = resolver.broken_rules_file(tmp_path / "sub" / "deeper" / "x.jpg")
     assert reason is not None and reason.startswith(f"the rules file {path} is invalid: endpoint")
     assert None is resolver.broken_rules_file(tmp_path / "x.jpg")
-    path.write_text('endpoint = "image_to_video"\n[request]\nmodel = "sub"\n', encoding="utf-8")
+    path.write_text('endpoint = "image_to_video"\n[request]\n' + gen45("sub"), encoding="utf-8")
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert None is resolver.broken_rules_file(tmp_path / "sub" / "x.jpg")
@@ -122,8 +128,8 @@ def test_rules_file_with_outputs_among_sources_holds_its_files(
     files wait with the reason instead of falling back to a rule further up."""
     hot = tmp_path / "hot"
     path = write_rules(hot / where, f'endpoint = "image_to_video"\noutput_dir = "{output_dir}"\n'
-                                    '[request]\nmodel = "gen4.5"\n')
-    resolver = RuleResolver(hot, rule(model="from-config"), [(hot, True)])
+                                    '[request]\n' + gen45("p"))
+    resolver = RuleResolver(hot, rule(**{**GEN45, "promptText": "from-config"}), [(hot, True)])
     media = hot / where / "shot.jpg"
     why = resolver.broken_rules_file(media)
     assert why is not None and f"the rules file {path} is invalid: output_dir: " in why, why
@@ -137,7 +143,7 @@ def test_rules_file_outputs_inside_another_watched_folder_are_refused(tmp_path: 
     other.mkdir()
     (tmp_path / "link").symlink_to(other)
     write_rules(hot, 'endpoint = "image_to_video"\noutput_dir = "../link/renders"\n'
-                     '[request]\nmodel = "gen4.5"\n')
+                     '[request]\n' + gen45("p"))
     resolver = RuleResolver(hot, None, [(hot, True), (other, True)])
     why = resolver.broken_rules_file(hot / "shot.jpg")
     assert why is not None and f"inside the watched folder {other}" in why, why
@@ -147,7 +153,7 @@ def test_rules_file_outputs_in_a_folder_of_their_own_are_fine(tmp_path: Path) ->
     """A dedicated folder inside the rule's own watched folder (hot/sub/../renders) is fine."""
     hot = tmp_path / "hot"
     write_rules(hot / "sub", 'endpoint = "image_to_video"\noutput_dir = "../renders"\n'
-                             '[request]\nmodel = "gen4.5"\n')
+                             '[request]\n' + gen45("p"))
     resolver = RuleResolver(hot, None, [(hot, True)])
     found = resolver.rule_for(hot / "sub" / "shot.jpg")
     assert (None, hot / "renders") == (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runwatchd.runway import schemas
 from runwatchd.runway.endpoints import ENDPOINTS
 
 
@@ -21,3 +22,18 @@ def test_endpoint_table_covers_every_runway_endpoint() -> None:
         "voice_isolation",
         "voice_dubbing",
     } == set(ENDPOINTS)
+
+
+def test_every_endpoint_and_input_field_is_in_the_schemas() -> None:
+    """The hand-kept table names only endpoints the shipped schemas have, and each input field
+    takes at most the media kinds the schemas give it (for the models that have it)."""
+    shipped = schemas.default()
+    assert set() == set(ENDPOINTS) - set(shipped.endpoints())
+    wider = []
+    for endpoint, spec in ENDPOINTS.items():
+        for name, field in spec.inputs.items():
+            path = (name, "uri") if field.typed else (name,)
+            kinds = {k for f in shipped.media_fields(endpoint) if f.path == path for k in f.kinds}
+            if not field.kinds <= kinds:
+                wider.append((endpoint, name, sorted(field.kinds - kinds)))
+    assert [] == wider
