@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # `from helpers import wait_for`
 from daemon_process import KEY, Setup  # noqa: E402 - needs the path above
 from helpers import wait_for as _wait_for  # noqa: E402 - needs the path above
 from postgres_helpers import postgres_db, postgres_server  # noqa: E402,F401 - fixtures
+from service_helpers import listener, services  # noqa: E402,F401 - fixtures
 
 from runwatchd.emulator import Emulator  # noqa: E402 - after the path, like the helpers
 from runwatchd.store.transitions import STRICT_ENV
