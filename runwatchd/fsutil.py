@@ -109,8 +109,15 @@ def read_small_file_and_stat(path: Path, limit: int, *, follow_symlinks: bool = 
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(limit + 1)
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:  # os.read, not a file object: this runs once per sidecar at a scan
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
     finally:
         os.close(fd)
     if len(data) > limit:

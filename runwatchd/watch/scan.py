@@ -98,6 +98,11 @@ class FileFilter:
             return NOT_INCLUDED, f"type not included ({suffix} matches no include pattern)"
         return None
 
+    def silently_ignored(self, name: str) -> bool:
+        """A name the built-in ignore list matches (temp files, runwatchd's own files): refused
+        without a word."""
+        return self._builtin is not None and self._builtin.match(name) is not None
+
     def _name_wanted(self, name: str) -> bool:
         if self._ignore is not None and self._ignore.match(name):
             return False
@@ -161,7 +166,9 @@ def scan_tree(
                     stack.append(entry.path)
                 continue
             if not filt._name_wanted(entry.name):
-                if on_refused is not None:
+                # Our own sidecars and temps (built-in ignores) are refused silently, without a
+                # Path or a stat each: a folder of 100,000 done files holds 100,000 sidecars.
+                if on_refused is not None and not filt.silently_ignored(entry.name):
                     on_refused(Path(entry.path), entry)
                 continue
             try:
