@@ -16,7 +16,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from runwatchd.daemon.folder_set import FolderSet
@@ -173,9 +172,9 @@ class Reconciler:
         # replace() only when a fact differs from its default: this runs for every file of
         # every scan, and a finished file's sidecar is there (benchmarks/, case 4).
         if wants_sidecar_check(facts) and not os.path.exists(sidecar.sidecar_path(path)):
-            facts = replace(facts, sidecar_exists=False)
+            facts = facts._replace(sidecar_exists=False)
         if wants_record(facts) and (record := self._journal.get(path)) is not None:
-            facts = replace(facts, next_attempt=record.next_attempt, error=record.error)
+            facts = facts._replace(next_attempt=record.next_attempt, error=record.error)
         match scan_verdict(facts):
             case Look():
                 return True

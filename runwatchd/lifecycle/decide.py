@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.facts import Facts, FileStat, Uploaded, might_be_same_content, same_version
@@ -238,10 +238,11 @@ _NO_SIDECAR_CHECK = frozenset({S.INVALID, S.RUNNING, S.SUBMITTING})
 RowSignature = tuple[str, int | None, int | None, int | None]
 
 
-@dataclass(frozen=True)
-class ScanFacts:
+class ScanFacts(NamedTuple):
     """One file a scan found. `sidecar_exists`, `next_attempt` and `error` cost a stat or a row
-    read: fill them only when wants_sidecar_check() / wants_record() say they matter."""
+    read: fill them only when wants_sidecar_check() / wants_record() say they matter. A
+    NamedTuple, not a frozen dataclass: one is made per file of every scan (100,000 at a
+    restart), and a frozen dataclass's __init__ costs a setattr call per field."""
 
     policy: ScanPolicy
     row: RowSignature | None
