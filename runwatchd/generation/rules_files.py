@@ -47,7 +47,7 @@ def load_rules_file(path: Path) -> tuple[Rule | None, list[str], tuple[int, ...]
 def broken_rules_message(path: Path, problems: Sequence[str]) -> str:
     """The one wording of an invalid rules file: the daemon's warning and the waiting reason of
     the files below it both say this (check-config prints each problem as `<path>: problem`)."""
-    return f"the rules file {path} is invalid: {'; '.join(problems)}"
+    return f"invalid rules file {path}: {'; '.join(problems)}"
 
 
 class RuleResolver:
