@@ -62,9 +62,10 @@ _runwatchd() {
         check-config)
             case $prev in
                 -c|--config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --rules) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "--help -c --config -v --verbose -q --quiet --log-format" -- "$cur"))
+                COMPREPLY=($(compgen -W "--help -c --config --rules -v --verbose -q --quiet --log-format" -- "$cur"))
             else
                 COMPREPLY=()
             fi ;;

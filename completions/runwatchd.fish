@@ -29,6 +29,7 @@ complete -c runwatchd -n '__fish_seen_subcommand_from status' -s c -l config -r 
 complete -c runwatchd -n '__fish_seen_subcommand_from status' -l json -d 'print one JSON document'
 complete -c runwatchd -n '__fish_seen_subcommand_from status' -l watch -d 'refresh every 2 s until Ctrl-C (in place on a terminal)'
 complete -c runwatchd -n '__fish_seen_subcommand_from check-config' -s c -l config -r -F -d 'config file (TOML; default: $RUNWATCHD_CONFIG, ./runwatchd.toml, ~/.config/runwatchd/config.toml, /etc/runwatchd/config.toml)'
+complete -c runwatchd -n '__fish_seen_subcommand_from check-config' -l rules -r -F -d 'check this one rules file alone (no config is read)'
 complete -c runwatchd -n '__fish_seen_subcommand_from init' -F
 complete -c runwatchd -n '__fish_seen_subcommand_from init' -l service -d 'write the systemd units, the sysusers.d file and /etc/runwatchd/config.toml instead'
 complete -c runwatchd -n '__fish_seen_subcommand_from init' -l root -x -a '(__fish_complete_directories)' -d 'with --service: write below DIR instead of / (a staging root)'

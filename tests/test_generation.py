@@ -285,7 +285,7 @@ def test_rules_file_writing_outputs_among_sources_holds_its_files(
     cli.stills(2, cli.hot / "sub")
     first = cli.run("scan")
     second = cli.run("scan")
-    assert f"{rules} is invalid: output_dir: " in first.stderr + first.stdout, first.stderr
+    assert f"invalid rules file {rules}: output_dir: " in first.stderr + first.stdout, first.stderr
     assert (0, 0) == (emulator.stats()["tasks_created"], emulator.stats()["uploads_created"])
     assert second.returncode == first.returncode
     assert [] == list(cli.hot.rglob("*.mp4"))

@@ -210,7 +210,7 @@ def test_broken_rules_file_holds_its_files_until_fixed(rig: Rig) -> None:
                          'duration = 5\n', encoding="utf-8")
         assert wait_for(lambda: (read_json(SC(shot)) or {}).get("task", {}).get("status")
                         == "SUCCEEDED", timeout=15, interval=0.05)
-    assert waiting.error.startswith(f"waiting: the rules file {rules} is invalid: line 2, column")
+    assert waiting.error.startswith(f"waiting: invalid rules file {rules}: line 2, column")
     assert 1 == sum(1 for s in rig.wire.sent if s.filename == "shot.png" and s.outcome == "200")
     assert 1 == rig.emu.stats()["tasks_created"]
     assert "task" not in read_json(SC(free))  # the folder's other files went on meanwhile

@@ -109,13 +109,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Explain the configuration on stdout; every problem on stderr and exit 78, including the
-    ones only `run` would meet (no API secret, a bad RUNWAYML_BASE_URL)."""
+    ones only `run` would meet (no API secret, a bad RUNWAYML_BASE_URL, no folders, a broken
+    rules file in a folder). With --rules, check that one rules file alone (no config read)."""
+    from runwatchd.cli import check_rules
     from runwatchd.cli.common import EXIT_OK
     from runwatchd.config import load as configmod
     from runwatchd.config import sources
     from runwatchd.config import starter as config_text
     from runwatchd.errors import ConfigError
 
+    if args.rules is not None:
+        problems = check_rules.file_problems(args.rules)
+        if problems:
+            raise ConfigError(problems)
+        print(f"{args.rules}: ok")
+        return EXIT_OK
     path = sources.find_config(args.config)
     if path is None:
         raise ConfigError(["no config file found (tried -c, $RUNWATCHD_CONFIG, ./runwatchd.toml, "
@@ -123,14 +131,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                            "write one with `runwatchd init`"])
     cfg = configmod.load_config(path)
     print(config_text.explain(cfg))
-    problems: list[str] = []
+    problems = []
     for resolve in (sources.resolve_secret, sources.resolve_base_url):
         try:
             resolve(cfg)
         except ConfigError as e:
             problems.extend(e.problems)
-    if problems:
-        raise ConfigError(problems, str(cfg.source))
+    if not cfg.folders:
+        problems.append("no folders configured (add a [[folder]] with a path)")
+    problems = [f"{cfg.source}: {p}" for p in problems]
+    rules_problems, notes = check_rules.config_problems(cfg)
+    for note in notes:
+        print(f"runwatchd: note: {note}", file=sys.stderr)
+    if problems or rules_problems:
+        raise ConfigError(problems + rules_problems)
     return EXIT_OK
 
 

@@ -134,10 +134,17 @@ COMMANDS = (
                    "holds the store, 3 when none does (as an init script's status). A service "
                    "config (/etc/runwatchd/NAME.toml) is read where its unit keeps its state, "
                    "/var/lib/runwatchd[/NAME]."),
-    Command("check-config", "validate and explain the configuration", config=True, examples=(
+    Command("check-config", "validate and explain the configuration", config=True, options=(
+        Opt(("--rules",), "check this one rules file alone (no config is read)", value="file",
+            metavar="PATH", type=Path),
+    ), examples=(
         "runwatchd check-config -c /etc/runwatchd/config.toml",
+        "runwatchd check-config --rules /srv/hot/clips/runwatchd.rules.toml",
     ), description="Explain the configuration; list every problem with its key path and exit "
-                   "78 if there is one (an API secret that cannot be found included)."),
+                   "78 if there is one (an API secret that cannot be found, no folders, and "
+                   "every runwatchd.rules.toml under the folders included, with line and column "
+                   "as the daemon logs them). --rules checks one rules file without a config; "
+                   "its output_dir is then checked against its own folder only."),
     Command("init", "write a commented starter config, or a service's files", options=(
         Opt(("path",), "where to write the config (default: ./runwatchd.toml)", value="file",
             metavar="PATH", nargs="?", type=Path),

@@ -44,6 +44,12 @@ def load_rules_file(path: Path) -> tuple[Rule | None, list[str], tuple[int, ...]
     return rule, problems, version
 
 
+def broken_rules_message(path: Path, problems: Sequence[str]) -> str:
+    """The one wording of an invalid rules file: the daemon's warning and the waiting reason of
+    the files below it both say this (check-config prints each problem as `<path>: problem`)."""
+    return f"invalid rules file {path}: {'; '.join(problems)}"
+
+
 class RuleResolver:
     """The rule for a file under `root`: nearest valid rules file, else the config's rule.
 
@@ -99,8 +105,25 @@ class RuleResolver:
                     return None
                 cached = self._cache.get(path)
                 if cached is not None and cached[2]:
-                    return f"the rules file {path} is invalid: {'; '.join(cached[2])}"
+                    return broken_rules_message(path, cached[2])
         return None
+
+    def check(self, path: Path) -> tuple[Rule | None, list[str], tuple[int, ...] | None]:
+        """(rule, problems, version) of the rules file at `path` as this folder would take it:
+        read (never blocking: a FIFO is "not a regular file"), parsed, and its output_dir
+        checked against the watched folders. Neither cached nor logged (check-config uses it)."""
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            return None, [f"cannot read ({e.strerror})"], None
+        if not stat.S_ISREG(st.st_mode):
+            return None, ["not a regular file"], _version(st)
+        rule, problems, version = load_rules_file(path)
+        if rule is not None:
+            why = output_dir_problem(rule.output_path(self.root), self.root, self._watched)
+            if why is not None:  # outputs among sources: re-uploaded and generated, a paid loop
+                rule, problems = None, [f"output_dir: {why}"]
+        return rule, problems, version or _version(st)
 
     def _rule_in(self, path: Path) -> Rule | None:
         try:
@@ -111,17 +134,11 @@ class RuleResolver:
         cached = self._cache.get(path)
         if cached is not None and cached[0] == _version(st):
             return cached[1]
-        rule: Rule | None = None
-        problems, version = ["not a regular file"], None
-        if stat.S_ISREG(st.st_mode):
-            rule, problems, version = load_rules_file(path)
-        if rule is not None:
-            why = output_dir_problem(rule.output_path(self.root), self.root, self._watched)
-            if why is not None:  # outputs among sources: re-uploaded and generated, a paid loop
-                rule, problems = None, [f"output_dir: {why}"]
+        rule, problems, version = self.check(path)
         self._cache[path] = (version or _version(st), rule, problems)
         if problems:
-            log.warning("ignoring rules file %s: %s", path, "; ".join(problems))
+            log.warning("%s (files below it wait until it is fixed)",
+                        broken_rules_message(path, problems))
         elif cached is not None:
             log.info("rules file %s changed; now %s -> %s", path, rule and rule.endpoint,
                      rule and rule.output_dir)

@@ -99,7 +99,7 @@ def test_files_under_a_broken_rules_file_wait_for_the_fix(tmp_path: Path) -> Non
     path = write_rules(tmp_path / "sub", 'endpoint = "img2vid"\n')
     resolver = RuleResolver(tmp_path, rule(**{**GEN45, "promptText": "cfg"}))
     reason = resolver.broken_rules_file(tmp_path / "sub" / "deeper" / "x.jpg")
-    assert reason is not None and reason.startswith(f"the rules file {path} is invalid: endpoint")
+    assert reason is not None and reason.startswith(f"invalid rules file {path}: endpoint")
     assert None is resolver.broken_rules_file(tmp_path / "x.jpg")
     path.write_text('endpoint = "image_to_video"\n[request]\n' + gen45("sub"), encoding="utf-8")
     st = path.stat()
@@ -132,7 +132,7 @@ def test_rules_file_with_outputs_among_sources_holds_its_files(
     resolver = RuleResolver(hot, rule(**{**GEN45, "promptText": "from-config"}), [(hot, True)])
     media = hot / where / "shot.jpg"
     why = resolver.broken_rules_file(media)
-    assert why is not None and f"the rules file {path} is invalid: output_dir: " in why, why
+    assert why is not None and f"invalid rules file {path}: output_dir: " in why, why
     assert "watched folder" in why
     assert [str(path)] == list(resolver.problems())
 

@@ -143,7 +143,7 @@ def test_broken_rules_file_ends_with_its_reason(rig: Rig) -> None:
     (rig.root / RULES_FILENAME).write_text('endpoint = "img2vid"\n', encoding="utf-8")
     job = Job(shot, rig.root, RuleResolver(rig.root, make_rule()))
     assert Ending(Outcome.FAILED, FailureReason.RULES_BROKEN) == rig.processor().process(job)
-    assert rig.journal.get(shot).error.startswith("waiting: the rules file ")
+    assert rig.journal.get(shot).error.startswith("waiting: invalid rules file ")
     assert 0 == rig.stats()["uploads_completed"]
 
 
