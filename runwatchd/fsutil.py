@@ -25,13 +25,14 @@ _NAME_MAX = 255  # bytes, for the usual Linux filesystems (ext4, xfs, btrfs, nfs
 # `-<pid>-<start>-<hex>` after TEMP_MARK: the process that made the temp, so a start-up can tell a
 # dead process's temps from those of a live `runwatchd upload` beside it; <start> (the process's
 # start time in clock ticks since boot, /proc/<pid>/stat field 22) tells a reused pid apart.
+_PROC = "/proc"  # a module attribute so tests can take it away
 _OWNED_TAIL = re.compile(re.escape(TEMP_MARK) + r"-(\d{1,10})-(\d{1,20})-[0-9a-f]{12}$")
 
 
 def process_start(pid: int) -> int | None:
     """The start time of process `pid` (clock ticks since boot); None if it is gone or unknown."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(f"{_PROC}/{pid}/stat", "rb") as f:
             stat_line = f.read(4096)
     except OSError:
         return None
@@ -129,16 +130,30 @@ def temp_owner_alive(name: str) -> bool:
     if owner is None:
         return False
     pid, start = owner
+    if not os.path.exists(f"{_PROC}/self/stat"):
+        # No /proc (another OS, or not mounted): all that can be told is whether the pid exists,
+        # and a live process is never robbed of its temp.
+        return _pid_exists(pid)
     if start and process_start(pid) != start:
         return False  # gone, or the pid was reused by a newer process
     if pid == os.getpid():
         return True
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
+        with open(f"{_PROC}/{pid}/cmdline", "rb") as f:
             cmdline = f.read(65536)
     except OSError:
         return False  # gone
     return b"runwatchd" in cmdline
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists, as another user's
+    return True
 
 
 def read_small_file(path: Path, limit: int, *, follow_symlinks: bool = True) -> bytes:

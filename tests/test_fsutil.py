@@ -108,3 +108,12 @@ def test_a_temp_of_a_reused_pid_is_dead() -> None:
 def test_process_start_of_a_gone_pid_is_none() -> None:
     """A pid no process has (above pid_max) has no start time."""
     assert fsutil.process_start(2**22 + 1) is None
+
+
+def test_without_proc_a_temp_is_alive_while_its_pid_exists(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    """Without /proc only the pid can be checked: any live pid keeps its temp, a gone one not."""
+    monkeypatch.setattr(fsutil, "_PROC", str(tmp_path / "no-proc"))
+    live = f".a{fsutil.TEMP_MARK}-1-0-0123456789ab"
+    gone = f".a{fsutil.TEMP_MARK}-{2**22 + 1}-0-0123456789ab"
+    assert (True, False) == (fsutil.temp_owner_alive(live), fsutil.temp_owner_alive(gone))

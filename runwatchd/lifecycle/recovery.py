@@ -115,7 +115,9 @@ def _remove(path: str) -> int:
 
 def _remove_temps(directory: Path, prefixes: set[str]) -> int:
     """Remove our temp files in `directory` whose final name starts with one of `prefixes`
-    (temp_path_for may have cut a long name, so a long cut head also counts)."""
+    (temp_path_for may have cut a long name, so a long cut head also counts), but not those of
+    another live runwatchd process. This process's own count as left by the crash: none is
+    written before recovery ends, and the tests crash a daemon inside the test process."""
     removed = 0
     try:
         entries = list(os.scandir(directory))
@@ -128,6 +130,8 @@ def _remove_temps(directory: Path, prefixes: set[str]) -> int:
         cut = len(os.fsencode(head)) >= 200
         if not any(head.startswith(p) or (cut and p.startswith(head)) for p in prefixes):
             continue
+        if fsutil.temp_owner(entry.name) != os.getpid() and fsutil.temp_owner_alive(entry.name):
+            continue  # another live process writes it (`runwatchd upload` of the same file)
         try:
             os.unlink(entry.path)
         except OSError as e:

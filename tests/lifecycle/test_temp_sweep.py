@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import RULE, Rig, temps
+from pipeline_helpers import RULE, CrashPoint, Rig, temps
 
 from runwatchd import fsutil
+from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.recovery import sweep_dead_temps
 
 
@@ -140,3 +141,15 @@ def test_a_second_process_sweeps_nothing(rig: Rig, dead_pid: int) -> None:
         owner.close()
     assert temp.exists()
 
+
+
+def test_recovery_keeps_a_live_runwatchd_temp_beside_a_file_in_progress(
+        rig: Rig, live_runwatchd: int) -> None:
+    """A crash leaves a file "uploading"; the restart's repair beside it spares the sidecar
+    temp of a live `runwatchd upload` of that file, and the file still ends done."""
+    shot = rig.still()
+    rig.scan(CrashPoint("upload"))
+    live = temp_of(rig.root, live_runwatchd, fsutil.process_start(live_runwatchd) or 0,
+                   name="shot.png.runway.json")
+    assert 0 == rig.scan()[0]
+    assert ([live], True) == (temps(rig.root), sidecar.read_sidecar(shot) is not None)
