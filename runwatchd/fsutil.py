@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -21,9 +22,33 @@ TEMP_MARK = ".runwatchd-tmp"
 _NAME_MAX = 255  # bytes, for the usual Linux filesystems (ext4, xfs, btrfs, nfs, cifs)
 
 
+# `-<pid>-<start>-<hex>` after TEMP_MARK: the process that made the temp, so a start-up can tell a
+# dead process's temps from those of a live `runwatchd upload` beside it; <start> (the process's
+# start time in clock ticks since boot, /proc/<pid>/stat field 22) tells a reused pid apart.
+_PROC = "/proc"  # a module attribute so tests can take it away
+_OWNED_TAIL = re.compile(re.escape(TEMP_MARK) + r"-(\d{1,10})-(\d{1,20})-[0-9a-f]{12}$")
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process `pid` (clock ticks since boot); None if it is gone or unknown."""
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as f:
+            stat_line = f.read(4096)
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count fields after the last ")".
+    fields = stat_line[stat_line.rfind(b")") + 2:].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
 def temp_path_for(final: Path) -> Path:
-    """A fresh temp path beside `final`: `.<name>.runwatchd-tmp-<hex>`, shortened to fit NAME_MAX."""
-    tail = f"{TEMP_MARK}-{secrets.token_hex(6)}"
+    """A fresh temp path beside `final`: `.<name>.runwatchd-tmp-<pid>-<start>-<hex>`, shortened
+    to fit NAME_MAX (the name is cut, never the owner)."""
+    pid = os.getpid()  # at each call: a forked child is another owner
+    tail = f"{TEMP_MARK}-{pid}-{process_start(pid) or 0}-{secrets.token_hex(6)}"
     budget = _NAME_MAX - 1 - len(tail.encode())
     head = os.fsencode(final.name)[:budget]
     # Cutting bytes may split a multi-byte character; fsdecode keeps the rest as surrogates.
@@ -77,8 +102,58 @@ def fsync_dir(directory: Path) -> None:
 
 
 def is_temp_name(name: str) -> bool:
-    """True for names temp_path_for makes."""
+    """True for names temp_path_for makes (and made before they named their owner)."""
     return name.startswith(".") and TEMP_MARK in name
+
+
+def temp_owner_and_start(name: str) -> tuple[int, int] | None:
+    """(pid, start time or 0) of the process that made temp `name`; None for an old-style temp
+    (no owner in its name) or a name that is not our temp."""
+    if not is_temp_name(name):
+        return None
+    m = _OWNED_TAIL.search(name)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def temp_owner(name: str) -> int | None:
+    """The pid of the process that made temp `name`; None when its name does not say."""
+    owner = temp_owner_and_start(name)
+    return owner[0] if owner else None
+
+
+def temp_owner_alive(name: str) -> bool:
+    """True while the runwatchd process that made temp `name` may still write it: this process,
+    or a live one whose command line mentions runwatchd and (when the name recorded it) that
+    started when the temp's maker did. False for an old-style temp: no live process names it
+    since the pid went into the names, so only a process that died before made it."""
+    owner = temp_owner_and_start(name)
+    if owner is None:
+        return False
+    pid, start = owner
+    if not os.path.exists(f"{_PROC}/self/stat"):
+        # No /proc (another OS, or not mounted): all that can be told is whether the pid exists,
+        # and a live process is never robbed of its temp.
+        return _pid_exists(pid)
+    if start and process_start(pid) != start:
+        return False  # gone, or the pid was reused by a newer process
+    if pid == os.getpid():
+        return True
+    try:
+        with open(f"{_PROC}/{pid}/cmdline", "rb") as f:
+            cmdline = f.read(65536)
+    except OSError:
+        return False  # gone
+    return b"runwatchd" in cmdline
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists, as another user's
+    return True
 
 
 def read_small_file(path: Path, limit: int, *, follow_symlinks: bool = True) -> bytes:

@@ -86,6 +86,9 @@ class RigClient(RunwayClient):
                ) -> UploadResult:
         return self.crash.around("upload", super().upload, path, progress=progress)
 
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        return self.crash.around("get_task", super().get_task, task_id)
+
     def download_output(self, url: str, directory: Path,
                         choose: Callable[[str | None], Path]) -> Fetched:
         return self.crash.around("download", super().download_output, url, directory, choose)
@@ -106,6 +109,10 @@ class RigStore(SqliteStore):
 
     def claim_submit(self, record: FileRecord) -> FileRecord | None:
         return self.crash.around("claim_submit", super().claim_submit, record)
+
+    def update_if(self, path: Path | str, expected_state: str, **changes: Any) -> bool:
+        return self.crash.around("update_if", super().update_if, path, expected_state,
+                                 **changes)
 
 
 def make_rule(table: dict[str, Any] | None = None) -> Rule:

@@ -68,3 +68,52 @@ def test_atomic_writer_streams(tmp_path: Path) -> None:
     assert b"a" * 10 + b"b" * 10 == final.read_bytes()
 
 
+
+
+def test_temp_names_carry_their_maker(tmp_path: Path) -> None:
+    """A temp name says which process made it: its pid and its start time."""
+    name = fsutil.temp_path_for(tmp_path / "shot.jpg.runway.json").name
+    assert ((os.getpid(), fsutil.process_start(os.getpid())), os.getpid()) == (
+        fsutil.temp_owner_and_start(name), fsutil.temp_owner(name))
+
+
+def test_a_cut_temp_name_keeps_its_maker(tmp_path: Path) -> None:
+    """Cutting a long name to fit NAME_MAX cuts the file's name, never the owner."""
+    name = fsutil.temp_path_for(tmp_path / ("é" * 127 + "x")).name
+    assert os.getpid() == fsutil.temp_owner(name)
+
+
+def test_old_style_and_foreign_names_have_no_owner() -> None:
+    """An old-style temp is still ours but names no owner; other names are not temps at all."""
+    old = ".shot.png.runway.json.runwatchd-tmp-0123456789ab"
+    assert (True, None, False) == (fsutil.is_temp_name(old), fsutil.temp_owner(old),
+                                   fsutil.temp_owner_alive(old))
+    assert (None, None) == (fsutil.temp_owner("shot.png-4242-1-0123456789ab"),
+                            fsutil.temp_owner("shot.runwatchd-tmp-42-1-0123456789ab"))
+
+
+def test_a_temp_of_this_process_is_alive(tmp_path: Path) -> None:
+    """This process's own temps are never a dead process's."""
+    assert fsutil.temp_owner_alive(fsutil.temp_path_for(tmp_path / "a").name)
+
+
+def test_a_temp_of_a_reused_pid_is_dead() -> None:
+    """Same pid, another start time: the pid was reused, the maker is gone."""
+    start = fsutil.process_start(os.getpid())
+    assert start is not None
+    name = f".a{fsutil.TEMP_MARK}-{os.getpid()}-{start + 1}-0123456789ab"
+    assert not fsutil.temp_owner_alive(name)
+
+
+def test_process_start_of_a_gone_pid_is_none() -> None:
+    """A pid no process has (above pid_max) has no start time."""
+    assert fsutil.process_start(2**22 + 1) is None
+
+
+def test_without_proc_a_temp_is_alive_while_its_pid_exists(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    """Without /proc only the pid can be checked: any live pid keeps its temp, a gone one not."""
+    monkeypatch.setattr(fsutil, "_PROC", str(tmp_path / "no-proc"))
+    live = f".a{fsutil.TEMP_MARK}-1-0-0123456789ab"
+    gone = f".a{fsutil.TEMP_MARK}-{2**22 + 1}-0-0123456789ab"
+    assert (True, False) == (fsutil.temp_owner_alive(live), fsutil.temp_owner_alive(gone))

@@ -367,7 +367,7 @@ class Daemon:
         self.health.own_status_file()
         # A scan waits for its own files' tasks only.
         self.processor.recover(
-            self._output_dir_for,
+            self._output_dir_for, roots=[f.root for f in self.folders],
             in_scope=self._in_scope if self.policy.recover_only_in_scope else None)
 
     def _in_scope(self, path: Path) -> bool:

@@ -27,7 +27,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import assert_never
@@ -115,10 +115,11 @@ class FileProcessor:
         return self._outputs.contains(path)
 
     def recover(self, output_dir_for: Callable[[Path], Path], *,
-                in_scope: Callable[[Path], bool] | None = None) -> None:
+                in_scope: Callable[[Path], bool] | None = None,
+                roots: Iterable[Path] = ()) -> None:
         """Repair what a crash left (Recovery.recover); before any worker or the follower runs,
-        and only while holding the store's owner lock."""
-        self._recovery.recover(output_dir_for, in_scope=in_scope)
+        and only while holding the store's owner lock. `roots`: the watched folders."""
+        self._recovery.recover(output_dir_for, in_scope=in_scope, roots=roots)
 
     def adoptable(self, path: Path, st: os.stat_result, rule: Rule | None) -> FileRecord | None:
         """For the catch-up scan, a file the journal has no row for: the row to record when its

@@ -3,14 +3,17 @@
 A file caught while its generation was being submitted is marked "needs attention" (a task may
 exist and be billed: it is never sent again), a running task gets its sidecar back and is
 followed again, and our temp files beside in-progress files and in their output folders are
-removed. The daemon calls recover() only while it holds the store's owner lock.
+removed. Then every runwatchd temp whose maker is no live runwatchd process (fsutil's temp names
+carry the maker's pid and start time) is removed from the watched folders and every output dir
+the store knows: a bounded walk that never follows a symlink, one line per file removed. The
+daemon calls recover() only while it holds the store's owner lock.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from runwatchd import fsutil
@@ -34,11 +37,14 @@ class Recovery:
         self._follow = follow
 
     def recover(self, output_dir: Callable[[Path], Path], *,
-                in_scope: Callable[[Path], bool] | None = None) -> None:
+                in_scope: Callable[[Path], bool] | None = None,
+                roots: Iterable[Path] = ()) -> None:
         """Repair what a crash left, before any worker or the follower runs: intents become
         "needs attention", running tasks get their sidecar and are followed again (those
         `in_scope`, if given), and our temp files beside in-progress files and in their output
-        folders are removed. `output_dir(path)`: where a row that recorded none has its outputs.
+        folders are removed, then every temp of a dead process below `roots` (the watched
+        folders) and the store's output dirs (sweep_dead_temps).
+        `output_dir(path)`: where a row that recorded none has its outputs.
 
         Call only while holding the store's owner lock (no other process works on it)."""
         ours: dict[Path, set[str]] = {}
@@ -60,11 +66,58 @@ class Recovery:
                     self._follow(path, record.task_id, out)
         for directory, prefixes in ours.items():
             _remove_temps(directory, prefixes)
+        sweep_dead_temps([*roots, *(Path(d) for d in self._store.output_dirs())])
+
+
+# A start-up must not walk for ever: a watched folder on a NAS may hold millions of entries.
+MAX_SWEEP_ENTRIES = 200_000
+
+
+def sweep_dead_temps(tops: Iterable[Path], limit: int = MAX_SWEEP_ENTRIES) -> int:
+    """Remove every runwatchd temp below `tops` whose maker is no live runwatchd process (never
+    another name, never a live process's temp), looking at `limit` entries at most and following
+    no symlink; logs each file removed and the count. How many were removed."""
+    removed, seen, done = 0, 0, set()
+    for top in tops:
+        for directory, dirs, files in os.walk(top, followlinks=False):
+            if directory in done:  # an output dir inside a watched folder: once
+                dirs.clear()
+                continue
+            done.add(directory)
+            seen += len(dirs) + len(files)
+            if seen > limit:
+                log.warning("stopped looking for temp files left by a crash after %d entries "
+                            "(at %s)", limit, directory)
+                return _sweep_done(removed)
+            for name in files:
+                if fsutil.is_temp_name(name) and not fsutil.temp_owner_alive(name):
+                    removed += _remove(os.path.join(directory, name))
+    return _sweep_done(removed)
+
+
+def _sweep_done(removed: int) -> int:
+    if removed:
+        log.info("removed %d temp file(s) left by stopped runwatchd processes", removed)
+    return removed
+
+
+def _remove(path: str) -> int:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return 0
+    except OSError as e:
+        log.warning("cannot remove temp file %s left by a crash: %s", path, e)
+        return 0
+    log.info("removed temp file %s left by a stopped process", path)
+    return 1
 
 
 def _remove_temps(directory: Path, prefixes: set[str]) -> int:
     """Remove our temp files in `directory` whose final name starts with one of `prefixes`
-    (temp_path_for may have cut a long name, so a long cut head also counts)."""
+    (temp_path_for may have cut a long name, so a long cut head also counts), but not those of
+    another live runwatchd process. This process's own count as left by the crash: none is
+    written before recovery ends, and the tests crash a daemon inside the test process."""
     removed = 0
     try:
         entries = list(os.scandir(directory))
@@ -77,6 +130,8 @@ def _remove_temps(directory: Path, prefixes: set[str]) -> int:
         cut = len(os.fsencode(head)) >= 200
         if not any(head.startswith(p) or (cut and p.startswith(head)) for p in prefixes):
             continue
+        if fsutil.temp_owner(entry.name) != os.getpid() and fsutil.temp_owner_alive(entry.name):
+            continue  # another live process writes it (`runwatchd upload` of the same file)
         try:
             os.unlink(entry.path)
         except OSError as e:

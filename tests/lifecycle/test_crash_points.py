@@ -4,6 +4,28 @@
 A crash is an exception, raised by the client or the store handed to the Daemon, that nothing in
 runwatchd turns into a state change, so the journal and the files are left as a process dying at
 that point leaves them (test_generation.py also kills a real one).
+
+Every write of processor.py's docstring table, in its order, and the points (CRASH_POINTS) at it:
+
+    journal "uploading"        before the journal's uploading; after it, before upload
+    upload                     after upload, before sidecar (leaves the sidecar's temp)
+    sidecar                    after sidecar, before journal
+    journal "to_submit"        after journal, before intent
+    "submitting" claim         after intent, before POST
+    POST                       after POST, before task id
+    journal "running" + id     after the answer, at the journal's running; after task id,
+                               before sidecar
+    task sidecar               after the task sidecar, before a poll; after a poll's answer
+    each download              during a download (leaves a temp); after a download, before the
+                               journal's outputs (a known duplicate: KNOWN_DUPLICATE)
+    final sidecar, journal     after the final sidecar, before the final journal; after the
+                               final journal
+
+Each ends with the file done once (one task, one output, status SUCCEEDED) or, only when the
+crash came after the "submitting" claim, in "needs attention" and never submitted again. The
+claim is committed immediately before the POST goes out and a restart cannot tell the two apart,
+so "after intent, before POST" is the one point where attention comes without a task (0 tasks).
+No temp file is left after the restart.
 """
 
 from __future__ import annotations
@@ -39,7 +61,11 @@ def in_state(state: FileState) -> object:
 
 
 CRASH_POINTS: dict[str, tuple[CrashPoint, int, str]] = {
-    # name: (where it crashes, tasks at the emulator, final sidecar status)
+    # name: (where it crashes, tasks at the emulator, final sidecar status); in the order of
+    # processor.py's writes (the module docstring maps them)
+    "before the journal's uploading": (
+        CrashPoint("put_unless_claimed", when=in_state(FileState.UPLOADING)), 1, "SUCCEEDED"),
+    "after the journal's uploading, before upload": (CrashPoint("upload"), 1, "SUCCEEDED"),
     "after upload, before sidecar": (
         CrashPoint("upload", after=True, leave=partial_sidecar), 1, "SUCCEEDED"),
     "after sidecar, before journal": (
@@ -47,13 +73,33 @@ CRASH_POINTS: dict[str, tuple[CrashPoint, int, str]] = {
     "after journal, before intent": (CrashPoint("claim_submit"), 1, "SUCCEEDED"),
     "after intent, before POST": (CrashPoint("create_task"), 0, "NEEDS_ATTENTION"),
     "after POST, before task id": (CrashPoint("create_task", after=True), 1, "NEEDS_ATTENTION"),
+    "after the answer, at the journal's running": (
+        CrashPoint("put", when=in_state(FileState.RUNNING)), 1, "NEEDS_ATTENTION"),
     "after task id, before sidecar": (
         CrashPoint("put", after=True, when=in_state(FileState.RUNNING)), 1, "SUCCEEDED"),
+    "after the task sidecar, before a poll": (CrashPoint("get_task"), 1, "SUCCEEDED"),
+    "after a poll's answer": (CrashPoint("get_task", after=True), 1, "SUCCEEDED"),
     "during a download": (CrashPoint("download", leave=partial_download), 1, "SUCCEEDED"),
+    "after a download, before the journal's outputs": (
+        CrashPoint("update_if"), 1, "SUCCEEDED"),
+    "after the final sidecar, before the final journal": (
+        CrashPoint("put", when=in_state(FileState.SUCCEEDED)), 1, "SUCCEEDED"),
+    "after the final journal": (
+        CrashPoint("put", after=True, when=in_state(FileState.SUCCEEDED)), 1, "SUCCEEDED"),
 }
 
 
-@pytest.mark.parametrize("point", list(CRASH_POINTS))
+# A download lands under its final name before the journal names it among the task's outputs, so
+# after a crash between the two the restart takes that file for someone else's and downloads the
+# output again beside it (shot.png_2.mp4). Not fixed here (generation/follower.py: journal the
+# chosen name before the download starts); strict, so the fix turns this red until it is removed.
+KNOWN_DUPLICATE = pytest.mark.xfail(
+    strict=True, reason="a crash between a download and its journal write duplicates the output")
+
+
+@pytest.mark.parametrize("point", [
+    pytest.param(p, marks=KNOWN_DUPLICATE) if p == "after a download, before the journal's outputs"
+    else p for p in CRASH_POINTS])
 def test_a_crash_at_any_point_ends_with_one_correct_sidecar(rig: Rig, point: str) -> None:
     """Crash at the point, restart: one sidecar, the right status, no second task, no temps."""
     crash, tasks, status = CRASH_POINTS[point]
@@ -67,7 +113,7 @@ def test_a_crash_at_any_point_ends_with_one_correct_sidecar(rig: Rig, point: str
     assert [sidecar.sidecar_path(shot)] == list(rig.root.glob("*.runway.json"))
     assert [] == temps(rig.root)
     if status == "SUCCEEDED":
-        assert (rig.root / "renders" / "shot.png.mp4").exists()
+        assert ["shot.png.mp4"] == sorted(p.name for p in (rig.root / "renders").iterdir())
     else:
         assert "attention" == rig.journal.get(shot).state
 
