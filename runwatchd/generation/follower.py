@@ -306,8 +306,9 @@ class TaskFollower:
 
     def _download(self, item: _Followed, record: FileRecord, urls: list[str]) -> list[str]:
         """Each URL into its own file, named after the whole source name (outputs.py); a name
-        another file holds is skipped, never overwritten. The names are journaled as each file
-        lands, so a later attempt of this very task replaces its own files, not anyone else's."""
+        another file holds is skipped, never overwritten. Each name is journaled before its bytes
+        are written, so a later attempt of this very task replaces its own files (a crash
+        included), not anyone else's."""
         base = item.path.parent
         ours = {base / name for name in record.outputs}
         client = self._client.current
@@ -320,6 +321,11 @@ class TaskFollower:
                 ext = output_ext(content_type, url, record.endpoint)
                 dest, n = free_output(item.output_dir, item.path.name, first, ext, ours)
                 chosen[:] = [n]
+                # Journaled before a byte is written: a crash between the download and the
+                # journal must find this name ours at the restart, not someone else's file.
+                ours.add(dest)
+                self._store.update_if(item.path, FileState.RUNNING,
+                                      outputs=[*names, _relative(dest, base)])
                 if self.on_output:
                     self.on_output(dest)  # tell the watcher first: this file is ours, not media
                 return dest
