@@ -104,6 +104,10 @@ def fault_run(base: Path, n_files: int, *, seed: int, deadline: float) -> dict[s
                             timeout=deadline, interval=0.1)
             missing = [n for n in names if not sidecar.sidecar_path(folder / n).exists()]
             assert done, f"no sidecar after {deadline:.0f} s for {len(missing)}: {missing[:5]}"
+            # The sidecar is written before the journal's row says "uploaded" (a crash between
+            # the two only costs a re-check): give the last rows their moment.
+            wait_for(lambda: Counter(r.state for r in run.journal) == {"uploaded": n_files},
+                     timeout=10, interval=0.05)
             journal_states = Counter(r.state for r in run.journal)
         stats = emu.stats()
         objects = emu.objects()
