@@ -44,11 +44,25 @@ def process_start(pid: int) -> int | None:
         return None
 
 
+_this: tuple[int, int] | None = None
+
+
+def _this_process() -> tuple[int, int]:
+    """(pid, start time) of this process, read once per pid: every sidecar and output write
+    names its temp file, and /proc/self/stat each time was a measurable part of a scan's CPU.
+    Keyed by the pid, so a forked child reads its own."""
+    global _this
+    pid = os.getpid()
+    if _this is None or _this[0] != pid:
+        _this = (pid, process_start(pid) or 0)
+    return _this
+
+
 def temp_path_for(final: Path) -> Path:
     """A fresh temp path beside `final`: `.<name>.runwatchd-tmp-<pid>-<start>-<hex>`, shortened
     to fit NAME_MAX (the name is cut, never the owner)."""
-    pid = os.getpid()  # at each call: a forked child is another owner
-    tail = f"{TEMP_MARK}-{pid}-{process_start(pid) or 0}-{secrets.token_hex(6)}"
+    pid, start = _this_process()
+    tail = f"{TEMP_MARK}-{pid}-{start}-{secrets.token_hex(6)}"
     budget = _NAME_MAX - 1 - len(tail.encode())
     head = os.fsencode(final.name)[:budget]
     # Cutting bytes may split a multi-byte character; fsdecode keeps the rest as surrogates.
