@@ -1,13 +1,7 @@
 """Reliability: runwatchd loses nothing, bills nothing twice and leaks nothing (short form).
 
-The scenarios here run at full size in tests/test_soak.py (`pytest -m soak -s tests/test_soak.py`):
-    fault_run   network faults from the emulator while files arrive; every file ends with a
-                correct sidecar, no stored object has wrong bytes, every retry is logged, backoff
-                and Retry-After are honoured (no busy loop)
-    crash_run   the real CLI daemon is SIGKILLed at random moments during a run with a
-                generation rule; after the last restart every file has one valid sidecar, no
-                generation was submitted twice, no temp file remains, no source file changed
-Credentials (revoked key, no credits) and secret redaction are tested here too; odd and hostile
+The scenarios (fault_run, crash_run: reliability_scenarios.py) run here short and at full size in
+tests/test_soak.py (`pytest -m soak -s tests/test_soak.py`). Credentials (revoked key, no credits) and secret redaction are tested here too; odd and hostile
 input is in test_hostile_input.py.
 """
 

@@ -6,29 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from pipeline_helpers import SECRET, Rig, task_part
+from pipeline_helpers import Rig, task_part
 
-from runwatchd.emulator import Emulator
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.states import Outcome
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(api_secret=SECRET, task_seconds=0.05, pending_seconds=0.02) as emu:
-        yield emu
-
-
-@pytest.fixture
-def rig(tmp_path: Path, emulator: Emulator) -> Iterator[Rig]:
-    r = Rig(tmp_path, emulator)
-    yield r
-    r.close()
 
 
 def test_a_name_that_is_not_utf8_is_uploaded_with_its_sidecar(rig: Rig) -> None:

@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,19 +20,10 @@ from runwatchd.service.logs import EVENTS, add_log_context, log_context, setup_l
 PACKAGE = Path(runwatchd.__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    names = ("httpx", "httpcore", "watchdog", "watchdog.observers.inotify_c")
-    levels = {name: logging.getLogger(name).level for name in names}
-    yield
-    for h in root.handlers:
-        if h not in handlers:
-            root.removeHandler(h)
-    root.setLevel(level)
-    for name, lvl in levels.items():
-        logging.getLogger(name).setLevel(lvl)
+# Every test here leaves the process's logging as it found it.
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
 
 
 def records(out: io.StringIO) -> list[dict[str, object]]:

@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,19 +25,9 @@ class FakeTTY(io.StringIO):
 
 
 @pytest.fixture(autouse=True)
-def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    names = ("httpx", "httpcore", "watchdog", "watchdog.observers.inotify_c")
-    levels = {name: logging.getLogger(name).level for name in names}
+def no_secrets_yet(restore_logging: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logging put back after each test, and no secret registered by an earlier one."""
     monkeypatch.setattr(logs, "_secrets", [])
-    yield
-    for h in root.handlers:
-        if h not in handlers:
-            root.removeHandler(h)
-    root.setLevel(level)
-    for name, lvl in levels.items():
-        logging.getLogger(name).setLevel(lvl)
 
 
 def lines(stream: io.StringIO) -> list[str]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,21 +15,10 @@ from runwatchd.config.load import parse_config
 from runwatchd.service import status
 from runwatchd.store import open_store
 
+# Every test here leaves the process's logging as it found it.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """cli.main sets logging up for the process: put it back for the tests that follow."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    names = ("httpx", "httpcore", "watchdog", "watchdog.observers.inotify_c")
-    levels = {name: logging.getLogger(name).level for name in names}
-    yield
-    for h in root.handlers:
-        if h not in handlers:
-            root.removeHandler(h)
-    root.setLevel(level)
-    for name, lvl in levels.items():
-        logging.getLogger(name).setLevel(lvl)
+
 
 
 def test_unit_state_dirs() -> None:
