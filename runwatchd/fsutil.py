@@ -147,7 +147,7 @@ def temp_owner_alive(name: str) -> bool:
     if not os.path.exists(f"{_PROC}/self/stat"):
         # No /proc (another OS, or not mounted): all that can be told is whether the pid exists,
         # and a live process is never robbed of its temp.
-        return _pid_exists(pid)
+        return pid_exists(pid)
     if start and process_start(pid) != start:
         return False  # gone, or the pid was reused by a newer process
     if pid == os.getpid():
@@ -160,13 +160,27 @@ def temp_owner_alive(name: str) -> bool:
     return b"runwatchd" in cmdline
 
 
-def _pid_exists(pid: int) -> bool:
+def utf8_text(text: str) -> str:
+    """`text` as valid UTF-8: a file name that is not UTF-8 on disk (surrogates from
+    os.fsdecode) keeps its bad bytes as backslash escapes, for JSON, multipart and people."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def pid_exists(pid: object) -> bool:
+    """Whether process `pid` exists (as anyone's). Only a positive int counts: kill(0) and
+    kill(-1) would ask about a whole process group, and a pid comes from files others write."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:
-        return True  # EPERM: it exists, as another user's
+    except PermissionError:
+        return True  # another user's process (the service user): it exists
     return True
 
 

@@ -27,9 +27,10 @@ LAYERS = [
     (("runwatchd.daemon", "runwatchd.cli", "runwatchd.__main__"), "runwatchd.daemon"),
     (("runwatchd.cli", "runwatchd.__main__"), "runwatchd.cli"),
 ]
-# store/ stands on its own: it imports only itself, the lifecycle vocabulary and the exception
-# tree (errors.py imports nothing of runwatchd).
-STORE_MAY_IMPORT = ("runwatchd.store", "runwatchd.lifecycle.states", "runwatchd.errors")
+# store/ stands on its own: it imports only itself, the lifecycle vocabulary and the bottom
+# layer (errors.py, fsutil.py: they import nothing of runwatchd).
+STORE_MAY_IMPORT = ("runwatchd.store", "runwatchd.lifecycle.states", "runwatchd.errors",
+                    "runwatchd.fsutil")
 
 
 def module_files(root: Path, package: str) -> dict[str, Path]:

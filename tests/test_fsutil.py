@@ -117,3 +117,14 @@ def test_without_proc_a_temp_is_alive_while_its_pid_exists(monkeypatch: pytest.M
     live = f".a{fsutil.TEMP_MARK}-1-0-0123456789ab"
     gone = f".a{fsutil.TEMP_MARK}-{2**22 + 1}-0-0123456789ab"
     assert (True, False) == (fsutil.temp_owner_alive(live), fsutil.temp_owner_alive(gone))
+
+
+@pytest.mark.parametrize("pid", [0, -1, True, "123", None])
+def test_pid_exists_asks_only_about_one_real_pid(pid: object) -> None:
+    """0 and -1 would ask kill() about a process group; a bool or a string is no pid at all."""
+    assert False is fsutil.pid_exists(pid)
+
+
+def test_pid_exists_sees_this_process() -> None:
+    """The running process exists."""
+    assert True is fsutil.pid_exists(os.getpid())

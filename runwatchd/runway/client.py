@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
-from runwatchd import __version__, errors
+from runwatchd import __version__, errors, fsutil
 from runwatchd.runway import media
 from runwatchd.runway.api import API_VERSION, DEFAULT_BASE_URL, Operation
 from runwatchd.runway.download import DEFAULT_MAX_DOWNLOAD, Downloader, Fetched
@@ -37,7 +37,7 @@ from runwatchd.runway.http_errors import (
 )
 from runwatchd.runway.replies import request_bounded
 from runwatchd.runway.retries import Retrier, RetryPolicy
-from runwatchd.runway.upload import Slot, check_unchanged, post_file, wire_name
+from runwatchd.runway.upload import Slot, check_unchanged, post_file
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class RunwayClient:
     def _upload_once(
         self, path: Path, st: os.stat_result, deadline: float, progress: Callable[[int], None],
     ) -> tuple[str, str, datetime]:
-        name = wire_name(path.name)
+        name = fsutil.utf8_text(path.name)  # Runway only shows the name
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed by the with block below
         except FileNotFoundError as e:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from runwatchd import errors
+from runwatchd import errors, fsutil
 from runwatchd.runway.http_errors import short_url, status_label
 
 # Every reply the API sends is a small JSON object (a task with a few output URLs, an
@@ -24,13 +24,9 @@ _WIRE_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 def wire_json(value: Any) -> Any:
     """`value` with every string made UTF-8-encodable: a file name that is not UTF-8 on disk
     (surrogates from os.fsdecode, e.g. in a prompt's {name}) would make httpx raise; its bad
-    bytes go as backslash escapes instead, as upload.wire_name sends them."""
+    bytes go as backslash escapes instead (fsutil.utf8_text), as the upload sends the name."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return value
+        return fsutil.utf8_text(value)
     if isinstance(value, dict):
         return {wire_json(k): wire_json(v) for k, v in value.items()}
     if isinstance(value, list):

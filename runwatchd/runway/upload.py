@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import httpx
 
-from runwatchd import errors
+from runwatchd import errors, fsutil
 from runwatchd.runway import media
 from runwatchd.runway.http_errors import ErrorMapper
 
@@ -26,16 +26,6 @@ from runwatchd.runway.http_errors import ErrorMapper
 # httpx, h11 and the socket: a 200 MiB upload over loopback went from 1.44x to 1.14x curl's time
 # (benchmarks/, case 1). Hashing on a helper thread instead was slower on 2 cores.
 _READ_CHUNK = 1024 * 1024
-
-
-def wire_name(name: str) -> str:
-    """`name` as it can travel in JSON and multipart (UTF-8): a name that is not UTF-8 on disk
-    (surrogates from os.fsdecode) goes with backslash escapes; Runway only shows it."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return name.encode("utf-8", "backslashreplace").decode("utf-8")
-    return name
 
 
 @dataclass(frozen=True)
@@ -57,7 +47,7 @@ def post_file(storage: httpx.Client, mapper: ErrorMapper, path: Path, f: BinaryI
         resp = storage.post(
             slot.upload_url,
             data=slot.fields,
-            files={"file": (wire_name(path.name), reader, content_type)},  # type: ignore[dict-item]
+            files={"file": (fsutil.utf8_text(path.name), reader, content_type)},  # type: ignore[dict-item]
         )
     except httpx.HTTPError as e:
         check_unchanged(path, f, st)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from runwatchd import fsutil
 from runwatchd.config.load import Config
 from runwatchd.config.sources import resolve_state_dir, resolve_store_url
 from runwatchd.service.sizes import human_size, iso_time
@@ -71,18 +72,6 @@ def startup_line(cfg: Config, api_url: str, state_dir: Path) -> str:
             f"{state_dir} ◆ store {describe_store(state_dir, resolve_store_url(cfg))}")
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process (the systemd service user): it exists
-    return True
-
-
 def collect_status(state_dir: Path, store_url: str | None = None) -> dict[str, Any]:
     """What `status` reports, read from the daemon's status file and its store (SQLite in
     `state_dir`, or the store at `store_url`)."""
@@ -100,7 +89,7 @@ def collect_status(state_dir: Path, store_url: str | None = None) -> dict[str, A
     if isinstance(daemon, dict):
         age = time.time() - daemon.get("updated_at", 0)
         status["running"] = bool(daemon.get("running") and age < STALE_AFTER
-                                 and _alive(daemon.get("pid")))
+                                 and fsutil.pid_exists(daemon.get("pid")))
     view = open_view(state_dir, store_url)
     try:
         owner = view.owner()

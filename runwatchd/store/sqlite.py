@@ -44,6 +44,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from runwatchd import fsutil
 from runwatchd.errors import StoreDamaged
 from runwatchd.lifecycle.states import TASK_STATES, FileState
 from runwatchd.store.base import OwnerInfo, Signature
@@ -98,15 +99,6 @@ def _unkey(value: Any) -> Any:
     return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
-def _shown(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    return value
-
-
 def _row_to_record(row: tuple[Any, ...]) -> FileRecord:
     values = dict(zip(_COLUMNS, row))
     values["outputs"] = json.loads(values["outputs"]) if values["outputs"] else []
@@ -117,7 +109,8 @@ def _row_to_record(row: tuple[Any, ...]) -> FileRecord:
 
 def _row_values(record: FileRecord) -> list[Any]:
     values: list[Any] = [
-        (_key(v) if name in _PATH_COLUMNS and isinstance(v, str) else _shown(v))
+        (_key(v) if name in _PATH_COLUMNS and isinstance(v, str)
+         else fsutil.utf8_text(v) if isinstance(v, str) else v)
         for name in _COLUMNS for v in (getattr(record, name),)]
     values[_OUTPUTS] = json.dumps(record.outputs)  # ASCII: json escapes surrogates
     return values
@@ -170,21 +163,9 @@ def read_owner(journal: Path) -> OwnerInfo | None:
     info = OwnerInfo(pid=pid if isinstance(pid, int) else None,
                      node=node if isinstance(node, str) else None,
                      since=float(since) if isinstance(since, (int, float)) else None)
-    if info.node == socket.gethostname() and not _alive(info.pid):
+    if info.node == socket.gethostname() and not fsutil.pid_exists(info.pid):
         return None  # killed while owning: the flock went with it, the file stayed
     return info
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process (the service user): it exists
-    return True
 
 
 class SqliteStore:
