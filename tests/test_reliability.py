@@ -1,8 +1,8 @@
 """Reliability: runwatchd loses nothing, bills nothing twice and leaks nothing (short form).
 
 The scenarios (fault_run, crash_run: reliability_scenarios.py) run here short and at full size in
-tests/test_soak.py (`pytest -m soak -s tests/test_soak.py`). Credentials (revoked key, no credits) and secret redaction are tested here too; odd and hostile
-input is in test_hostile_input.py.
+tests/test_soak.py (`pytest -m soak -s tests/test_soak.py`). Credentials (revoked key, no
+credits) and secret redaction are tested here too; odd and hostile input is in test_hostile_*.py.
 """
 
 from __future__ import annotations
