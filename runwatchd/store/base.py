@@ -16,14 +16,22 @@ concept, not a file lock, because the processes may be on several hosts: SQLite 
 flock beside the journal (one host); PostgreSQL with a session advisory lock on a connection of
 its own (the server drops it with the connection).
 
-Backends: sqlite.py (one host; the default) and postgres.py (several hosts may reach it; the
-cluster's upload leases and takeover are not there yet). open_store / open_view (store/open.py)
-pick one by URL.
+Leases: work on one file is claimed with a lease (holder, expiry) before it starts, so the
+processes that share a store (several daemons on several hosts, or `scan` beside a daemon) never
+work on one file at once. A holder is one process (`holder`: node, pid and a random tag); its
+heartbeat() extends all its leases and says it lives. A lease ends when released, when it expires
+(its holder stopped beating: a host that vanished), or at once when the backend can prove its
+holder dead (SQLite: a pid gone on this host; PostgreSQL: the holder's advisory lock is gone with
+its connection). take_orphans() hands the rows in progress that no live holder leases to one
+asker, atomically: that is how a surviving node takes over a dead one's work.
+
+Backends: sqlite.py (one host; the default) and postgres.py (several hosts may reach it).
+open_store / open_view (store/open.py) pick one by URL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,6 +49,20 @@ class OwnerInfo:
     pid: int | None
     node: str | None  # the host name of the owning process
     since: float | None  # epoch seconds it took ownership
+
+
+@dataclass(frozen=True)
+class HolderInfo:
+    """One process that works on a store (a daemon, a scan), as its last heartbeat left it."""
+
+    holder: str  # unique per process: "<node>:<pid>:<tag>"
+    node: str
+    pid: int | None
+    version: str | None  # runwatchd's version
+    started_at: float | None  # epoch seconds
+    heartbeat_at: float | None  # epoch seconds (the store's clock)
+    in_flight: int  # files it was working on at that heartbeat
+    alive: bool  # False once its leases have expired or the backend proved it dead
 
 
 class StoreView(Protocol):
@@ -62,6 +84,12 @@ class StoreView(Protocol):
     def owner(self) -> OwnerInfo | None:
         """The process that owns the store (see take_ownership), or None when nobody does or the
         backend cannot tell (SQLite: the lock file is not readable, or its pid is gone)."""
+        ...
+
+    def holders(self) -> list[HolderInfo]:
+        """Every process that has beaten its heart on this store and not left (see Store.leave),
+        most recent heartbeat first; dead ones stay listed (alive=False) until they are
+        forgotten an hour after their last heartbeat."""
         ...
 
     def close(self) -> None:
@@ -145,4 +173,42 @@ class Store(StoreView, Protocol):
 
     def __iter__(self) -> Iterator[FileRecord]:
         """Every row (a snapshot taken when iteration starts)."""
+        ...
+
+    # -- leases (see the module docstring) --------------------------------------------------------
+
+    @property
+    def holder(self) -> str:
+        """This handle's holder id: "<node>:<pid>:<tag>", fixed for the handle's life."""
+        ...
+
+    def lease(self, path: Path | str, seconds: float) -> str | None:
+        """Lease `path` (a row need not exist) to this holder until now + `seconds`, or renew
+        the lease it holds; None when this holder now holds it, else the node name of the live
+        holder that does (nothing changes then). Atomic across processes and hosts: of many
+        holders asking at once, one gets it. An expired lease, or one whose holder is proven
+        dead, is taken over."""
+        ...
+
+    def release(self, path: Path | str) -> None:
+        """Give up this holder's lease on `path` (nothing happens if another holds it)."""
+        ...
+
+    def heartbeat(self, seconds: float, *, in_flight: int = 0, version: str = "") -> None:
+        """Say this holder lives: extend every lease it holds to now + `seconds` and record the
+        beat (holders() shows it, with `in_flight` and `version`). The first beat registers the
+        holder. A daemon beats every `seconds` / 3."""
+        ...
+
+    def take_orphans(self, states: Collection[str], seconds: float,
+                     limit: int = 500) -> list[FileRecord]:
+        """Rows in one of `states` that no live holder leases (no lease, an expired one, or a
+        dead holder's), each now leased to this holder for `seconds`; at most `limit`. Atomic:
+        of many holders asking at once, each row goes to one of them. This holder's own leases
+        are not orphans."""
+        ...
+
+    def leave(self) -> None:
+        """A clean stop: release every lease of this holder and forget it in holders(), so the
+        others take its work over at once instead of after the leases expire."""
         ...
