@@ -125,6 +125,7 @@ class Node:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a test that failed may have left it stopped
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
@@ -299,6 +300,11 @@ def tasks_per_content(files: dict[Path, str], emu: Emulator) -> dict[str, int]:
 def tasks_by_status(emu: Emulator) -> dict[str, int]:
     """The emulator's tasks by status, statuses with none left out."""
     return {k: v for k, v in emu.stats()["tasks_by_status"].items() if v}
+
+
+def tracebacks(nodes: Iterable[Node]) -> dict[str, int]:
+    """node name -> tracebacks in its log, for the nodes that logged any."""
+    return {n.name: k for n in nodes if (k := n.log().count("Traceback"))}
 
 
 def rows_in(view: StoreView, *states: str) -> list[str]:

@@ -5,7 +5,8 @@ nothing is uploaded twice, and work resumes within 10 s of the server's return. 
 while the server is down prove the rest of item 5 ("nothing is uploaded or submitted without a
 claim"): none of them is stored before the server is back, and the first of them stored after it
 measures the resumption. Both nodes' leases (3 s) expire during the outage, so the return is a
-moment where each could take the other's work: it must not repeat it.
+moment where each could take the other's work: it must not repeat it. Each node says what
+happened in one clear line (WARNING or ERROR; one more allowed for the return), no traceback.
 
 The server is one of this test's own (own_postgres.py) on a fixed 127.0.0.1 port, stopped with
 pg_ctl's fast mode (every connection ended at once) and started again on the same address.
@@ -29,6 +30,7 @@ from cluster_helpers import (
     stored_twice,
     tasks_by_status,
     tasks_per_content,
+    tracebacks,
     unnamed_uploads,
     view_of,
     wait_done,
@@ -65,6 +67,7 @@ def test_postgres_stopped_for_20_s_loses_nothing_repeats_nothing_and_work_resume
         c.start(2)
         first = make_files(c.hot, (f"a{i:03d}.png" for i in range(BEFORE)))
         assert wait_for(lambda: done(first, rule=False) >= BEFORE // 3, 60, 0.1), c.logs()
+        marks = {n.name: len(n.log()) for n in c.nodes}
         server.stop()
         stopped_at = time.time()
         later = make_files(c.hot, (f"b{i:03d}.png" for i in range(DURING)), seed=1)
@@ -78,6 +81,7 @@ def test_postgres_stopped_for_20_s_loses_nothing_repeats_nothing_and_work_resume
         assert len(files) == finished, c.logs()
         with view_of(server.url, tmp_path) as view:
             counts = view.counts()
+        said = {n.name: warnings_in(n.log()[marks[n.name]:]) for n in c.nodes}
     by_content = objects_by_content(emulator)
     stored = {p.name: [round(o.created_at - stopped_at, 2) for o in by_content.get(sha, [])]
               for p, sha in files.items()}
@@ -91,3 +95,11 @@ def test_postgres_stopped_for_20_s_loses_nothing_repeats_nothing_and_work_resume
     assert {} == {n: k for n, k in tasks_per_content(files, emulator).items() if k != 1}
     assert {"SUCCEEDED": len(files)} == tasks_by_status(emulator)
     assert {"succeeded": len(files)} == counts
+    # "logs one clear line": one when the database goes (one more allowed for its return).
+    assert {} == {name: lines for name, lines in said.items() if not 1 <= len(lines) <= 2}
+    assert {} == tracebacks(c.nodes)
+
+
+def warnings_in(text: str) -> list[str]:
+    """The WARNING and ERROR lines of a log."""
+    return [ln for ln in text.splitlines() if " WARNING " in ln or " ERROR " in ln]

@@ -24,6 +24,7 @@ from cluster_helpers import (
     stored_twice,
     tasks_by_status,
     tasks_per_content,
+    tracebacks,
     unnamed_uploads,
     view_of,
     wait_done,
@@ -82,3 +83,5 @@ def test_scan_beside_a_daemon_uploads_and_submits_nothing_twice(
     assert {} == bad_sidecars(files)
     assert {} == unnamed_uploads(files, emulator)
     assert {"succeeded": FILES} == counts
+    assert {} == tracebacks([node])
+    assert "Traceback" not in err, err[-4000:]
