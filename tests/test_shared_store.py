@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from daemon_helpers import Runner, running, uploads
 from helpers import drop, wait_for
-from helpers import has_sidecar as done
 
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.states import FileState

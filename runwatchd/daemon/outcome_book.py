@@ -150,7 +150,7 @@ class OutcomeBook:
             uploaded = bool(record and record.runway_uri and record.runway_uri != uri_before)
             self._metrics.file_ended(
                 ending, uploaded_bytes=(record.size or 0) if record and uploaded else None)
-        except Exception:  # noqa: BLE001 - metrics must never cost a file its bookkeeping
+        except Exception:
             log.exception("recording metrics for %s failed", path)
 
     def _fail(self, path: Path, why: str) -> None:
