@@ -4,15 +4,14 @@ only past outage_seconds, and the work resumes on its own."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_helpers import Runner, running, uploads
-from helpers import drop, wait_for
+from daemon_helpers import Runner, uploads
+from helpers import FakeClock, drop, wait_for
 from helpers import has_sidecar as done
 
 from runwatchd.daemon.outage import StoreOutage
@@ -47,21 +46,6 @@ class Flaky:
         return iter(self.inner)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def runner(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Runner]:
-    caplog.set_level(logging.INFO)
-    with running(tmp_path) as r:
-        yield r
-
-
 def test_no_work_while_the_store_is_gone_and_it_resumes_on_its_own(
         runner: Runner, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Files dropped during an outage wait (nothing uploaded without a claim), and go once the
@@ -94,7 +78,7 @@ def test_no_work_while_the_store_is_gone_and_it_resumes_on_its_own(
 
 def test_the_watchdog_hears_of_an_outage_only_past_its_grace() -> None:
     """unwell() stays None through outage_seconds, then names the outage; the end clears it."""
-    clock = Clock()
+    clock = FakeClock()
     probe_fails = True
 
     def probe() -> None:
@@ -118,7 +102,7 @@ def test_the_watchdog_hears_of_an_outage_only_past_its_grace() -> None:
 def test_new_work_waits_a_third_of_the_lease_after_the_store_returns() -> None:
     """Back from an outage, no claim for `settle` seconds: every live node renews its own
     leases before any takes another's over."""
-    clock = Clock()
+    clock = FakeClock()
     outage = StoreOutage(grace=60, settle=10, probe=lambda: None, clock=clock)
     assert not outage.holding()
     outage.lost(StoreUnavailable(GONE))
