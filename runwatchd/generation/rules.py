@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import difflib
 import hashlib
 import json
 import logging
@@ -104,7 +105,9 @@ def parse_rule(table: object, source: str, keypath: str) -> tuple[Rule | None, l
     elif (why := check_type(endpoint, "string")) is not None:
         problems.append(f"{at('endpoint')}: {why}")
     elif endpoint not in ENDPOINTS:
-        problems.append(f"{at('endpoint')}: unknown endpoint {endpoint!r} (known: {known})")
+        close = difflib.get_close_matches(endpoint, list(ENDPOINTS), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?; " if close else ""
+        problems.append(f"{at('endpoint')}: unknown endpoint {endpoint!r} ({hint}known: {known})")
     strings = {k: table[k] for k in ("output_dir", "input_field", "name") if k in table}
     for key, value in strings.items():
         if (why := check_type(value, "string")) is not None:
@@ -147,10 +150,13 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
         problems.append(f"{at('input_field')}: the request places the file with {{uri}}; "
                         "use one of the two")
     target = input_field or (None if placed else spec.default_input)
-    if target is None and not placed:
-        problems.append(f"{at('input_field')}: endpoint {endpoint} takes no media input; set "
-                        "input_field to the request field that should get each file's "
-                        "runway:// URI")
+    if target is None and not placed and not rule_schema.takes_media(endpoint):
+        problems.append(f"{at('endpoint')}: {endpoint} takes no media input: no field of its "
+                        "requests takes a file, so a rule cannot send files there")
+    elif target is None and not placed:
+        problems.append(f"{at('input_field')}: endpoint {endpoint} has no default input field;"
+                        " set input_field to the request field that should get each file's "
+                        'runway:// URI, or place it with "{uri}"')
     elif target in request:
         problems.append(f"{at('request.' + target)}: filled with each file's runway:// URI; "
                         "remove it from the request")
@@ -160,8 +166,7 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
         problems.append(f"{at('request.promptText')}: must be {limit_text(limit)} characters, "
                         f"got {prompt_length(prompt)}")
     inp = spec.inputs.get(target) if target is not None else None
-    body = rule_schema.sample_body(endpoint, target, bool(inp and inp.typed),
-                                   inp.kinds if inp else frozenset(), request, _expand)
+    body = rule_schema.sample_body(endpoint, target, inp, request, _expand)
     said = tuple(p.split(":", 1)[0] for p in problems)
     for head, problem in rule_schema.schema_problems(
             endpoint, body, lambda shown: at("request." + shown)):
@@ -268,7 +273,7 @@ def build_request(rule: Rule, media_path: Path, runway_uri: str,
         body = placements.put_uri(body, runway_uri)
     else:
         inp = spec.inputs.get(target)
-        body[target] = {"type": kind, "uri": runway_uri} if inp and inp.typed else runway_uri
+        body[target] = inp.value(kind, runway_uri) if inp else runway_uri
     text = body.get("promptText")
     limit = prompt_limit(rule.endpoint, body.get("model"))
     if text is not None and not (isinstance(text, str) and prompt_fits(text, limit)):

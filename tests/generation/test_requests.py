@@ -78,8 +78,9 @@ def test_text_endpoint_needs_input_field(tmp_path: Path) -> None:
     table = {"endpoint": "text_to_image",
              "request": {"model": "ideogram_4_5", "promptText": "p"}}
     assert [
-        "rule.input_field: endpoint text_to_image takes no media input; set input_field to "
-        "the request field that should get each file's runway:// URI"
+        "rule.input_field: endpoint text_to_image has no default input field; set input_field "
+        "to the request field that should get each file's runway:// URI, or place it with "
+        '"{uri}"'
     ] == problems(table)
     parsed, _ = rules.parse_rule({**table, "input_field": "maskUri"}, "t", "")
     assert parsed is not None

@@ -1,0 +1,107 @@
+"""Every generation endpoint of the shipped schemas, end to end: `runwatchd check-config` accepts
+a rule with a current model for it, and a file dropped under that rule goes through the daemon
+(upload, POST, follow, download) to SUCCEEDED on the emulator, with a body Runway's schemas
+accept carrying the file's runway:// URI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from endpoint_rules import EXAMPLES, NO_MEDIA, config_text, example_rule
+from daemon_helpers import harness
+from helpers import drop
+from pipeline_helpers import SECRET, Rig, task_part
+
+from runwatchd.cli import main as cli
+from runwatchd.cli.demo import make_png
+from runwatchd.config.load import load_config
+from runwatchd.daemon.policy import SCAN
+from runwatchd.emulator import Emulator
+from runwatchd.runway import schemas
+
+ENDPOINTS = schemas.default().endpoints()
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """An emulator whose tasks finish in a fraction of a second."""
+    with Emulator(api_secret=SECRET, task_seconds=0.05, pending_seconds=0.02) as emu:
+        yield emu
+
+
+@pytest.fixture
+def rig(tmp_path: Path, emulator: Emulator) -> Iterator[Rig]:
+    """A Rig (hot folder, journal, scan-mode daemons) on the emulator."""
+    r = Rig(tmp_path, emulator)
+    yield r
+    r.close()
+
+
+def _check_config(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`runwatchd check-config -c path` in this process: (exit code, stderr)."""
+    secret = tmp_path / "runway_api_secret"
+    secret.write_text("key-for-check-config-0123\n")
+    secret.chmod(0o600)
+    for name in ("RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    # cli.main configures the process's logging; other tests' loggers must stay untouched.
+    monkeypatch.setattr("runwatchd.service.logs.setup_logging", lambda *args, **kwargs: None)
+    code = cli.main(["check-config", "-c", str(path)])
+    return code, capsys.readouterr().err
+
+
+def _media(path: Path) -> Path:
+    if path.suffix == ".png":
+        make_png(path)
+        return path
+    return drop(path, 2048)
+
+
+def test_every_endpoint_has_an_example() -> None:
+    """The examples below cover the schemas' index, so a new endpoint cannot skip this test."""
+    assert set(ENDPOINTS) - NO_MEDIA == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("endpoint", sorted(set(ENDPOINTS) - NO_MEDIA))
+def test_a_rule_for_each_endpoint_passes_check_config_and_succeeds(
+        endpoint: str, rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """check-config exits 0 on the endpoint's rule; a file under it is uploaded, its body
+    (valid under the schemas, the file's URI in it) POSTed to /v1/<endpoint>, and the task
+    followed to SUCCEEDED with its outputs brought home."""
+    name, rule = example_rule(endpoint)
+    config = tmp_path / "runwatchd.toml"
+    config.write_text(config_text(rig.root, rig.state, rule), encoding="utf-8")
+    assert (0, "") == _check_config(config, tmp_path, monkeypatch, capsys)
+    path = _media(rig.root / name)
+    with harness(rig.state, rig.emu.url, SECRET) as h:  # on rig.client, which keeps the bodies
+        code = h.run(h.daemon(load_config(config), client=rig.client, policy=SCAN,
+                              poll_interval=0.02))
+    task = task_part(path)
+    assert (0, "SUCCEEDED", endpoint) == (code, task and task["status"], task and task["endpoint"])
+    assert task["outputs"] and all((rig.root / out).is_file() for out in task["outputs"])
+    (body,) = rig.bodies
+    assert [] == schemas.default().validate(endpoint, body)
+    uploaded = json.loads((path.parent / f"{path.name}.runway.json").read_text())["runway_uri"]
+    assert uploaded in json.dumps(body)
+    assert {f"POST /v1/{endpoint}": {"200": 1}} == {
+        k: v for k, v in rig.stats()["requests"].items() if k.startswith("POST /v1/")
+        and k != "POST /v1/uploads"}
+
+
+def test_a_rule_for_an_endpoint_without_media_is_refused(
+        rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """sound_effect makes sound from a prompt alone: no file can go there, and check-config
+    says so instead of sending files nowhere."""
+    rule = {"endpoint": "sound_effect", "output_dir": "renders",
+            "request": {"model": "eleven_text_to_sound_v2", "promptText": "rain"}}
+    config = tmp_path / "runwatchd.toml"
+    config.write_text(config_text(rig.root, rig.state, rule), encoding="utf-8")
+    code, err = _check_config(config, tmp_path, monkeypatch, capsys)
+    assert (78, True) == (code, "sound_effect takes no media input" in err), err
