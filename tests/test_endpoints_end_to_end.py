@@ -82,8 +82,8 @@ def test_a_rule_for_each_endpoint_passes_check_config_and_succeeds(
     with harness(rig.state, rig.emu.url, SECRET) as h:  # on rig.client, which keeps the bodies
         code = h.run(h.daemon(load_config(config), client=rig.client, policy=SCAN,
                               poll_interval=0.02))
-    task = task_part(path)
-    assert (0, "SUCCEEDED", endpoint) == (code, task and task["status"], task and task["endpoint"])
+    task = task_part(path) or {}
+    assert (0, "SUCCEEDED", endpoint) == (code, task.get("status"), task.get("endpoint"))
     assert task["outputs"] and all((rig.root / out).is_file() for out in task["outputs"])
     (body,) = rig.bodies
     assert [] == schemas.default().validate(endpoint, body)
@@ -92,6 +92,27 @@ def test_a_rule_for_each_endpoint_passes_check_config_and_succeeds(
     assert {f"POST /v1/{endpoint}": {"200": 1}} == {
         k: v for k, v in rig.stats()["requests"].items() if k.startswith("POST /v1/")
         and k != "POST /v1/uploads"}
+
+
+@pytest.mark.parametrize(("endpoint", "credits"), [
+    ("generate/video", 25), ("generate/image", 2), ("generate/audio", 1), ("image_to_video", 25),
+])
+def test_the_estimate_of_the_create_reply_reaches_the_sidecar(
+        endpoint: str, credits: int, tmp_path: Path) -> None:
+    """The create reply's estimate lands in the sidecar's task block, for the model routers
+    from `routing.estimatedCost`: tasks that end before the first poll carry no estimate in
+    any task reply, so only the create reply can give it."""
+    name, rule = example_rule(endpoint)
+    with Emulator(api_secret=SECRET, task_seconds=0, pending_seconds=0) as emu:
+        rig = Rig(tmp_path, emu)
+        try:
+            path = _media(rig.root / name)
+            code, _ = rig.scan(cfg=rig.config(rule))
+        finally:
+            rig.close()
+    task = task_part(path) or {}
+    assert (0, "SUCCEEDED", credits, credits) == (
+        code, task.get("status"), task.get("credits_estimated"), task.get("credits"))
 
 
 def test_a_rule_for_an_endpoint_without_media_is_refused(
