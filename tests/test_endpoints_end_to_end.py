@@ -41,8 +41,8 @@ def rig(tmp_path: Path, emulator: Emulator) -> Iterator[Rig]:
 
 
 def _check_config(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                  capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """`runwatchd check-config -c path` in this process: (exit code, stderr)."""
+                  capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`runwatchd check-config -c path` in this process: (exit code, stderr, stdout)."""
     secret = tmp_path / "runway_api_secret"
     secret.write_text("key-for-check-config-0123\n")
     secret.chmod(0o600)
@@ -52,7 +52,8 @@ def _check_config(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     # cli.main configures the process's logging; other tests' loggers must stay untouched.
     monkeypatch.setattr("runwatchd.service.logs.setup_logging", lambda *args, **kwargs: None)
     code = cli.main(["check-config", "-c", str(path)])
-    return code, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    return code, err, out
 
 
 def _media(path: Path) -> Path:
@@ -77,7 +78,7 @@ def test_a_rule_for_each_endpoint_passes_check_config_and_succeeds(
     name, rule = example_rule(endpoint)
     config = tmp_path / "runwatchd.toml"
     config.write_text(config_text(rig.root, rig.state, rule), encoding="utf-8")
-    assert (0, "") == _check_config(config, tmp_path, monkeypatch, capsys)
+    assert (0, "") == _check_config(config, tmp_path, monkeypatch, capsys)[:2]
     path = _media(rig.root / name)
     with harness(rig.state, rig.emu.url, SECRET) as h:  # on rig.client, which keeps the bodies
         code = h.run(h.daemon(load_config(config), client=rig.client, policy=SCAN,
@@ -124,5 +125,23 @@ def test_a_rule_for_an_endpoint_without_media_is_refused(
             "request": {"model": "eleven_text_to_sound_v2", "promptText": "rain"}}
     config = tmp_path / "runwatchd.toml"
     config.write_text(config_text(rig.root, rig.state, rule), encoding="utf-8")
-    code, err = _check_config(config, tmp_path, monkeypatch, capsys)
+    code, err, _ = _check_config(config, tmp_path, monkeypatch, capsys)
     assert (78, True) == (code, "sound_effect takes no media input" in err), err
+
+
+@pytest.mark.parametrize(("endpoint", "expected"), [
+    ("generate/video", ": generate/video, config cfg-video, file URI in "
+                       "input.referenceImages[0].uri\n"),
+    ("recipes/product_ad", ": recipes/product_ad, no model, file URI in productImages\n"),
+    ("video_to_hdr", ": video_to_hdr, model ruby, file URI in videoUri\n"),
+])
+def test_check_config_tells_what_runs_and_where_the_file_goes(
+        endpoint: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """check-config's rule line names the model (a router's config; none for a recipe) and the
+    field the file's URI goes to, "{uri}" places included."""
+    _, rule = example_rule(endpoint)
+    config = tmp_path / "runwatchd.toml"
+    config.write_text(config_text(tmp_path / "hot", tmp_path / "state", rule), encoding="utf-8")
+    code, _, out = _check_config(config, tmp_path, monkeypatch, capsys)
+    assert (0, True) == (code, expected in out), out

@@ -87,6 +87,14 @@ def input_field_of(rule: Rule) -> str | None:
     return rule.input_field or ENDPOINTS[rule.endpoint].default_input
 
 
+def uri_places(rule: Rule) -> str:
+    """Where the file's URI goes, for people: the input field, or each "{uri}" place."""
+    field_name = input_field_of(rule)
+    if field_name is not None:
+        return field_name
+    return ", ".join(placements.shown(p) for p in placements.uri_paths(rule.request))
+
+
 def parse_rule(table: object, source: str, keypath: str) -> tuple[Rule | None, list[str]]:
     """Validate a rule table; returns (rule, []) or (None, every problem with its key path)."""
     problems: list[str] = []
