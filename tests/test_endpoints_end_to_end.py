@@ -20,7 +20,10 @@ from runwatchd.cli.demo import make_png
 from runwatchd.config.load import load_config
 from runwatchd.daemon.policy import SCAN
 from runwatchd.emulator import Emulator
+from runwatchd.generation.prompts import get_at
+from runwatchd.generation.rule_schema import takes_prompt
 from runwatchd.runway import schemas
+from runwatchd.runway.endpoints import ENDPOINTS as ENDPOINT_SPECS
 
 ENDPOINTS = schemas.default().endpoints()
 
@@ -73,13 +76,15 @@ def test_a_rule_for_each_endpoint_passes_check_config_and_succeeds(
         endpoint: str, rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """check-config exits 0 on the endpoint's rule; a file under it is uploaded, its body
-    (valid under the schemas, the file's URI in it) POSTed to /v1/<endpoint>, and the task
-    followed to SUCCEEDED with its outputs brought home."""
+    (valid under the schemas, the file's URI in it, its prompt file's text where the endpoint
+    takes a prompt) POSTed to /v1/<endpoint>, and the task followed to SUCCEEDED with its
+    outputs brought home."""
     name, rule = example_rule(endpoint)
     config = tmp_path / "runwatchd.toml"
     config.write_text(config_text(rig.root, rig.state, rule), encoding="utf-8")
     assert (0, "") == _check_config(config, tmp_path, monkeypatch, capsys)[:2]
     path = _media(rig.root / name)
+    (rig.root / f"{name}.prompt.txt").write_text("told by the prompt file\n", encoding="utf-8")
     with harness(rig.state, rig.emu.url, SECRET) as h:  # on rig.client, which keeps the bodies
         code = h.run(h.daemon(load_config(config), client=rig.client, policy=SCAN,
                               poll_interval=0.02))
@@ -90,6 +95,10 @@ def test_a_rule_for_each_endpoint_passes_check_config_and_succeeds(
     assert [] == schemas.default().validate(endpoint, body)
     uploaded = json.loads((path.parent / f"{path.name}.runway.json").read_text())["runway_uri"]
     assert uploaded in json.dumps(body)
+    where = ENDPOINT_SPECS[endpoint].prompt
+    takes = takes_prompt(endpoint, rule["request"].get("model"), where)
+    assert (takes, takes) == (get_at(body, where) == "told by the prompt file",
+                              "told by the prompt file" in json.dumps(body))
     assert {f"POST /v1/{endpoint}": {"200": 1}} == {
         k: v for k, v in rig.stats()["requests"].items() if k.startswith("POST /v1/")
         and k != "POST /v1/uploads"}

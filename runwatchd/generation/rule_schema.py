@@ -74,16 +74,17 @@ def schema_problems(endpoint: str, body: Mapping[str, Any],
     return problems
 
 
-def takes_prompt(endpoint: str, model: object) -> bool:
-    """Whether `model`'s requests have a promptText (for a model the schemas do not know:
-    whether any model of the endpoint has one)."""
+def takes_prompt(endpoint: str, model: object, where: tuple[str, ...] = ("promptText",)) -> bool:
+    """Whether `model`'s requests have a prompt at `where` (for a model the schemas do not
+    know: whether any model of the endpoint has one; for an endpoint without models: whether
+    its requests have one)."""
     sch = schemas.default()
     try:
         known = sch.models(endpoint)
-        names = [model] if isinstance(model, str) and model in known else list(known)
-        return any("promptText" in sch.schema(endpoint, m).get("properties", {}) for m in names)
     except KeyError:  # also UnknownEndpoint
         return False
+    names: list[object] = [model] if isinstance(model, str) and model in known else list(known)
+    return any(where[-1] in _known_keys(endpoint, name, where[:-1]) for name in names or [None])
 
 
 def takes_media(endpoint: str) -> bool:

@@ -25,14 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runwatchd import errors, fsutil
+from runwatchd import errors
 from runwatchd.config.tomlcheck import check_type, describe
 from runwatchd.generation import placements, rule_schema
 from runwatchd.generation.prompts import (
+    get_at,
     limit_text,
     prompt_fits,
     prompt_length,
     prompt_limit,
+    put_at,
+    read_prompt,
 )
 from runwatchd.runway import media
 from runwatchd.runway.endpoints import ENDPOINTS
@@ -41,10 +44,8 @@ log = logging.getLogger(__name__)
 
 RULES_FILENAME = "runwatchd.rules.toml"
 DEFAULT_OUTPUT_DIR = "outputs"
-PROMPT_SUFFIX = ".prompt.txt"
 RULE_KEYS = ("endpoint", "input_field", "name", "output_dir", "request")
 _PLACEHOLDER = re.compile(r"\{(stem|name|folder)\}")
-_PROMPT_READ_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -168,11 +169,11 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
     elif target in request:
         problems.append(f"{at('request.' + target)}: filled with each file's runway:// URI; "
                         "remove it from the request")
-    prompt = request.get("promptText")
-    limit = prompt_limit(endpoint, request.get("model"))
+    prompt = get_at(request, spec.prompt)
+    limit = prompt_limit(endpoint, request.get("model"), spec.prompt)
     if isinstance(prompt, str) and not prompt_fits(prompt, limit):
-        problems.append(f"{at('request.promptText')}: must be {limit_text(limit)} characters, "
-                        f"got {prompt_length(prompt)}")
+        problems.append(f"{at('request.' + '.'.join(spec.prompt))}: must be "
+                        f"{limit_text(limit)} characters, got {prompt_length(prompt)}")
     inp = spec.inputs.get(target) if target is not None else None
     body = rule_schema.sample_body(endpoint, target, inp, request, _expand)
     said = tuple(p.split(":", 1)[0] for p in problems)
@@ -194,33 +195,6 @@ def _expand(value: Any, values: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [_expand(v, values) for v in value]
     return value
-
-
-def prompt_file_for(path: Path) -> Path | None:
-    """The prompt file beside `path` (shot.jpg.prompt.txt, else shot.prompt.txt), if any."""
-    for name in (path.name, path.stem):
-        candidate = path.with_name(name + PROMPT_SUFFIX)
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_prompt(path: Path) -> str | None:
-    """The stripped UTF-8 prompt beside `path`, None if there is no prompt file."""
-    prompt_file = prompt_file_for(path)
-    if prompt_file is None:
-        return None
-    try:
-        raw = fsutil.read_small_file(prompt_file, _PROMPT_READ_LIMIT)
-    except OSError as e:
-        raise errors.InvalidFile(f"{prompt_file.name}: cannot read ({e.strerror})") from e
-    try:
-        text = raw.decode("utf-8-sig").strip()
-    except UnicodeDecodeError as e:
-        raise errors.InvalidFile(f"{prompt_file.name}: not UTF-8 text (byte {e.start})") from e
-    if not text:
-        raise errors.InvalidFile(f"{prompt_file.name}: the prompt file is empty")
-    return text
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -273,21 +247,23 @@ def build_request(rule: Rule, media_path: Path, runway_uri: str,
     target = input_field_of(rule)
     values = {"stem": media_path.stem, "name": media_path.name, "folder": media_path.parent.name}
     body: dict[str, Any] = _expand(copy.deepcopy(dict(rule.request)), values)
-    prompt = read_prompt(media_path)
-    if prompt is not None and ("promptText" in body
-                               or rule_schema.takes_prompt(rule.endpoint, body.get("model"))):
-        body["promptText"] = prompt
+    prompt, where = read_prompt(media_path), spec.prompt
+    if prompt is not None and (get_at(body, where) is not None
+                               or rule_schema.takes_prompt(rule.endpoint, body.get("model"),
+                                                           where)):
+        put_at(body, where, prompt)
     if target is None:  # check_media refused a rule with neither an input field nor "{uri}"
         body = placements.put_uri(body, runway_uri)
     else:
         inp = spec.inputs.get(target)
         body[target] = inp.value(kind, runway_uri) if inp else runway_uri
-    text = body.get("promptText")
-    limit = prompt_limit(rule.endpoint, body.get("model"))
+    text = get_at(body, where)
+    limit = prompt_limit(rule.endpoint, body.get("model"), where)
     if text is not None and not (isinstance(text, str) and prompt_fits(text, limit)):
         length = prompt_length(text) if isinstance(text, str) else 0
-        raise errors.InvalidFile(f"{_shown(media_path, folder_root)}: promptText is {length} "
-                                 f"characters for this file; Runway takes {limit_text(limit)}")
+        raise errors.InvalidFile(f"{_shown(media_path, folder_root)}: {'.'.join(where)} is "
+                                 f"{length} characters for this file; Runway takes "
+                                 f"{limit_text(limit)}")
     return body
 
 

@@ -55,9 +55,11 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    """Where a file goes at one generation endpoint when the rule does not say."""
+    """Where a file goes at one generation endpoint when the rule does not say, and where the
+    text of a `<file>.prompt.txt` goes (`prompt`: keys from the body's root)."""
 
     inputs: Mapping[str, InputSpec]  # the first one is the default input field
+    prompt: tuple[str, ...] = ("promptText",)
 
     @property
     def default_input(self) -> str | None:
@@ -88,6 +90,7 @@ def _fill(value: Any, marks: Mapping[str, str]) -> Any:
 
 _IMAGE, _VIDEO, _AUDIO = frozenset({"image"}), frozenset({"video"}), frozenset({"audio"})
 _NONE: dict[str, InputSpec] = {}
+_ROUTED_PROMPT, _RECIPE_PROMPT = ("input", "promptText"), ("prompt",)
 ENDPOINTS: dict[str, EndpointSpec] = {
     "image_to_video": EndpointSpec({"promptImage": InputSpec(_IMAGE)}),
     "text_to_video": EndpointSpec(_NONE),
@@ -108,16 +111,19 @@ ENDPOINTS: dict[str, EndpointSpec] = {
     # The avatar speaks the file: speech is {type: "audio", audio} (or a text, set by the rule).
     "avatar_videos": EndpointSpec(
         {"speech": InputSpec(_AUDIO, {"type": "audio", "audio": URI})}),
-    "generate/video": EndpointSpec(_NONE),
-    "generate/image": EndpointSpec(_NONE),
-    "generate/audio": EndpointSpec(_NONE),
+    # The routers' options, the prompt among them, sit in the body's `input` table.
+    "generate/video": EndpointSpec(_NONE, _ROUTED_PROMPT),
+    "generate/image": EndpointSpec(_NONE, _ROUTED_PROMPT),
+    "generate/audio": EndpointSpec(_NONE, _ROUTED_PROMPT),
     "recipes/ad_localization": EndpointSpec({"referenceImage": InputSpec(_IMAGE, OBJECT)}),
     "recipes/marketing_stock_image": EndpointSpec(
-        {"referenceImage": InputSpec(_IMAGE, OBJECT)}),
-    "recipes/multi_shot_video": EndpointSpec({"firstFrame": InputSpec(_IMAGE, OBJECT)}),
+        {"referenceImage": InputSpec(_IMAGE, OBJECT)}, _RECIPE_PROMPT),
+    "recipes/multi_shot_video": EndpointSpec(
+        {"firstFrame": InputSpec(_IMAGE, OBJECT)}, _RECIPE_PROMPT),
     "recipes/product_ad": EndpointSpec(
         {"productImages": InputSpec(_IMAGE, LISTED), "styleImages": InputSpec(_IMAGE, LISTED)}),
-    "recipes/product_campaign_image": EndpointSpec({"image": InputSpec(_IMAGE, OBJECT)}),
+    "recipes/product_campaign_image": EndpointSpec(
+        {"image": InputSpec(_IMAGE, OBJECT)}, _RECIPE_PROMPT),
     # The swap is done on a video: the file is that video unless input_field says otherwise.
     "recipes/product_swap": EndpointSpec(
         {"referenceVideo": InputSpec(_VIDEO, OBJECT),

@@ -270,3 +270,25 @@ def test_uri_placeholder_checks_the_media_kind_of_its_field(tmp_path: Path) -> N
         rules.check_media(refs, media(tmp_path, "voice.wav"), tmp_path)
     assert ("voice.wav: text_to_image (referenceImages[0].uri) takes image files, not audio"
             == str(info.value))
+
+
+@pytest.mark.parametrize(("endpoint", "request_table", "expected"), [
+    ("generate/video",
+     {"configId": "c", "input": {"promptText": "rule's", "duration": 5,
+                                 "referenceImages": [{"role": "first", "uri": "{uri}"}]}},
+     {"configId": "c", "input": {"promptText": "p" * 1500, "duration": 5,
+                                 "referenceImages": [{"role": "first", "uri": URI}]}}),
+    ("recipes/marketing_stock_image", {"prompt": "rule's", "version": "2026-06"},
+     {"prompt": "p" * 1500, "version": "2026-06", "referenceImage": {"uri": URI}}),
+    ("recipes/ad_localization", {"targetLanguage": "de", "version": "2026-06"},
+     {"targetLanguage": "de", "version": "2026-06", "referenceImage": {"uri": URI}}),
+])
+def test_a_prompt_file_goes_where_the_endpoint_keeps_its_prompt(
+        tmp_path: Path, endpoint: str, request_table: dict, expected: dict) -> None:
+    """A model router's prompt sits in `input`, a recipe's in `prompt` (1,500 characters: no
+    limit there in the schemas); a recipe without a prompt gets none, and no endpoint gets a
+    top-level promptText its requests lack."""
+    (tmp_path / "a.png.prompt.txt").write_text("p" * 1500, encoding="utf-8")
+    body = rules.build_request(rule(endpoint, **request_table), media(tmp_path, "a.png"), URI,
+                               tmp_path)
+    assert expected == body
