@@ -72,17 +72,19 @@ def kinds_for(endpoint: str, model: object, placed: list[Path_]) -> frozenset[st
 
 def placement_problems(endpoint: str, model: object,
                        placed: list[Path_]) -> list[tuple[str, str]]:
-    """(where, why) for each "{uri}" where the schema of a model it knows has no media field;
-    nothing for models or endpoints the schemas do not know (the API judges those)."""
+    """(where, why) for each "{uri}" where the schema of a model it knows (or of an endpoint
+    without models: generate/*, the recipes) has no media field; nothing for models or
+    endpoints the schemas do not know (the API judges those)."""
     try:
-        known = isinstance(model, str) and model in schemas.default().models(endpoint)
-    except KeyError:
-        known = False
-    if not known:
+        models = schemas.default().models(endpoint)
+    except KeyError:  # also UnknownEndpoint
         return []
-    return [(shown(p), f"not a media field of {endpoint} ({model}); {{uri}} goes where Runway "
+    if models and not (isinstance(model, str) and model in models):
+        return []
+    whose = f" ({model})" if models else ""
+    return [(shown(p), f"not a media field of {endpoint}{whose}; {{uri}} goes where Runway "
                        "takes a media URI")
-            for p in placed if kinds_at(endpoint, model, p) is None]
+            for p in placed if kinds_at(endpoint, model if models else None, p) is None]
 
 
 def put_uri(body: Any, uri: str) -> Any:

@@ -84,6 +84,18 @@ def test_check_config_accepts_a_rule_for_every_current_endpoint_and_model(
                        "referenceVideos": [{"type": "video", "uri": "{uri}"}]},
      "folder[0].rule.request: no file fits every {uri} (references[0].uri takes image; "
      "referenceVideos[0].uri takes video)"),
+    ("generate/video", {"configId": "{uri}", "input": {"promptText": "x"}},
+     "folder[0].rule.request.configId: not a media field of generate/video; {uri} goes where "
+     "Runway takes a media URI"),
+    ("recipes/product_ad", {"version": "2026-06", "productImages": [{"uri": "{uri}"}],
+                            "productInfo": "{uri}"},
+     "folder[0].rule.request.productInfo: not a media field of recipes/product_ad; {uri} goes "
+     "where Runway takes a media URI"),
+    ("generate/audio", {"configId": "c", "input": {"promptText": "x", "type": "speech",
+                                                   "referenceAudios": [{"uri": "{uri}"}],
+                                                   "voice": {"type": "preset", "presetId": "Maya"}},
+                        "extra": 1},
+     "folder[0].rule.request.extra: unknown key"),
 ])
 def test_check_config_rejects_with_key_path_and_hint(
         tmp_path: Path, endpoint: str, request_table: dict[str, Any], expected: str) -> None:
