@@ -169,12 +169,17 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
     elif target in request:
         problems.append(f"{at('request.' + target)}: filled with each file's runway:// URI; "
                         "remove it from the request")
+    inp = spec.inputs.get(target) if target is not None else None
+    if input_field is not None and not placed and placements.not_media(
+            endpoint, model, [(input_field, *(inp.uri_path if inp else ()))]):
+        whose = f" ({model})" if isinstance(model, str) else ""
+        problems.append(f"{at('input_field')}: {input_field} is not a media field of "
+                        f"{endpoint}{whose}; name a field that takes a media URI")
     prompt = get_at(request, spec.prompt)
     limit = prompt_limit(endpoint, request.get("model"), spec.prompt)
     if isinstance(prompt, str) and not prompt_fits(prompt, limit):
         problems.append(f"{at('request.' + '.'.join(spec.prompt))}: must be "
                         f"{limit_text(limit)} characters, got {prompt_length(prompt)}")
-    inp = spec.inputs.get(target) if target is not None else None
     body = rule_schema.sample_body(endpoint, target, inp, request, _expand)
     said = tuple(p.split(":", 1)[0] for p in problems)
     for head, problem in rule_schema.schema_problems(

@@ -84,6 +84,20 @@ I2V_MODELS = ", ".join(schemas.default().models("image_to_video"))
             ],
         ),
         (
+            {"endpoint": "sound_effect", "input_field": "promptText",
+             "request": {"model": "eleven_text_to_sound_v2", "promptText": "rain"}},
+            ["rule.request.promptText: filled with each file's runway:// URI; remove it from "
+             "the request",
+             "rule.input_field: promptText is not a media field of sound_effect "
+             "(eleven_text_to_sound_v2); name a field that takes a media URI"],
+        ),
+        (
+            {"endpoint": "generate/image", "input_field": "configId",
+             "request": {"input": {"promptText": "x"}}},
+            ["rule.input_field: configId is not a media field of generate/image; name a field "
+             "that takes a media URI"],
+        ),
+        (
             {"endpoint": "image_to_video", "request": "m"},
             ["rule.request: expected a table, got 'm'"],
         ),
