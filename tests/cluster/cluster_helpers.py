@@ -175,15 +175,17 @@ class Cluster:
             node.stop()
 
     def logs(self, tail: int = 30) -> str:
-        """Every node's last WARNING/ERROR lines and last lines, for a failing assertion."""
+        """Every node's WARNING/ERROR lines (a repeated message once, with its count) and last
+        lines, for a failing assertion's message."""
         out = []
         for n in self.nodes:
             lines = n.log().splitlines()
-            bad = [ln for ln in lines if " WARNING " in ln or " ERROR " in ln or "Trace" in ln]
+            bad = Counter(ln[20:] for ln in lines
+                          if " WARNING " in ln or " ERROR " in ln or "Trace" in ln)
             out.append(f"--- {n.name} (alive: {n.alive()}), warnings and errors:")
-            out.extend(bad[-tail:])
+            out.extend(f"{k} x {line}" for line, k in list(bad.items())[-tail:])
             out.append(f"--- {n.name}, last lines:")
-            out.extend(lines[-tail:])
+            out.extend(lines[-tail // 3:])
         return "\n".join(out)
 
 
@@ -305,6 +307,12 @@ def tasks_by_status(emu: Emulator) -> dict[str, int]:
 def tracebacks(nodes: Iterable[Node]) -> dict[str, int]:
     """node name -> tracebacks in its log, for the nodes that logged any."""
     return {n.name: k for n in nodes if (k := n.log().count("Traceback"))}
+
+
+def unfinished_rows(view: StoreView) -> dict[str, str]:
+    """file name -> "state: error" of every row not "succeeded"."""
+    return {Path(r.path).name: f"{r.state}: {r.error}" for r in view.in_state(*(
+        state for state in FileState if state != FileState.SUCCEEDED))}
 
 
 def rows_in(view: StoreView, *states: str) -> list[str]:

@@ -31,6 +31,7 @@ from cluster_helpers import (
     tasks_by_status,
     tasks_per_content,
     tracebacks,
+    unfinished_rows,
     unnamed_uploads,
     view_of,
     wait_done,
@@ -78,18 +79,22 @@ def test_postgres_stopped_for_20_s_loses_nothing_repeats_nothing_and_work_resume
         files = {**first, **later}
         finished = wait_done(files, 60)
         assert [True, True] == [n.alive() for n in c.nodes], c.logs()
-        assert len(files) == finished, c.logs()
         with view_of(server.url, tmp_path) as view:
             counts = view.counts()
+            unfinished = unfinished_rows(view)
         said = {n.name: warnings_in(n.log()[marks[n.name]:]) for n in c.nodes}
+        logs = c.logs()
     by_content = objects_by_content(emulator)
     stored = {p.name: [round(o.created_at - stopped_at, 2) for o in by_content.get(sha, [])]
               for p, sha in files.items()}
     assert {} == stored_twice(files, emulator), {n: t for n, t in stored.items() if len(t) != 1}
     assert {} == {n: t for n, t in stored.items() if n.startswith("b")
                   and min(t) < back_at - stopped_at}, "uploaded without a claim (s after stop)"
-    resumed = min(min(t) for n, t in stored.items() if n.startswith("b")) - (back_at - stopped_at)
+    resumed = min(min(t, default=1e9) for n, t in stored.items()
+                  if n.startswith("b")) - (back_at - stopped_at)
     assert resumed <= 10, f"the first upload after the return came {resumed:.1f} s after it"
+    assert {} == unfinished, f"{finished} of {len(files)} done:\n{logs}"
+    assert len(files) == finished, logs
     assert {} == bad_sidecars(files)
     assert {} == unnamed_uploads(files, emulator)
     assert {} == {n: k for n, k in tasks_per_content(files, emulator).items() if k != 1}

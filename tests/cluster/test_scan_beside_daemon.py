@@ -25,6 +25,7 @@ from cluster_helpers import (
     tasks_by_status,
     tasks_per_content,
     tracebacks,
+    unfinished_rows,
     unnamed_uploads,
     view_of,
     wait_done,
@@ -64,20 +65,23 @@ def test_scan_beside_a_daemon_uploads_and_submits_nothing_twice(
             stderr=subprocess.PIPE, text=True)
         try:
             before_scan = done(files, rule=False)
-            _out, err = scan.communicate(timeout=90)
+            _out, err = scan.communicate(timeout=60)
         finally:
             if scan.poll() is None:
                 scan.kill()
                 scan.wait(10)
-        finished = wait_done(files, 60)
+        finished = wait_done(files, 40)
         assert node.alive(), c.logs()
         url = None if store is None else store["url"]
         with view_of(url, node.state) as view:
             counts = view.counts()
+            unfinished = unfinished_rows(view)
+        logs = c.logs()
     assert before_scan < FILES, "the daemon was done before the scan began: no race"
-    assert 0 == scan.returncode, err[-4000:]
-    assert FILES == finished, c.logs()
     assert {} == stored_twice(files, emulator)
+    assert {} == unfinished, f"{finished} of {FILES} done:\n{logs}\n{err[-3000:]}"
+    assert 0 == scan.returncode, err[-4000:]
+    assert FILES == finished, logs
     assert {} == {n: k for n, k in tasks_per_content(files, emulator).items() if k != 1}
     assert {"SUCCEEDED": FILES} == tasks_by_status(emulator)
     assert {} == bad_sidecars(files)

@@ -37,6 +37,7 @@ from cluster_helpers import (
     tasks_by_status,
     tasks_per_content,
     tracebacks,
+    unfinished_rows,
     unnamed_uploads,
     view_of,
     wait_done,
@@ -108,8 +109,9 @@ def test_three_nodes_one_killed_share_600_files_and_take_over_its_uploads(
         finished = wait_done(files, 75, tick=watch_taken_over)
         survivors = [n for n in c.nodes if n is not victim]
         assert [True, True] == [n.alive() for n in survivors], c.logs()
-        assert FILES == finished, c.logs()
         counts = view.counts()
+        unfinished = unfinished_rows(view)
+        logs = c.logs()
     assert {} == bad_sidecars(files)
 
     def killed_mid_upload(path: Path, objs: list[Any]) -> bool:
@@ -118,6 +120,8 @@ def test_three_nodes_one_killed_share_600_files_and_take_over_its_uploads(
                 < objs[1].created_at)
 
     assert {} == stored_twice(files, emulator, excused=killed_mid_upload)
+    assert {} == unfinished, f"{finished} of {FILES} done:\n{logs}"
+    assert FILES == finished, logs
     assert {} == unnamed_uploads(files, emulator)
     assert {} == {n: k for n, k in tasks_per_content(files, emulator).items() if k != 1}
     assert {"SUCCEEDED": FILES} == tasks_by_status(emulator)
