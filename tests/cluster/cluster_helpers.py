@@ -216,20 +216,39 @@ def task_status(path: Path) -> str | None:
     return (data.get("task") or {}).get("status") if data else None
 
 
+def why_not_done(path: Path, rule: bool = True) -> str | None:
+    """None when `path` is done: it has a sidecar (with a SUCCEEDED task whose outputs exist,
+    for a rule); else what is missing."""
+    data = sidecar.read_sidecar(path)
+    if data is None:
+        return "no sidecar"
+    if not rule:
+        return None
+    task = data.get("task") or {}
+    if task.get("status") != "SUCCEEDED":
+        return f"task {task.get('id')} {task.get('status')}"
+    missing = [out for out in task.get("outputs") or [] if not (path.parent / out).is_file()]
+    if not task.get("outputs") or missing:
+        return f"outputs missing: {missing or 'none listed'}"
+    return None
+
+
 def done(files: Iterable[Path], rule: bool = True) -> int:
-    """How many files have a sidecar (with a SUCCEEDED task whose outputs exist, for a rule)."""
-    n = 0
+    """How many files are done (see why_not_done)."""
+    return sum(why_not_done(path, rule) is None for path in files)
+
+
+def not_done(files: Iterable[Path], view: StoreView) -> dict[str, str]:
+    """file name -> what is missing and its row (state, error; or no row) for every file not
+    done."""
+    rows = {Path(r.path).name: r for r in view.in_state(*FileState)}
+    out = {}
     for path in files:
-        data = sidecar.read_sidecar(path)
-        if data is None:
-            continue
-        if rule:
-            task = data.get("task") or {}
-            if task.get("status") != "SUCCEEDED" or not task.get("outputs") or not all(
-                    (path.parent / out).is_file() for out in task["outputs"]):
-                continue
-        n += 1
-    return n
+        why = why_not_done(path)
+        if why is not None:
+            row = rows.get(path.name)
+            out[path.name] = why + (f"; row {row.state}: {row.error}" if row else "; no row")
+    return out
 
 
 def wait_done(files: dict[Path, str], timeout: float, rule: bool = True,
@@ -307,12 +326,6 @@ def tasks_by_status(emu: Emulator) -> dict[str, int]:
 def tracebacks(nodes: Iterable[Node]) -> dict[str, int]:
     """node name -> tracebacks in its log, for the nodes that logged any."""
     return {n.name: k for n in nodes if (k := n.log().count("Traceback"))}
-
-
-def unfinished_rows(view: StoreView) -> dict[str, str]:
-    """file name -> "state: error" of every row not "succeeded"."""
-    return {Path(r.path).name: f"{r.state}: {r.error}" for r in view.in_state(*(
-        state for state in FileState if state != FileState.SUCCEEDED))}
 
 
 def rows_in(view: StoreView, *states: str) -> list[str]:

@@ -21,11 +21,11 @@ from cluster_helpers import (
     done,
     fast_emulator,
     make_files,
+    not_done,
     stored_twice,
     tasks_by_status,
     tasks_per_content,
     tracebacks,
-    unfinished_rows,
     unnamed_uploads,
     view_of,
     wait_done,
@@ -75,7 +75,7 @@ def test_scan_beside_a_daemon_uploads_and_submits_nothing_twice(
         url = None if store is None else store["url"]
         with view_of(url, node.state) as view:
             counts = view.counts()
-            unfinished = unfinished_rows(view)
+            unfinished = not_done(files, view)
         logs = c.logs()
     assert before_scan < FILES, "the daemon was done before the scan began: no race"
     assert {} == stored_twice(files, emulator)

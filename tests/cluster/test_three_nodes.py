@@ -32,12 +32,12 @@ from cluster_helpers import (
     done,
     fast_emulator,
     make_files,
+    not_done,
     rows_in,
     stored_twice,
     tasks_by_status,
     tasks_per_content,
     tracebacks,
-    unfinished_rows,
     unnamed_uploads,
     view_of,
     wait_done,
@@ -110,7 +110,7 @@ def test_three_nodes_one_killed_share_600_files_and_take_over_its_uploads(
         survivors = [n for n in c.nodes if n is not victim]
         assert [True, True] == [n.alive() for n in survivors], c.logs()
         counts = view.counts()
-        unfinished = unfinished_rows(view)
+        unfinished = not_done(files, view)
         logs = c.logs()
     assert {} == bad_sidecars(files)
 
