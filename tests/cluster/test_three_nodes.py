@@ -128,6 +128,8 @@ def test_three_nodes_one_killed_share_600_files_and_take_over_its_uploads(
     assert {"succeeded": FILES} == counts
     assert taken_over == seen.keys()
     slowest = max(seen.values()) - killed_at
+    delays = {p.name: round(t - killed_at, 1) for p, t in sorted(seen.items())}
     assert slowest <= LEASE_SECONDS + 10, (
-        f"the dead node's uploads were taken over {slowest:.1f} s after the kill")
+        f"the dead node's uploads were taken over {slowest:.1f} s after the kill "
+        f"(s after the kill, by file: {delays}; the victim's: {sorted(p.name for p in victims)})")
     assert {} == tracebacks(survivors)
