@@ -2,7 +2,8 @@
 
 A command's config comes from -c, $RUNWATCHD_CONFIG or the usual places (see config.py), with
 directories given on the command line added as extra folders; its Runway client gets the secret
-and base URL from config.resolve_*; its store is open_store's for the resolved state dir, keyed by share where folders name one.
+and base URL from config.resolve_*; its store is open_store's for the resolved state dir (keyed
+by share where a folder names one: shared_store).
 """
 
 from __future__ import annotations

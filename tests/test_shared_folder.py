@@ -1,0 +1,112 @@
+"""Two nodes, one share mounted at two places, one store: a file is one row and one upload.
+
+Node A watches tmp/real, node B the same directory as tmp/link (a symlink to it: the second mount
+point), both with share = "hot" and one SQLite store file ([store] url), each with its own state
+dir. The config resolves a folder's symlinks, so B's root is set back to the link path after
+parsing: that is the path a host that mounts the share elsewhere has."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_helpers import KEY, Runner, uploads
+from helpers import drop
+from pipeline_helpers import RULE
+
+from runwatchd.cli.common import open_journal
+from runwatchd.config.load import Config, parse_config
+from runwatchd.emulator import Emulator
+from runwatchd.lifecycle.sidecar import sidecar_path
+from runwatchd.lifecycle.states import FileState
+from runwatchd.store import open_store
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator(api_secret=KEY) as emulator:
+        yield emulator
+
+
+@pytest.fixture(autouse=True)
+def _no_store_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUNWATCHD_STORE_URL", raising=False)
+
+
+def node_config(tmp_path: Path, node: str, root: Path, rule: dict[str, Any] | None) -> Config:
+    """Node `node`'s config: its own state dir, the shared store, `root` as the share "hot"."""
+    folder: dict[str, Any] = {"path": str(root), "share": "hot"}
+    if rule is not None:
+        folder["rule"] = rule
+    cfg = parse_config({
+        "runway": {"concurrency": 2, "state_dir": str(tmp_path / node / "state")},
+        "store": {"url": f"sqlite://{tmp_path / 'shared.sqlite3'}", "node": node},
+        "defaults": {"settle_seconds": 0.1, "poll_interval": 0.1},
+        "folder": [folder]}, node)
+    # parse_config resolves symlinks; a host that mounts the share elsewhere has this path.
+    return dataclasses.replace(cfg, folders=(dataclasses.replace(cfg.folders[0], path=root),))
+
+
+def scan_on(tmp_path: Path, emu: Emulator, node: str, root: Path,
+            rule: dict[str, Any] | None = None) -> int:
+    """A `runwatchd scan` by node `node` on its store as the commands open it (open_journal)."""
+    cfg = node_config(tmp_path, node, root, rule)
+    runner = Runner(tmp_path / node, emu)
+    _, journal = open_journal(cfg)
+    try:
+        return runner.scan(cfg, journal=journal)[0]
+    finally:
+        runner.close()
+        journal.close()
+
+
+def rows(tmp_path: Path) -> list[tuple[str, str, str | None]]:
+    """(key, state, output_dir) of every row of the shared store, as stored."""
+    store = open_store(tmp_path, f"sqlite://{tmp_path / 'shared.sqlite3'}")
+    try:
+        return sorted((r.path, r.state, r.output_dir) for r in store)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def mounts(tmp_path: Path) -> tuple[Path, Path]:
+    """(the share as node A mounts it, the same directory as node B does)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    return real, link
+
+
+def test_the_second_node_skips_what_the_first_uploaded(tmp_path: Path, emu: Emulator,
+                                                       mounts: tuple[Path, Path]) -> None:
+    """One row keyed "hot/<name>" per file, one upload each: B finds A's rows at its mount."""
+    real, link = mounts
+    # Plain, non-ASCII, and not UTF-8 at all (a str with surrogates, as os.listdir gives it).
+    names = ["day 1/shot.jpg", "día/ショット.jpg", os.fsdecode(b"caf\xe9/\xff.jpg")]
+    shots = [drop(real / name) for name in names]
+    assert 0 == scan_on(tmp_path, emu, "a", real)
+    expected = sorted((f"hot/{name}", FileState.UPLOADED, None) for name in names)
+    assert expected == rows(tmp_path)
+    sidecars = [sidecar_path(shot).read_bytes() for shot in shots]
+    assert 0 == scan_on(tmp_path, emu, "b", link)
+    assert expected == rows(tmp_path)
+    assert 3 == uploads(emu)
+    assert sidecars == [sidecar_path(shot).read_bytes() for shot in shots]
+
+
+def test_the_generation_is_submitted_by_one_node(tmp_path: Path, emu: Emulator,
+                                                 mounts: tuple[Path, Path]) -> None:
+    """With a rule: one upload, one task; the row's output_dir is a share key too."""
+    real, link = mounts
+    shot = drop(real / "shot.jpg")
+    assert 0 == scan_on(tmp_path, emu, "a", real, RULE)
+    assert 0 == scan_on(tmp_path, emu, "b", link, RULE)
+    assert [("hot/shot.jpg", FileState.SUCCEEDED, "hot/renders")] == rows(tmp_path)
+    assert (1, 1) == (uploads(emu), emu.stats()["tasks_created"])
+    assert ["shot.jpg.mp4"] == sorted(p.name for p in (real / "renders").iterdir())
