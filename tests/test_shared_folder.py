@@ -104,7 +104,7 @@ def test_the_generation_is_submitted_by_one_node(tmp_path: Path, emu: Emulator,
                                                  mounts: tuple[Path, Path]) -> None:
     """With a rule: one upload, one task; the row's output_dir is a share key too."""
     real, link = mounts
-    shot = drop(real / "shot.jpg")
+    drop(real / "shot.jpg")
     assert 0 == scan_on(tmp_path, emu, "a", real, RULE)
     assert 0 == scan_on(tmp_path, emu, "b", link, RULE)
     assert [("hot/shot.jpg", FileState.SUCCEEDED, "hot/renders")] == rows(tmp_path)

@@ -45,8 +45,9 @@ def test_a_reload_that_changes_a_share_keeps_the_running_config(
         with caplog.at_level(logging.ERROR, logger="runwatchd.daemon.reload"):
             daemon.reloader.reload()
         assert cfg is daemon.reloader.config
-        assert [f"reload failed, keeping the running configuration: {hot}: share 'hot' -> "
-                "'cold': a share names the folder's files in the store; restart runwatchd to "
-                "change it"] == [r.getMessage() for r in caplog.records]
+        expected = (f"reload failed, keeping the running configuration: {hot}: share 'hot' -> "
+                    "'cold': a share names the folder's files in the store; restart runwatchd "
+                    "to change it")
+        assert [expected] == [r.getMessage() for r in caplog.records]
     finally:
         daemon.folders.stop_watching()
