@@ -37,9 +37,12 @@ def _no_store_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RUNWATCHD_STORE_URL", raising=False)
 
 
-def node_config(tmp_path: Path, node: str, root: Path, rule: dict[str, Any] | None) -> Config:
+def node_config(tmp_path: Path, node: str, root: Path, rule: dict[str, Any] | None,
+                share: str | None = "hot") -> Config:
     """Node `node`'s config: its own state dir, the shared store, `root` as the share "hot"."""
-    folder: dict[str, Any] = {"path": str(root), "share": "hot"}
+    folder: dict[str, Any] = {"path": str(root)}
+    if share is not None:
+        folder["share"] = share
     if rule is not None:
         folder["rule"] = rule
     cfg = parse_config({
@@ -52,9 +55,9 @@ def node_config(tmp_path: Path, node: str, root: Path, rule: dict[str, Any] | No
 
 
 def scan_on(tmp_path: Path, emu: Emulator, node: str, root: Path,
-            rule: dict[str, Any] | None = None) -> int:
+            rule: dict[str, Any] | None = None, share: str | None = "hot") -> int:
     """A `runwatchd scan` by node `node` on its store as the commands open it (open_journal)."""
-    cfg = node_config(tmp_path, node, root, rule)
+    cfg = node_config(tmp_path, node, root, rule, share)
     runner = Runner(tmp_path / node, emu)
     _, journal = open_journal(cfg)
     try:
@@ -110,3 +113,21 @@ def test_the_generation_is_submitted_by_one_node(tmp_path: Path, emu: Emulator,
     assert [("hot/shot.jpg", FileState.SUCCEEDED, "hot/renders")] == rows(tmp_path)
     assert (1, 1) == (uploads(emu), emu.stats()["tasks_created"])
     assert ["shot.jpg.mp4"] == sorted(p.name for p in (real / "renders").iterdir())
+
+
+@pytest.mark.parametrize("rule", [None, RULE], ids=["upload", "generation"])
+def test_a_share_set_later_uploads_and_submits_nothing_again(
+        tmp_path: Path, emu: Emulator, mounts: tuple[Path, Path],
+        rule: dict[str, Any] | None) -> None:
+    """A folder that gains a share on a restart: its old rows are not found, its files are
+    adopted from their sidecars under the share key, nothing is uploaded or generated again."""
+    real, _ = mounts
+    shot = drop(real / "shot.jpg")
+    assert 0 == scan_on(tmp_path, emu, "a", real, rule, share=None)
+    before = rows(tmp_path)
+    state = FileState.SUCCEEDED if rule else FileState.UPLOADED
+    assert [str(shot)] == [key for key, _, _ in before]
+    assert 0 == scan_on(tmp_path, emu, "a", real, rule)
+    assert [("hot/shot.jpg", state)] == [(k, s) for k, s, _ in rows(tmp_path)
+                                         if not k.startswith("/")]
+    assert (1, 1 if rule else 0) == (uploads(emu), emu.stats()["tasks_created"])

@@ -20,6 +20,15 @@ with an empty, "." or ".." part turned into a local path (a hostile row must not
 outside the share's root). The names stay str throughout: an undecodable name (a str with
 surrogates) becomes a key with the same surrogates, which the backend stores as it did the path.
 
+A row keyed by the absolute path of a file under a shared root was written before its folder had
+a share: get() by that path finds the share key, never it, so the reads that hand out paths
+(in_state, iteration, signatures, recent_errors, take_orphans) leave it out too, and every read
+agrees with get(). Its file is then unknown: a catch-up scan adopts it from its sidecar (no new
+upload). counts() is the inner store's and still counts it.
+
+take_orphans() keeps only rows this host can reach (an absolute path or a share it mounts); the
+others' leases are released at once, or this holder's heartbeat would keep them for ever.
+
 Methods that fill in the caller's record (put, put_many, claim_submit, put_unless_claimed set
 updated_at and state) write to a translated copy, then copy every column but the paths back.
 """
@@ -131,8 +140,10 @@ class SharedPaths:
         return dataclasses.replace(record, path=path, output_dir=output_dir, outputs=outputs)
 
     def _record_out(self, record: FileRecord | None) -> FileRecord | None:
-        if record is None:
-            return None
+        return None if record is None else self._place(record)
+
+    def _place(self, record: FileRecord) -> FileRecord:
+        """`record` with this host's paths for keys (changed in place: it is the caller's)."""
         record.path = self.local(record.path)
         if record.output_dir is not None:
             record.output_dir = self.local(record.output_dir)
@@ -140,8 +151,13 @@ class SharedPaths:
                           for o in record.outputs]
         return record
 
-    def _records_out(self, records: list[FileRecord]) -> list[FileRecord]:
-        return [r for r in map(self._record_out, records) if r is not None]
+    def _legacy(self, stored: str) -> bool:
+        """Whether `stored` (a key as stored) is the absolute path of a file under a shared
+        root: a row from before its folder had a share, which get() never finds."""
+        return stored.startswith(SEP) and self.key(stored) != stored
+
+    def _current(self, records: list[FileRecord]) -> list[FileRecord]:
+        return [self._place(r) for r in records if not self._legacy(r.path)]
 
     def _is_key_of_share(self, text: str) -> bool:
         # An output relative to output_dir ("shot.jpg.mp4") is no key: only one naming a share.
@@ -169,10 +185,10 @@ class SharedPaths:
         return self._inner.counts()
 
     def recent_errors(self, limit: int = 10) -> list[FileRecord]:
-        return self._records_out(self._inner.recent_errors(limit))
+        return self._current(self._inner.recent_errors(limit))
 
     def in_state(self, *states: str) -> list[FileRecord]:
-        return self._records_out(self._inner.in_state(*states))
+        return self._current(self._inner.in_state(*states))
 
     def owner(self) -> OwnerInfo | None:
         return self._inner.owner()
@@ -227,14 +243,8 @@ class SharedPaths:
         self._inner.delete(self.key(path))
 
     def signatures(self) -> dict[str, Signature]:
-        out: dict[str, Signature] = {}
-        for key, signature in self._inner.signatures().items():
-            local = self.local(key)
-            # A row keyed by the absolute path from before the folder had a share names the same
-            # file as its share key: the share key's row is the current one.
-            if local != key or local not in out:
-                out[local] = signature
-        return out
+        return {self.local(key): signature
+                for key, signature in self._inner.signatures().items() if not self._legacy(key)}
 
     def signature(self, path: Path | str) -> Signature | None:
         return self._inner.signature(self.key(path))
@@ -244,9 +254,8 @@ class SharedPaths:
 
     def __iter__(self) -> Iterator[FileRecord]:
         for record in self._inner:
-            out = self._record_out(record)
-            assert out is not None
-            yield out
+            if not self._legacy(record.path):
+                yield self._place(record)
 
     # -- leases ----------------------------------------------------------------------------------
 
@@ -265,7 +274,13 @@ class SharedPaths:
 
     def take_orphans(self, states: Collection[str], seconds: float,
                      limit: int = 500) -> list[FileRecord]:
-        return self._records_out(self._inner.take_orphans(states, seconds, limit))
+        reachable = []
+        for record in self._inner.take_orphans(states, seconds, limit):
+            if self._legacy(record.path) or not self._place(record).path.startswith(SEP):
+                self._inner.release(record.path)  # a key: _place left it as it was
+            else:
+                reachable.append(record)
+        return reachable
 
     def leave(self) -> None:
         self._inner.leave()

@@ -162,14 +162,20 @@ def test_unicode_and_undecodable_names_round_trip(tmp_path: Path, raw: Store) ->
     there.close()
 
 
-def test_an_old_absolute_row_yields_to_the_share_key(tmp_path: Path, raw: Store) -> None:
-    """signatures(): a row from before the folder had a share loses to its share-key row."""
-    raw.put(FileRecord(path=str(HERE / "a.jpg"), state=FileState.UPLOADED))
-    raw.put(FileRecord(path="hot/a.jpg", state=FileState.SUCCEEDED))
-    raw.put(FileRecord(path=str(HERE / "z.jpg"), state=FileState.UPLOADED))
+def test_a_row_from_before_the_share_is_seen_by_no_read(tmp_path: Path, raw: Store) -> None:
+    """A row keyed by the absolute path under a shared root: get() cannot find it, nor can any
+    read that hands out paths (a caller acting on it could never write it back)."""
+    legacy = str(HERE / "a.jpg")
+    raw.put(FileRecord(path=legacy, state=FileState.RUNNING, error="old", task_id="t0"))
+    raw.put(FileRecord(path="hot/b.jpg", state=FileState.RUNNING, error="new", task_id="t1"))
     here = host(tmp_path, HERE)
-    assert {str(HERE / "a.jpg"): FileState.SUCCEEDED, str(HERE / "z.jpg"): FileState.UPLOADED} \
-        == {k: v[0] for k, v in here.signatures().items()}
+    b = str(HERE / "b.jpg")
+    assert None is here.get(legacy)
+    assert [b] == [r.path for r in here.in_state(FileState.RUNNING)]
+    assert [b] == [r.path for r in here]
+    assert [b] == list(here.signatures())
+    assert [b] == [r.path for r in here.recent_errors()]
+    assert {"running": 2} == here.counts()
     here.close()
 
 
@@ -249,11 +255,21 @@ def test_leases_are_taken_on_share_keys(tmp_path: Path, raw: Store) -> None:
     here.release(HERE / "a.jpg")
     assert [("lease", "hot/a.jpg", 30.0), ("lease", "hot/held.jpg", 30.0),
             ("release", "hot/a.jpg")] == inner.asked
-    raw.put(record("hot/x.jpg", state=FileState.UPLOADING, output_dir="hot/renders"))
-    raw.put(record("cold/y.jpg", state=FileState.UPLOADING, output_dir=None))
+
+
+def test_orphans_this_host_cannot_reach_are_released(tmp_path: Path, raw: Store) -> None:
+    """take_orphans keeps rows at this host's paths and releases the others' leases at once:
+    a share not mounted here, and a row from before the share (no read finds it)."""
+    inner = Leases(raw)
+    here = SharedPaths(inner, {HERE: "hot"})  # type: ignore[arg-type]
+    for path in ("hot/x.jpg", "cold/y.jpg", str(HERE / "old.jpg"), "/elsewhere/z.jpg"):
+        raw.put(record(path, state=FileState.UPLOADING, output_dir="hot/renders"))
     orphans = here.take_orphans([FileState.UPLOADING], 30.0)
-    assert [(str(HERE / "x.jpg"), str(HERE / "renders")), ("cold/y.jpg", None)] == sorted(
+    assert [("/elsewhere/z.jpg", str(HERE / "renders")),
+            (str(HERE / "x.jpg"), str(HERE / "renders"))] == sorted(
         (r.path, r.output_dir) for r in orphans)
+    assert [("release", str(HERE / "old.jpg")), ("release", "cold/y.jpg")] == sorted(
+        inner.asked)
 
 
 def test_pass_through_answers_come_from_the_inner_store(tmp_path: Path, raw: Store) -> None:
