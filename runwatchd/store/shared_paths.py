@@ -89,13 +89,13 @@ class SharedPaths:
         if problems:
             raise ValueError("; ".join(problems))
         self._inner = inner
-        # The deepest root first: nested folders belong to the most specific one.
-        # (root, root + "/", share name)
-        self._by_root = sorted(((str(r), os.path.join(r, ""), n) for r, n in shares.items()),
+        roots = [(os.path.normpath(r), n) for r, n in shares.items()]
+        # (root, root + "/", share name), the deepest root first: nested folders belong to the
+        # most specific one.
+        self._by_root = sorted(((r, os.path.join(r, ""), n) for r, n in roots),
                                key=lambda rpn: len(Path(rpn[0]).parts), reverse=True)
-        # (share name, root, root + "/"), the longest name first
-        self._by_share = sorted(((n, str(r), os.path.join(r, "")) for r, n in shares.items()),
-                                key=lambda nrp: len(nrp[0]), reverse=True)
+        # (share name, root, root + "/")
+        self._by_share = [(n, r, os.path.join(r, "")) for r, n in roots]
 
     # -- the translation -------------------------------------------------------------------------
 

@@ -283,3 +283,11 @@ def test_pass_through_answers_come_from_the_inner_store(tmp_path: Path, raw: Sto
     assert here.take_ownership() is True
     assert os.getpid() == getattr(here.owner(), "pid", None)
     assert [str(HERE / "a.jpg")] == [r.path for r in here.recent_errors()]
+
+
+def test_roots_are_taken_normalised(tmp_path: Path, raw: Store) -> None:
+    """A root given as "/mnt/nas//hot/" is /mnt/nas/hot: its files get share keys."""
+    here = SharedPaths(raw, {"/mnt/nas//hot/": "hot"})  # type: ignore[dict-item]
+    here.put(FileRecord(path=str(HERE / "a.jpg"), state=FileState.UPLOADED))
+    assert ["hot/a.jpg"] == [r.path for r in raw]
+    assert [str(HERE / "a.jpg")] == [r.path for r in here]
