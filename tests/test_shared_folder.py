@@ -2,8 +2,9 @@
 
 Node A watches tmp/real, node B the same directory as tmp/link (a symlink to it: the second mount
 point), both with share = "hot" and one SQLite store file ([store] url), each with its own state
-dir. The config resolves a folder's symlinks, so B's root is set back to the link path after
-parsing: that is the path a host that mounts the share elsewhere has."""
+dir and its store opened as the commands open it (open_journal). The config resolves a folder's
+symlinks, so B's root is set back to the link path after parsing: that is the path a host that
+mounts the share elsewhere has. One after the other (scans), then at once (two daemons)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ from typing import Any
 
 import pytest
 from daemon_helpers import KEY, Runner, uploads
-from helpers import drop
+from helpers import drop, wait_for
 from pipeline_helpers import RULE
 
 from runwatchd.cli.common import open_journal
 from runwatchd.config.load import Config, parse_config
 from runwatchd.emulator import Emulator
-from runwatchd.lifecycle.sidecar import sidecar_path
+from runwatchd.lifecycle.sidecar import read_sidecar, sidecar_path
 from runwatchd.lifecycle.states import FileState
 from runwatchd.store import open_store
 
@@ -48,7 +49,8 @@ def node_config(tmp_path: Path, node: str, root: Path, rule: dict[str, Any] | No
     cfg = parse_config({
         "runway": {"concurrency": 2, "state_dir": str(tmp_path / node / "state")},
         "store": {"url": f"sqlite://{tmp_path / 'shared.sqlite3'}", "node": node},
-        "defaults": {"settle_seconds": 0.1, "poll_interval": 0.1},
+        "defaults": {"settle_seconds": 0.05, "observer": "polling", "poll_interval": 0.05,
+                     "rescan_interval": 0},
         "folder": [folder]}, node)
     # parse_config resolves symlinks; a host that mounts the share elsewhere has this path.
     return dataclasses.replace(cfg, folders=(dataclasses.replace(cfg.folders[0], path=root),))
@@ -131,3 +133,31 @@ def test_a_share_set_later_uploads_and_submits_nothing_again(
     assert [("hot/shot.jpg", state)] == [(k, s) for k, s, _ in rows(tmp_path)
                                          if not k.startswith("/")]
     assert (1, 1 if rule else 0) == (uploads(emu), emu.stats()["tasks_created"])
+
+
+def test_two_nodes_at_once_upload_and_submit_each_file_once(
+        tmp_path: Path, emu: Emulator, mounts: tuple[Path, Path]) -> None:
+    """Both daemons running, each seeing the files at its own mount point: the leases are taken
+    on the share keys, so each file is uploaded once and generated once."""
+    real, link = mounts
+    nodes = [(Runner(tmp_path / node, emu), node_config(tmp_path, node, root, RULE))
+             for node, root in (("a", real), ("b", link))]
+    journals = [open_journal(cfg)[1] for _, cfg in nodes]
+    try:
+        for (runner, cfg), journal in zip(nodes, journals):
+            runner.start(cfg, journal=journal)
+        shots = [drop(real / f"shot{n:02}.jpg") for n in range(16)]
+
+        def succeeded() -> bool:
+            return all((read_sidecar(s) or {}).get("task", {}).get("status") == "SUCCEEDED"
+                       for s in shots)
+
+        assert wait_for(succeeded, 60)
+    finally:
+        for runner, _ in nodes:
+            runner.close()
+        for journal in journals:
+            journal.close()
+    assert (16, 16) == (uploads(emu), emu.stats()["tasks_created"])
+    assert [(f"hot/shot{n:02}.jpg", FileState.SUCCEEDED, "hot/renders") for n in range(16)] == (
+        rows(tmp_path))
