@@ -9,7 +9,12 @@ mounts the share elsewhere has. One after the other (scans), then at once (two d
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import subprocess
+import sys
+import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,7 @@ from runwatchd.config.load import Config, parse_config
 from runwatchd.emulator import Emulator
 from runwatchd.lifecycle.sidecar import read_sidecar, sidecar_path
 from runwatchd.lifecycle.states import FileState
-from runwatchd.store import open_store
+from runwatchd.store import FileRecord, open_store
 
 
 @pytest.fixture
@@ -48,7 +53,8 @@ def node_config(tmp_path: Path, node: str, root: Path, rule: dict[str, Any] | No
         folder["rule"] = rule
     cfg = parse_config({
         "runway": {"concurrency": 2, "state_dir": str(tmp_path / node / "state")},
-        "store": {"url": f"sqlite://{tmp_path / 'shared.sqlite3'}", "node": node},
+        "store": {"url": f"sqlite://{tmp_path / 'shared.sqlite3'}", "node": node,
+                  "lease_seconds": 1.5},
         "defaults": {"settle_seconds": 0.05, "observer": "polling", "poll_interval": 0.05,
                      "rescan_interval": 0},
         "folder": [folder]}, node)
@@ -161,3 +167,73 @@ def test_two_nodes_at_once_upload_and_submit_each_file_once(
     assert (16, 16) == (uploads(emu), emu.stats()["tasks_created"])
     assert [(f"hot/shot{n:02}.jpg", FileState.SUCCEEDED, "hot/renders") for n in range(16)] == (
         rows(tmp_path))
+
+
+def dead_node(tmp_path: Path, cfg: Config, root: Path, share: str, name: str) -> None:
+    """Node B, mounting `share` at `root`: leases `name` there, starts uploading it, and dies."""
+    code = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from runwatchd.store import FileRecord, open_store
+        from runwatchd.store.shared_paths import SharedPaths
+        store = SharedPaths(open_store(Path({str(tmp_path)!r}), {cfg.store.url!r}, node="b"),
+                            {{Path({str(root)!r}): {share!r}}})
+        path = Path({str(root)!r}) / {name!r}
+        store.heartbeat(3600)
+        assert store.lease(path, 3600) is None
+        if store.get(path) is None:
+            store.put_many([])
+        else:
+            store.update(path, state="failed")
+        store.update(path, state="uploading", runway_uri=None)
+        os._exit(0)  # no leave(): its lease stays, its pid is gone
+        """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_dead_nodes_upload_is_taken_over_at_this_nodes_path(
+        tmp_path: Path, emu: Emulator, mounts: tuple[Path, Path]) -> None:
+    """Node B (the link mount) leases a file and dies mid-upload; node A takes the row over by
+    its share key and uploads the file again at its own path."""
+    real, link = mounts
+    runner, cfg = Runner(tmp_path / "a", emu), node_config(tmp_path, "a", real, None)
+    _, journal = open_journal(cfg)
+    try:
+        runner.start(cfg, journal=journal)
+        half = drop(real / "half.jpg")
+        assert wait_for(lambda: sidecar_path(half).exists(), 30)
+        sidecar_path(half).unlink()
+        dead_node(tmp_path, cfg, link, "hot", "half.jpg")
+        assert wait_for(lambda: sidecar_path(half).exists(), 30)
+    finally:
+        runner.close()
+        journal.close()
+    assert 2 == uploads(emu)
+    assert [("hot/half.jpg", FileState.UPLOADED, None)] == rows(tmp_path)
+
+
+def test_a_dead_nodes_file_on_a_share_not_mounted_here_is_left_alone(
+        tmp_path: Path, emu: Emulator, mounts: tuple[Path, Path],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A row of a share this node does not mount is no orphan of its: never taken over (its
+    relative key would name a path below the daemon's working directory)."""
+    real, _ = mounts
+    elsewhere = tmp_path / "cold"
+    drop(elsewhere / "far.jpg")
+    store = open_store(tmp_path, f"sqlite://{tmp_path / 'shared.sqlite3'}")
+    store.put(FileRecord(path="cold/far.jpg", state=FileState.UPLOADED))
+    store.close()
+    runner, cfg = Runner(tmp_path / "a", emu), node_config(tmp_path, "a", real, None)
+    dead_node(tmp_path, cfg, elsewhere, "cold", "far.jpg")
+    _, journal = open_journal(cfg)
+    try:
+        with caplog.at_level(logging.INFO, logger="runwatchd.daemon.claims"):
+            runner.start(cfg, journal=journal)
+            time.sleep(1.2)  # two beats of a 1.5 s lease, each asking for orphans
+    finally:
+        runner.close()
+        journal.close()
+    assert [] == [r.getMessage() for r in caplog.records if "taking over" in r.getMessage()]
+    assert [("cold/far.jpg", FileState.UPLOADING, None)] == rows(tmp_path)
+    assert 0 == uploads(emu)
+    assert not (real / "cold").exists()
