@@ -7,6 +7,7 @@ write. A store not created yet reads as empty; a schema newer than this runwatch
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -14,14 +15,14 @@ from typing import TypeVar
 import psycopg
 
 from runwatchd.store import postgres_schema as schema
-from runwatchd.store.base import OwnerInfo
-from runwatchd.store.postgres import (
+from runwatchd.store.base import HolderInfo, OwnerInfo
+from runwatchd.store.postgres_leases import read_holders, read_owner
+from runwatchd.store.postgres_rows import (
     Connection,
     Cursor,
     connect,
     read_counts,
     read_in_state,
-    read_owner,
     read_recent_errors,
 )
 from runwatchd.store.record import FileRecord
@@ -32,8 +33,9 @@ T = TypeVar("T")
 class PostgresView:
     """A StoreView on the store at `url` (which may not have been created yet)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, node: str | None = None) -> None:
         self.url = url
+        self.node = node or socket.gethostname()  # whose owner owner() names
         self._lock = threading.Lock()
         self._closed = False
         self._created = False
@@ -86,7 +88,11 @@ class PostgresView:
         return self._read(lambda cur: read_in_state(cur, states), [])
 
     def owner(self) -> OwnerInfo | None:
-        return self._read(read_owner, None)
+        """The owner of this view's node (one daemon per node: see PostgresStore)."""
+        return self._read(lambda cur: read_owner(cur, self.node), None)
+
+    def holders(self) -> list[HolderInfo]:
+        return self._read(read_holders, [])
 
     def close(self) -> None:
         with self._lock:
