@@ -106,7 +106,7 @@ def lock_key(name: str, attempt: int = 0) -> int:
                             "big")
     return (digest + attempt) % 0x7FFFFFFF + 1
 
-_VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version ("
+VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version ("
                   "version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
 
 
@@ -142,7 +142,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     refuse_encoding(conn)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, SCHEMA_KEY))
-        conn.execute(_VERSION_TABLE)
+        conn.execute(VERSION_TABLE)
         version = stored_version(conn) or 0
         refuse_newer(version)
         for step in range(version + 1, SCHEMA_VERSION + 1):
