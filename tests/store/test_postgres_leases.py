@@ -135,10 +135,8 @@ def test_expiry_is_the_servers_clock(store_factory: StoreFactory) -> None:
             store.close()
 
 
-def test_a_v1_store_is_migrated_in_place(store_factory: StoreFactory) -> None:
-    """A store made by the first PostgreSQL runwatchd (schema v1, its owner row included) opens:
-    rows kept, version 2 recorded, ownership per node and leases work."""
-    url = _url(store_factory)
+def _make_v1_store(url: str) -> None:
+    """The schema the first PostgreSQL runwatchd made, with a row and its owner row."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(schema.VERSION_TABLE)
         for statement in schema.MIGRATIONS[1]:
@@ -148,6 +146,13 @@ def test_a_v1_store_is_migrated_in_place(store_factory: StoreFactory) -> None:
                       (A,))
         conn.execute("INSERT INTO owners (id, pid, node, since, backend_pid) "
                      "VALUES (1, 1, 'old', 1, 1)")
+
+
+def test_a_v1_store_is_migrated_in_place(store_factory: StoreFactory) -> None:
+    """A store made by the first PostgreSQL runwatchd (schema v1, its owner row included) opens:
+    rows kept, version 2 recorded, ownership per node and leases work."""
+    url = _url(store_factory)
+    _make_v1_store(url)
     store = store_factory.open(node="alpha")
     assert S.UPLOADING == stored(store, A).state
     with psycopg.connect(url, autocommit=True) as conn:
@@ -157,3 +162,17 @@ def test_a_v1_store_is_migrated_in_place(store_factory: StoreFactory) -> None:
     assert [A] == [r.path for r in store.take_orphans({S.UPLOADING}, LONG)]
     store.put(record("/hot/new.jpg"))
     assert "alpha" == store_factory.open().lease(A, LONG)
+
+
+def test_a_view_reads_a_v1_store_without_migrating_it(store_factory: StoreFactory) -> None:
+    """status on a store no daemon of this version opened yet: its rows, no owner, no holders,
+    and still v1; once a store migrates it, the same view sees the holders."""
+    url = _url(store_factory)
+    _make_v1_store(url)
+    view = store_factory.view()
+    assert ({"uploading": 1}, None, []) == (view.counts(), view.owner(), view.holders())
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert (1,) == conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    store = store_factory.open(node="alpha")
+    store.heartbeat(LONG)
+    assert [store.holder] == [h.holder for h in view.holders()]
