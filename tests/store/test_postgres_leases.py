@@ -176,3 +176,19 @@ def test_a_view_reads_a_v1_store_without_migrating_it(store_factory: StoreFactor
     store = store_factory.open(node="alpha")
     store.heartbeat(LONG)
     assert [store.holder] == [h.holder for h in view.holders()]
+
+
+def test_holders_are_forgotten_an_hour_after_their_last_beat(
+        store_factory: StoreFactory) -> None:
+    """A holder whose last beat is over an hour old is no longer listed, and the next beat of
+    any holder deletes its row."""
+    gone, alive = store_factory.open(node="gone"), store_factory.open(node="alive")
+    gone.heartbeat(LONG)
+    alive.heartbeat(LONG)
+    with psycopg.connect(_url(store_factory), autocommit=True) as conn:
+        conn.execute("UPDATE holders SET heartbeat_at = heartbeat_at - 3601 WHERE holder = %s",
+                     (gone.holder,))
+        assert ["alive"] == [h.node for h in store_factory.view().holders()]
+        alive.heartbeat(LONG)
+        rows = conn.execute("SELECT node FROM holders").fetchall()
+    assert [("alive",)] == rows
