@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,6 +35,7 @@ from runwatchd.config.sources import resolve_state_dir, resolve_store_url
 from runwatchd.service.sizes import human_size, iso_time
 from runwatchd.store import open_view
 from runwatchd.store.open import describe as describe_store
+from runwatchd.store.open import is_postgres
 
 STATUS_FILE = "status.json"
 # The daemon rewrites its status every 2 s; older than this, it is not running (or hangs).
@@ -84,9 +86,11 @@ def collect_status(state_dir: Path, store_url: str | None = None, *,
     """What `status` reports, read from the daemon's status file and its store (SQLite in
     `state_dir`, or the store at `store_url`). `node`: whose daemon the owner is in a shared
     store (the asker's, `[store] node`; default the host name)."""
+    # A shared store has one owner per node: say whose daemon "running" is about.
+    shared_node = (node or socket.gethostname()) if is_postgres(store_url) else None
     status: dict[str, Any] = {"state_dir": str(state_dir),
                               "store": describe_store(state_dir, store_url),
-                              "running": False, "owner": None, "daemon": None,
+                              "node": shared_node, "running": False, "owner": None, "daemon": None,
                               "holders": [], "files": {}, "recent_failures": []}
     live = state_dir / STATUS_FILE
     if live.exists():
@@ -143,6 +147,9 @@ def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
         lines.append(f"daemon: running (pid {owner['pid']} on {owner['node']} holds the store)")
     elif running:
         lines.append(f"daemon: running (pid {daemon.get('pid')})")
+    elif status.get("node"):
+        lines.append(f"daemon: not running on node {status['node']} (no process of this node "
+                     "holds the store)")
     else:
         lines.append("daemon: not running (no process holds the store)")
     if daemon is None:

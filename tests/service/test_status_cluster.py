@@ -64,6 +64,7 @@ def test_every_node_sees_the_whole_cluster(tmp_path: Path, postgres_server: Post
             assert (code, asker) == (cli.main(["status", "-c", str(_config(tmp_path, asker, url)),
                                                 "--json"]), asker)
             found = json.loads(capsys.readouterr().out)
+            assert asker == found["node"]
             assert expected == sorted((h["node"], h["alive"], h["in_flight"])
                                       for h in found["holders"])
             assert {(os.getpid(), "9.9")} == {(h["pid"], h["version"]) for h in found["holders"]}
@@ -71,6 +72,7 @@ def test_every_node_sees_the_whole_cluster(tmp_path: Path, postgres_server: Post
             assert all(h["heartbeat_at"].endswith("Z") for h in found["holders"])
         code, text = _status(_config(tmp_path, "beta", url), capsys)
         assert 3 == code
+        assert "daemon: not running on node beta (no process of this node holds the store)" in text
         assert "cluster: 3 processes (2 alive)" in text
         assert f"  alpha pid {os.getpid()} runwatchd 9.9: alive, last heartbeat 0 s ago, " \
                "in flight 2" in text
@@ -90,3 +92,29 @@ def test_no_holder_no_cluster_lines(tmp_path: Path, postgres_server: PostgresSer
     code, text = _status(config, capsys)
     assert (3, False) == (code, "cluster:" in text)
     assert [] == json.loads(_status(config, capsys, "--json")[1])["holders"]
+
+
+def test_sqlite_lists_the_daemon_and_a_scan_beside_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One host, one journal: the daemon and a scan beside it both beat, both are listed; the
+    scan leaves and is gone from the list."""
+    monkeypatch.delenv("RUNWATCHD_STORE_URL", raising=False)
+    config = _config(tmp_path)
+    daemon, scan = open_store(tmp_path / "state"), open_store(tmp_path / "state")
+    try:
+        assert daemon.take_ownership()
+        daemon.heartbeat(60.0, in_flight=1, version="9.9")
+        scan.heartbeat(60.0, in_flight=4, version="9.9")
+        code, text = _status(config, capsys, "--json")
+        found = json.loads(text)
+        assert 0 == code
+        assert {(daemon.holder, 1), (scan.holder, 4)} == {
+            (h["holder"], h["in_flight"]) for h in found["holders"]
+            if h["alive"] and h["pid"] == os.getpid()}
+        scan.leave()
+        code, text = _status(config, capsys)
+        assert "cluster: 1 process (1 alive)" in text
+    finally:
+        scan.close()
+        daemon.close()
