@@ -54,6 +54,7 @@ class Snapshot:
     last_progress: float  # when (daemon clock) work last moved on
     not_taken: Mapping[str, int] = field(default_factory=dict)  # files seen, not taken, by why
     uploads: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # (sent, size) by path
+    store_outage: str | None = None  # the store has been unreachable past [store] outage_seconds
 
 
 class Health:
@@ -99,8 +100,11 @@ class Health:
     # -- health ----------------------------------------------------------------------------------
 
     def healthy(self) -> bool:
-        """Observers alive and workers making progress (or nothing to do)."""
+        """Observers alive, workers making progress (or nothing to do), the store reachable (or
+        not for long)."""
         s = self._snapshot()
+        if s.store_outage is not None:
+            return False
         if self._watching and not all(f.healthy for f in s.folders):
             return False
         if not s.follower_alive:
@@ -198,6 +202,8 @@ class Health:
 def _status_line(s: Snapshot) -> str:
     if s.paused:
         return f"PAUSED: {s.paused}"
+    if s.store_outage:
+        return f"WAITING: {s.store_outage}"
     o = s.outcomes
     text = (f"{len(s.in_flight)} uploading, {s.waiting} waiting, {s.tasks} tasks; "
             f"{o.get(Outcome.UPLOADED, 0)} uploaded, {o.get(Outcome.FAILED, 0)} failed")
