@@ -62,8 +62,8 @@ class Health:
     """The daemon's health check, watchdog pings and status reports.
 
     `watching`: observers are part of health (run; a scan watches nothing). `journal_counts`
-    feeds the files-by-state gauge, `holders` the gauge of the processes on the store. `clock` is the daemon's (for Snapshot.last_progress);
-    `beat_clock` paces the status writes."""
+    feeds the files-by-state gauge, `holders` the gauge of the processes on the store. `clock`
+    is the daemon's (for Snapshot.last_progress); `beat_clock` paces the status writes."""
 
     def __init__(
         self,
