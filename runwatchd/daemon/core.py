@@ -113,7 +113,7 @@ class Daemon:
         self.follower = TaskFollower(
             self.client_ref, journal, self.pauses, poll_interval=poll_interval,
             on_key_rejected=self._key_rejected, on_output=self._own_outputs.add,
-            on_finished=self._task_finished)
+            on_finished=self._task_finished, on_store_lost=lambda e: self.outage.lost(e))
         self.uploads = UploadMeter(on_done=metrics.upload_took if metrics else None)
         self._metrics = metrics
         self.skips = SkipLog(metrics.file_not_taken if metrics else None, clock=clock)

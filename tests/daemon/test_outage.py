@@ -16,6 +16,7 @@ from helpers import has_sidecar as done
 
 from runwatchd.daemon.outage import StoreOutage
 from runwatchd.errors import StoreUnavailable
+from runwatchd.lifecycle import sidecar
 from runwatchd.store import open_store
 from runwatchd.store.base import Store
 
@@ -111,3 +112,29 @@ def test_new_work_waits_a_third_of_the_lease_after_the_store_returns() -> None:
     assert (False, True) == (outage.down, outage.holding())
     clock.now += 10
     assert not outage.holding()
+
+
+def test_a_task_running_through_an_outage_is_followed_to_its_end(
+        runner: Runner, tmp_path: Path) -> None:
+    """A task that ends while the store is gone is recorded once the store is back."""
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    store = Flaky(open_store(runner.state))
+    rule = {"endpoint": "image_to_video", "output_dir": "renders",
+            "request": {"model": "gen4.5", "promptText": "{stem} moves", "ratio": "1280:720",
+                        "duration": 5}}
+    cfg = runner.config([{"path": str(hot), "rule": rule}], rescan_interval=0)
+    daemon = runner.start(cfg, journal=store, poll_interval=0.05)  # type: ignore[arg-type]
+    try:
+        shot = drop(hot / "shot.jpg")
+        assert wait_for(lambda: daemon.follower.pending() == 1, 10)
+        store.down = True
+        assert wait_for(lambda: daemon.outage.down, 10)
+        time.sleep(2.5)  # the emulator's task (2 s) ends meanwhile; its record must wait
+        store.down = False
+        assert wait_for(lambda: (sidecar.read_sidecar(shot) or {}).get("task", {}).get(
+            "status") == "SUCCEEDED", 15)
+        assert "succeeded" == store.inner.get(shot).state  # type: ignore[union-attr]
+    finally:
+        runner.stop(daemon)
+        store.inner.close()
