@@ -137,13 +137,15 @@ def take_orphans(cur: Cursor, holder: str, states: Collection[str], seconds: flo
 
 def beat(cur: Cursor, holder: str, node: str, lock: SessionLock, seconds: float,
          in_flight: int, version: str) -> None:
-    """Record the heartbeat, extend the holder's leases and forget long-gone holders."""
+    """Record the heartbeat, extend the holder's leases, forget long-gone holders and leases."""
     cur.execute(_BEAT, {"holder": holder, "node": node, "pid": os.getpid(),
                         "version": version or None, "in_flight": in_flight,
                         "seconds": seconds, "key": lock.key, "backend": lock.backend_pid})
     cur.execute(f"UPDATE leases SET expires_at = {NOW} + %s WHERE holder = %s",
                 (seconds, holder))
     cur.execute(f"DELETE FROM holders WHERE heartbeat_at < {NOW} - {FORGET_AFTER}")
+    # A lease long expired is free anyway; a dead holder's on a finished file would stay forever.
+    cur.execute(f"DELETE FROM leases WHERE expires_at < {NOW} - {FORGET_AFTER}")
 
 
 def leave(cur: Cursor, holder: str) -> None:

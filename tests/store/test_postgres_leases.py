@@ -181,14 +181,17 @@ def test_a_view_reads_a_v1_store_without_migrating_it(store_factory: StoreFactor
 def test_holders_are_forgotten_an_hour_after_their_last_beat(
         store_factory: StoreFactory) -> None:
     """A holder whose last beat is over an hour old is no longer listed, and the next beat of
-    any holder deletes its row."""
+    any holder deletes its row, and every lease that ended over an hour ago."""
     gone, alive = store_factory.open(node="gone"), store_factory.open(node="alive")
     gone.heartbeat(LONG)
     alive.heartbeat(LONG)
     with psycopg.connect(_url(store_factory), autocommit=True) as conn:
         conn.execute("UPDATE holders SET heartbeat_at = heartbeat_at - 3601 WHERE holder = %s",
                      (gone.holder,))
+        gone.lease(A, -3601.0)  # a lease that ended over an hour ago (a dead holder's)
+        alive.lease("/hot/mine.jpg", LONG)
         assert ["alive"] == [h.node for h in store_factory.view().holders()]
         alive.heartbeat(LONG)
         rows = conn.execute("SELECT node FROM holders").fetchall()
-    assert [("alive",)] == rows
+        leased = conn.execute("SELECT path FROM leases").fetchall()
+    assert ([("alive",)], [("/hot/mine.jpg",)]) == (rows, leased)
