@@ -6,6 +6,7 @@ round trips between two hosts that mount one share at different places, and host
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from contract import ClaimContract, RowContract, StoreFactory, record, stored
+from contract_leases import LeaseContract
 
 from runwatchd.lifecycle.states import FileState
 from runwatchd.store import FileRecord, Store, open_store
@@ -34,7 +36,7 @@ class SharedFactory(StoreFactory):
     def child(self, body: str) -> Any:
         wrap = ("from runwatchd.store.shared_paths import SharedPaths\n"
                 "store = SharedPaths(store, {Path('/hot'): 'hot'})\n")
-        return super().child(wrap + body)
+        return super().child(wrap + textwrap.dedent(body))
 
 
 @pytest.fixture
@@ -51,6 +53,10 @@ class TestSharedRows(RowContract):
 
 class TestSharedClaims(ClaimContract):
     """The at-most-once contract through SharedPaths."""
+
+
+class TestSharedLeases(LeaseContract):
+    """The lease contract through SharedPaths."""
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from contract import ClaimContract, RowContract, StoreFactory
+from contract_leases import LeaseContract
 from postgres_helpers import PostgresServer
 from test_shared_paths import SharedFactory
 
@@ -31,6 +32,10 @@ class TestSharedPostgresRows(RowContract):
 
 class TestSharedPostgresClaims(ClaimContract):
     """The at-most-once contract through SharedPaths on PostgreSQL."""
+
+
+class TestSharedPostgresLeases(LeaseContract):
+    """The lease contract through SharedPaths on PostgreSQL."""
 
 
 @pytest.mark.parametrize("name", [
