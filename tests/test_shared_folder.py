@@ -1,7 +1,8 @@
 """Two nodes, one share mounted at two places, one store: a file is one row and one upload.
 
 Node A watches tmp/real, node B the same directory as tmp/link (a symlink to it: the second mount
-point), both with share = "hot" and one SQLite store file ([store] url), each with its own state
+point), both with share = "hot" and one store ([store] url: a SQLite file; the runs at once and
+the take-over on PostgreSQL too), each with its own state
 dir and its store opened as the commands open it (open_journal). The config resolves a folder's
 symlinks, so B's root is set back to the link path after parsing: that is the path a host that
 mounts the share elsewhere has. Polling observers, as on a NAS (inotify delivers no event to a
@@ -46,8 +47,9 @@ def _no_store_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def node_config(tmp_path: Path, node: str, root: Path, rule: dict[str, Any] | None,
-                share: str | None = "hot") -> Config:
-    """Node `node`'s config: its own state dir, the shared store, `root` as the share "hot"."""
+                share: str | None = "hot", url: str | None = None) -> Config:
+    """Node `node`'s config: its own state dir, the shared store (`url`, else one SQLite file),
+    `root` as the share "hot"."""
     folder: dict[str, Any] = {"path": str(root)}
     if share is not None:
         folder["share"] = share
@@ -55,7 +57,7 @@ def node_config(tmp_path: Path, node: str, root: Path, rule: dict[str, Any] | No
         folder["rule"] = rule
     cfg = parse_config({
         "runway": {"concurrency": 2, "state_dir": str(tmp_path / node / "state")},
-        "store": {"url": f"sqlite://{tmp_path / 'shared.sqlite3'}", "node": node,
+        "store": {"url": url or sqlite_url(tmp_path), "node": node,
                   "lease_seconds": 1.5},
         "defaults": {"settle_seconds": 0.05, "observer": "polling", "poll_interval": 0.05,
                      "rescan_interval": 0},
@@ -77,9 +79,22 @@ def scan_on(tmp_path: Path, emu: Emulator, node: str, root: Path,
         journal.close()
 
 
-def rows(tmp_path: Path) -> list[tuple[str, str, str | None]]:
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite://{tmp_path / 'shared.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The shared store's URL: one SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    server = request.getfixturevalue("postgres_server")
+    return str(server.url_of(request.getfixturevalue("postgres_db")))
+
+
+def rows(tmp_path: Path, url: str | None = None) -> list[tuple[str, str, str | None]]:
     """(key, state, output_dir) of every row of the shared store, as stored."""
-    store = open_store(tmp_path, f"sqlite://{tmp_path / 'shared.sqlite3'}")
+    store = open_store(tmp_path, url or sqlite_url(tmp_path))
     try:
         return sorted((r.path, r.state, r.output_dir) for r in store)
     finally:
@@ -144,11 +159,12 @@ def test_a_share_set_later_uploads_and_submits_nothing_again(
 
 
 def test_two_nodes_at_once_upload_and_submit_each_file_once(
-        tmp_path: Path, emu: Emulator, mounts: tuple[Path, Path]) -> None:
+        tmp_path: Path, emu: Emulator, mounts: tuple[Path, Path], store_url: str) -> None:
     """Both daemons running, each seeing the files at its own mount point: the leases are taken
     on the share keys, so each file is uploaded once and generated once."""
     real, link = mounts
-    nodes = [(Runner(tmp_path / node, emu), node_config(tmp_path, node, root, RULE))
+    nodes = [(Runner(tmp_path / node, emu),
+              node_config(tmp_path, node, root, RULE, url=store_url))
              for node, root in (("a", real), ("b", link))]
     journals = [open_journal(cfg)[1] for _, cfg in nodes]
     try:
@@ -168,7 +184,7 @@ def test_two_nodes_at_once_upload_and_submit_each_file_once(
             journal.close()
     assert (16, 16) == (uploads(emu), emu.stats()["tasks_created"])
     assert [(f"hot/shot{n:02}.jpg", FileState.SUCCEEDED, "hot/renders") for n in range(16)] == (
-        rows(tmp_path))
+        rows(tmp_path, store_url))
 
 
 def dead_node(tmp_path: Path, cfg: Config, root: Path, share: str, name: str) -> None:
@@ -194,11 +210,12 @@ def dead_node(tmp_path: Path, cfg: Config, root: Path, share: str, name: str) ->
 
 
 def test_a_dead_nodes_upload_is_taken_over_at_this_nodes_path(
-        tmp_path: Path, emu: Emulator, mounts: tuple[Path, Path]) -> None:
+        tmp_path: Path, emu: Emulator, mounts: tuple[Path, Path], store_url: str) -> None:
     """Node B (the link mount) leases a file and dies mid-upload; node A takes the row over by
     its share key and uploads the file again at its own path."""
     real, link = mounts
-    runner, cfg = Runner(tmp_path / "a", emu), node_config(tmp_path, "a", real, None)
+    runner = Runner(tmp_path / "a", emu)
+    cfg = node_config(tmp_path, "a", real, None, url=store_url)
     _, journal = open_journal(cfg)
     try:
         runner.start(cfg, journal=journal)
@@ -211,7 +228,7 @@ def test_a_dead_nodes_upload_is_taken_over_at_this_nodes_path(
         runner.close()
         journal.close()
     assert 2 == uploads(emu)
-    assert [("hot/half.jpg", FileState.UPLOADED, None)] == rows(tmp_path)
+    assert [("hot/half.jpg", FileState.UPLOADED, None)] == rows(tmp_path, store_url)
 
 
 def test_a_dead_nodes_file_on_a_share_not_mounted_here_is_left_alone(
@@ -222,7 +239,7 @@ def test_a_dead_nodes_file_on_a_share_not_mounted_here_is_left_alone(
     real, _ = mounts
     elsewhere = tmp_path / "cold"
     drop(elsewhere / "far.jpg")
-    store = open_store(tmp_path, f"sqlite://{tmp_path / 'shared.sqlite3'}")
+    store = open_store(tmp_path, sqlite_url(tmp_path))
     store.put(FileRecord(path="cold/far.jpg", state=FileState.UPLOADED))
     store.close()
     runner, cfg = Runner(tmp_path / "a", emu), node_config(tmp_path, "a", real, None)
