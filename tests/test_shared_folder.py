@@ -2,12 +2,11 @@
 
 Node A watches tmp/real, node B the same directory as tmp/link (a symlink to it: the second mount
 point), both with share = "hot" and one store ([store] url: a SQLite file; the runs at once and
-the take-over on PostgreSQL too), each with its own state
-dir and its store opened as the commands open it (open_journal). The config resolves a folder's
-symlinks, so B's root is set back to the link path after parsing: that is the path a host that
-mounts the share elsewhere has. Polling observers, as on a NAS (inotify delivers no event to a
-root given as a symlink). One after the other (scans), then at once (two daemons), then a dead
-node's work taken over."""
+the take-over on PostgreSQL too), each with its own state dir and its store opened as the
+commands open it (open_journal). The config resolves a folder's symlinks, so B's root is set
+back to the link path after parsing: that is the path a host that mounts the share elsewhere
+has. Polling observers, as on a NAS (inotify delivers no event to a root given as a symlink).
+One after the other (scans), then at once (two daemons), then a dead node's work taken over."""
 
 from __future__ import annotations
 
