@@ -14,8 +14,10 @@ STS_VOICE = {"type": "runway-preset", "presetId": "Maya"}
 # endpoint -> (the file's name, the rule table); the file goes to the default input field
 # unless the request places it with "{uri}".
 EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
+    # The keyframe list form (issue 12); the bare default input is in most other tests.
     "image_to_video": ("shot.png", {"model": "gen4.5", "promptText": PROMPT, "ratio": "1280:720",
-                                    "duration": 5}),
+                                    "duration": 5,
+                                    "promptImage": [{"uri": "{uri}", "position": "first"}]}),
     "text_to_video": ("shot.png", {"model": "hailuo3", "promptText": PROMPT, "ratio": "16:9",
                                    "duration": 6, "references": [{"uri": "{uri}"}]}),
     "video_to_video": ("clip.mp4", {"model": "seedance2", "promptText": PROMPT,

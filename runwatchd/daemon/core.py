@@ -149,7 +149,7 @@ class Daemon:
                               metrics=metrics) if policy.watch else None
         self.health = Health(self._snapshot, state_dir=state_dir, watching=policy.watch,
                              notifier=notifier, metrics=metrics, journal_counts=journal.counts,
-                             credits=credits, clock=clock)
+                             holders=journal.holders, credits=credits, clock=clock)
         self.reconciler = Reconciler(
             journal, self.folders, self.book, policy=policy, scope=self.scope,
             candidate=self._candidate, adoptable=self.processor.adoptable,
