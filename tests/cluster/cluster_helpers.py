@@ -323,6 +323,20 @@ def tasks_by_status(emu: Emulator) -> dict[str, int]:
     return {k: v for k, v in emu.stats()["tasks_by_status"].items() if v}
 
 
+def stray_outputs(files: Iterable[Path], output_dir: str = "renders") -> list[str]:
+    """Files in the rule's output folder that no sidecar names: an output downloaded twice
+    (two nodes following one task) leaves one of them behind."""
+    files = list(files)
+    named = set()
+    for path in files:
+        data = sidecar.read_sidecar(path)
+        for out in ((data or {}).get("task") or {}).get("outputs") or []:
+            named.add(os.path.normpath(path.parent / out))
+    folders = {path.parent / output_dir for path in files}
+    return sorted(str(p) for d in folders if d.is_dir() for p in d.iterdir()
+                  if os.path.normpath(p) not in named)
+
+
 def tracebacks(nodes: Iterable[Node]) -> dict[str, int]:
     """node name -> tracebacks in its log, for the nodes that logged any."""
     return {n.name: k for n in nodes if (k := n.log().count("Traceback"))}

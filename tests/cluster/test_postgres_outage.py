@@ -30,6 +30,7 @@ from cluster_helpers import (
     not_done,
     objects_by_content,
     stored_twice,
+    stray_outputs,
     tasks_by_status,
     tasks_per_content,
     tracebacks,
@@ -100,6 +101,7 @@ def test_postgres_stopped_for_20_s_loses_nothing_repeats_nothing_and_work_resume
     assert {} == unnamed_uploads(files, emulator)
     assert {} == {n: k for n, k in tasks_per_content(files, emulator).items() if k != 1}
     assert {"SUCCEEDED": len(files)} == tasks_by_status(emulator)
+    assert [] == stray_outputs(files)
     assert {"succeeded": len(files)} == counts
     # "logs one clear line": one when the database goes (one more allowed for its return).
     assert {} == {name: lines for name, lines in said.items() if not 1 <= len(lines) <= 2}

@@ -23,6 +23,7 @@ from cluster_helpers import (
     make_files,
     not_done,
     stored_twice,
+    stray_outputs,
     tasks_by_status,
     tasks_per_content,
     tracebacks,
@@ -84,6 +85,7 @@ def test_scan_beside_a_daemon_uploads_and_submits_nothing_twice(
     assert FILES == finished, logs
     assert {} == {n: k for n, k in tasks_per_content(files, emulator).items() if k != 1}
     assert {"SUCCEEDED": FILES} == tasks_by_status(emulator)
+    assert [] == stray_outputs(files)
     assert {} == bad_sidecars(files)
     assert {} == unnamed_uploads(files, emulator)
     assert {"succeeded": FILES} == counts

@@ -4,8 +4,8 @@ SIGKILLed mid-run and never restarted.
 
 Done when every file ends with a correct sidecar, every file's bytes were stored once (the upload
 its sidecar names), no content has more than one generation task, every task is followed to
-SUCCEEDED with its outputs downloaded, and the two survivors took the dead node's unfinished
-uploads over within lease timeout + 10 s of the kill.
+SUCCEEDED with its outputs downloaded (once: no stray copy in the output folder), and the two
+survivors took the dead node's unfinished uploads over within lease timeout + 10 s of the kill.
 
 The kill lands while the victim is uploading and holds no generation claim: the victim is
 SIGSTOPped, and killed only if its log shows an upload under way and no row is "submitting"
@@ -35,6 +35,7 @@ from cluster_helpers import (
     not_done,
     rows_in,
     stored_twice,
+    stray_outputs,
     tasks_by_status,
     tasks_per_content,
     tracebacks,
@@ -125,6 +126,7 @@ def test_three_nodes_one_killed_share_600_files_and_take_over_its_uploads(
     assert {} == unnamed_uploads(files, emulator)
     assert {} == {n: k for n, k in tasks_per_content(files, emulator).items() if k != 1}
     assert {"SUCCEEDED": FILES} == tasks_by_status(emulator)
+    assert [] == stray_outputs(files)
     assert {"succeeded": FILES} == counts
     assert taken_over == seen.keys()
     slowest = max(seen.values()) - killed_at
