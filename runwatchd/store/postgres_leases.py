@@ -43,7 +43,6 @@ from runwatchd.store import postgres_schema as schema
 from runwatchd.store.base import HolderInfo, OwnerInfo
 from runwatchd.store.postgres_rows import Connection, Cursor
 
-
 # The server's clock, in epoch seconds (DOUBLE PRECISION like the columns).
 NOW = "extract(epoch FROM clock_timestamp())::float8"
 # When the server (re)started: every advisory lock and every heartbeat stopped there.
