@@ -18,7 +18,7 @@ from helpers import wait_for
 from runwatchd.cli.demo import make_png
 from runwatchd.emulator import Emulator
 from runwatchd.lifecycle import sidecar
-from runwatchd.store.sqlite import read_owner
+from runwatchd.store.sqlite_leases import read_owner
 
 SECRET = "owner-test-key"
 

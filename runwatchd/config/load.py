@@ -95,6 +95,11 @@ class DaemonConfig:
 class StoreConfig:
     url: str | None = None  # None: SQLite in the state dir; $RUNWATCHD_STORE_URL wins over it
     node: str | None = None  # this host's name in a shared store; None: the host name
+    # A lease on a file's work lasts this long without a heartbeat: how soon the others take
+    # a vanished node's work over (beats come every third of it).
+    lease_seconds: float = 30.0
+    # How long the store may be unreachable before systemd's watchdog hears the node is unwell.
+    outage_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,8 @@ _DAEMON: dict[str, tuple[str, Check | None]] = {
 _STORE: dict[str, tuple[str, Check | None]] = {
     "url": ("string", store_url_problem),
     "node": ("string", _non_empty),
+    "lease_seconds": ("number", _between(1, 3600)),
+    "outage_seconds": ("number", _between(0, _DAY)),
 }
 _FOLDER_KEYS = ("path", "recursive", "rule", *_SETTINGS)
 _TOP_KEYS = ("runway", "defaults", "daemon", "store", "folder")

@@ -14,7 +14,13 @@ from pathlib import Path
 import tomli_w
 
 from runwatchd import errors
-from runwatchd.config.load import Config, DaemonConfig, FolderSettings, RunwayConfig
+from runwatchd.config.load import (
+    Config,
+    DaemonConfig,
+    FolderSettings,
+    RunwayConfig,
+    StoreConfig,
+)
 from runwatchd.config.sources import (
     CREDENTIAL_NAME,
     find_secret,
@@ -37,7 +43,7 @@ def _kv(key: str, value: object, commented: bool = False) -> str:
 def starter_config(folder: str = "~/runway-inbox") -> str:
     """A commented starter config; every key is shown with its default (or an example), and
     one [[folder]] at `folder` (the service's starter uses the unit's /srv/hot)."""
-    s, r, d = FolderSettings(), RunwayConfig(), DaemonConfig()
+    s, r, d, st = FolderSettings(), RunwayConfig(), DaemonConfig(), StoreConfig()
     request = {"model": "gen4.5", "promptText": "{stem} comes to life", "ratio": "1280:720",
                "duration": 5}
     lines = [
@@ -81,6 +87,12 @@ def starter_config(folder: str = "~/runway-inbox") -> str:
         _kv("url", "postgresql://runwatchd@db.example/runwatchd", True),
         "# This host's name in a shared store; default: the host name.",
         _kv("node", "render-01", True),
+        "# Seconds a node's claim on a file's work outlives its last heartbeat: how soon the",
+        "# other nodes take a vanished node's uploads and tasks over (beats every third).",
+        _kv("lease_seconds", st.lease_seconds),
+        "# Seconds the store may be unreachable (no new work meanwhile) before systemd's",
+        "# watchdog is told this node is unwell (it restarts the service).",
+        _kv("outage_seconds", st.outage_seconds),
         "", "[defaults]  # every folder inherits these; any of them may be set per folder",
         "# Seconds a file must stay unchanged (size, mtime, ctime, inode) before it is uploaded.",
         _kv("settle_seconds", s.settle_seconds),

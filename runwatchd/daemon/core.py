@@ -19,6 +19,8 @@ objects or callables) when it is made:
     Health           watchdog pings, status line, status.json, gauges     service/health.py
     Pauses           a rejected key, no credits left                      lifecycle/pauses.py
     Processor -> TaskFollower   one file's way, and its generation        lifecycle/, generation/
+    WorkClaims       leases on the files worked on, heartbeat, orphans    claims.py
+    Repairs          start-up recovery, a dead holder's work taken over   repair.py
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runwatchd.config.load import Config, FolderConfig
+from runwatchd.daemon.claims import WorkClaims
 from runwatchd.daemon.folder_set import FolderSet
 from runwatchd.daemon.journal_watch import JournalWatch
 from runwatchd.daemon.outcome_book import OutcomeBook
 from runwatchd.daemon.policy import RUN, RunPolicy, Scope
 from runwatchd.daemon.reconcile import Reconciler
 from runwatchd.daemon.reload import Reloader
+from runwatchd.daemon.repair import Repairs
 from runwatchd.daemon.scheduler import Scheduler, Settled
 from runwatchd.daemon.upload_meter import UploadMeter
 from runwatchd.daemon.waker import Waker
@@ -115,8 +119,9 @@ class Daemon:
                                        progress=self.uploads.progress_for)
         self.folders = FolderSet(self._make_folder)
         self.book = OutcomeBook(journal, policy, credits_out=lambda: self.pauses.credits_out,
-                                metrics=metrics,
-                                wall_clock=wall_clock)
+                                metrics=metrics, wall_clock=wall_clock,
+                                held_delay=(config.store.lease_seconds / 3
+                                            if policy.watch else 0.5))
         self.scheduler = Scheduler(
             transfers=config.runway.concurrency, admit=self._admit, work=self._work,
             paused=lambda: self.pauses.key_rejected is not None, wake=self.wake, clock=clock)
@@ -132,6 +137,14 @@ class Daemon:
             candidate=self._candidate, adoptable=self.processor.adoptable,
             keepalive=self.health.keepalive, stopping=self.stopping, wake=self.wake,
             wall_clock=wall_clock)
+        self.claims = WorkClaims(
+            journal, seconds=config.store.lease_seconds,
+            busy=lambda: set(self.scheduler.in_flight()) | self.follower.followed_paths(),
+            take_over=(lambda rows: self.repairs.take_over(rows)) if policy.watch else None,
+            clock=clock)
+        self.repairs = Repairs(journal, self.processor, self.folders, self.claims, policy=policy,
+                               scope=self.scope, look_at=self.look_at,
+                               own_status=self.health.own_status_file)
         self.reloader = Reloader(
             config, self.client_ref, journal=journal, folders=self.folders,
             reconciler=self.reconciler, scheduler=self.scheduler, pauses=self.pauses,
@@ -193,7 +206,7 @@ class Daemon:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._uninstall_overflow = install_overflow_hook(self.reconciler.overflowed)
         self.folders.replace(self.config.folders)
-        self._recover_journal()
+        self.repairs.at_startup()
         self.follower.start()
         for folder in self.folders:
             if self.policy.watch:
@@ -225,6 +238,7 @@ class Daemon:
             self._due_retries()
             self.scheduler.dispatch()
             self.reconciler.tick(self.clock())
+            self.claims.tick(len(self.scheduler.in_flight()))
             self.reloader.close_retired_clients()
             self.health.heartbeat()
             if self.policy.exit_when_idle and self.idle():
@@ -238,6 +252,7 @@ class Daemon:
         self.folders.stop_watching()
         self.unfinished = self.scheduler.drain(self.config.daemon.grace_seconds)
         self.follower.stop()
+        self.claims.leave()
         self.reloader.close_all()
         if self._uninstall_overflow:
             self._uninstall_overflow()
@@ -251,7 +266,7 @@ class Daemon:
     def idle(self) -> bool:
         """Nothing settling, queued or being worked on, and no generation followed (or all
         work is paused)."""
-        return (not len(self.table) and self.scheduler.idle()
+        return (not len(self.table) and self.scheduler.idle() and not self.book.held()
                 and (self.follower.pending() == 0 or self.pauses.key_rejected is not None))
 
     # -- events ----------------------------------------------------------------------------------
@@ -316,7 +331,7 @@ class Daemon:
         before = self.journal.get(path) if self.book.records_metrics else None
         try:
             with log_context(path=str(path)):  # JSON lines of this file's way name it
-                ending = self.processor.process(job)
+                ending = self._claimed(job)
         except KeyRejected as e:
             self._key_rejected(e)
             ending = Ending(Outcome.PAUSED, FailureReason.KEY_REJECTED)
@@ -329,7 +344,7 @@ class Daemon:
         dirty = self.scheduler.finish(path, requeue=Settled(path, item.folder) if paused else None)
         try:
             again = self.book.record(path, ending, internal)
-        except Exception:  # noqa: BLE001 - bookkeeping must not leave the loop waiting
+        except Exception:
             log.exception("bookkeeping for %s failed", path)
             again = False
         # A scan or event while it was in flight: only a real change makes it a candidate again
@@ -338,6 +353,17 @@ class Daemon:
         if again or changed:
             self._candidate(path, item.folder)
         self.book.file_metrics(path, ending, before.runway_uri if before else None)
+
+    def _claimed(self, job: Job) -> Ending:
+        """Process a file under this process's lease; HELD when another process works on it."""
+        holder = self.claims.claim(job.path)
+        if holder is not None:
+            log.debug("%s: %s works on it", job.path, holder)
+            return Ending(Outcome.HELD)
+        try:
+            return self.processor.process(job)
+        finally:
+            self.claims.done(job.path, keep=job.path in self.follower.followed_paths())
 
     def _key_rejected(self, error: KeyRejected) -> None:
         if self.pauses.reject_key(str(error)):  # workers and the follower meet the 401 together
@@ -354,30 +380,6 @@ class Daemon:
         self.book.task_finished(path, status)
         self.scheduler.note_progress()
         self._waker.wake()
-
-    # -- start-up repair -------------------------------------------------------------------------
-
-    def _recover_journal(self) -> None:
-        """Repair what a crash left (Processor.recover). Only the process owning the journal
-        does: `scan` or `retry` beside a running daemon must leave that daemon's work alone."""
-        if not self.journal.take_ownership():
-            log.info("another runwatchd process works on this state directory; leaving its "
-                     "work in progress alone")
-            return
-        self.health.own_status_file()
-        # A scan waits for its own files' tasks only.
-        self.processor.recover(
-            self._output_dir_for, roots=[f.root for f in self.folders],
-            in_scope=self._in_scope if self.policy.recover_only_in_scope else None)
-
-    def _in_scope(self, path: Path) -> bool:
-        folder = self.folders.folder_for(path)
-        return folder is not None and self.scope.covers(folder.root, path)
-
-    def _output_dir_for(self, path: Path) -> Path:
-        folder = self.folders.folder_for(path)
-        rule = folder.resolver.rule_for(path) if folder else None
-        return rule.output_path(folder.root) if rule and folder else path.parent
 
     # -- views -----------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ class OutcomeBook:
         credits_out: Callable[[], bool] = lambda: False,
         metrics: Metrics | None = None,
         wall_clock: Callable[[], float] = time.time,
+        held_delay: float = 10.0,
     ) -> None:
         self._journal = journal
         self._policy = policy
@@ -55,6 +56,9 @@ class OutcomeBook:
         self._failed: dict[str, str] = {}  # final failures: path -> why (scan prints them)
         self._retry_heap: list[tuple[float, str]] = []
         self._retry_at: dict[str, float] = {}  # path -> its live entry's time in _retry_heap
+        # Files another process worked on when we looked: looked at again after `held_delay`.
+        self._held_delay = held_delay
+        self._held: set[str] = set()
 
     # -- views -----------------------------------------------------------------------------------
 
@@ -67,6 +71,12 @@ class OutcomeBook:
     def records_metrics(self) -> bool:
         """True when file_metrics() records anything (the daemon looks up a row before)."""
         return self._metrics is not None
+
+    def held(self) -> bool:
+        """True while a file another process worked on waits to be looked at again (a scan
+        waits for it: the other process may not finish it)."""
+        with self._lock:
+            return bool(self._held)
 
     def failed_paths(self) -> dict[str, str]:
         """The files that did not end well, with why (a copy)."""
@@ -81,6 +91,12 @@ class OutcomeBook:
         outcome = ending.outcome
         with self._lock:
             self._counts[outcome] += 1
+            self._held.discard(str(path))
+        if outcome is Outcome.HELD:
+            with self._lock:
+                self._held.add(str(path))
+            self.schedule_retry(path, self._wall_clock() + self._held_delay)
+            return False
         if outcome is Outcome.PAUSED:
             return False
         if outcome is Outcome.AWAITING_CREDITS:  # submitted once credits are back (reload)
@@ -134,7 +150,7 @@ class OutcomeBook:
             uploaded = bool(record and record.runway_uri and record.runway_uri != uri_before)
             self._metrics.file_ended(
                 ending, uploaded_bytes=(record.size or 0) if record and uploaded else None)
-        except Exception:  # noqa: BLE001 - metrics must never cost a file its bookkeeping
+        except Exception:
             log.exception("recording metrics for %s failed", path)
 
     def _fail(self, path: Path, why: str) -> None:
@@ -166,6 +182,7 @@ class OutcomeBook:
                 when, key = heapq.heappop(self._retry_heap)
                 if self._retry_at.get(key) == when:
                     del self._retry_at[key]
+                    self._held.discard(key)  # the caller makes it a candidate now
                     due.append(Path(key))
         return due
 

@@ -130,7 +130,7 @@ class TaskFollower:
         self.on_output = on_output
         self.on_finished = on_finished
         self._heap: list[_Followed] = []
-        self._followed: set[str] = set()
+        self._followed: dict[str, Path] = {}  # task id -> its file
         self._cond = threading.Condition()
         self._stopping = False
         self._busy = 0
@@ -145,9 +145,14 @@ class TaskFollower:
         with self._cond:
             if task_id in self._followed:
                 return
-            self._followed.add(task_id)
+            self._followed[task_id] = path
             heapq.heappush(self._heap, _Followed(self._next_poll(), path, task_id, output_dir))
             self._cond.notify()
+
+    def followed_paths(self) -> set[Path]:
+        """The files whose tasks are followed now (a snapshot)."""
+        with self._cond:
+            return set(self._followed.values())
 
     def pending(self) -> int:
         """Tasks followed and not finished (waiting for their next poll or being polled)."""
@@ -207,7 +212,7 @@ class TaskFollower:
 
     def _drop(self, item: _Followed) -> None:
         with self._cond:
-            self._followed.discard(item.task_id)
+            self._followed.pop(item.task_id, None)
 
     def _backoff(self, item: _Followed) -> float:
         item.errors += 1

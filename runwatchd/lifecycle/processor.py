@@ -114,12 +114,19 @@ class FileProcessor:
         a rule no longer names (after a rules file changed output_dir): never new media."""
         return self._outputs.contains(path)
 
-    def recover(self, output_dir_for: Callable[[Path], Path], *,
+    def recover(self, orphans: Iterable[FileRecord], output_dir_for: Callable[[Path], Path], *,
                 in_scope: Callable[[Path], bool] | None = None,
-                roots: Iterable[Path] = ()) -> None:
+                roots: Iterable[Path] = (), sweep_min_age: float = 0.0) -> None:
         """Repair what a crash left (Recovery.recover); before any worker or the follower runs,
         and only while holding the store's owner lock. `roots`: the watched folders."""
-        self._recovery.recover(output_dir_for, in_scope=in_scope, roots=roots)
+        self._recovery.recover(orphans, output_dir_for, in_scope=in_scope, roots=roots,
+                               sweep_min_age=sweep_min_age)
+
+    def take_over(self, orphans: Iterable[FileRecord],
+                  output_dir_for: Callable[[Path], Path]) -> list[Path]:
+        """Repair rows a holder that died mid-run left (Recovery.take_over): the files to look
+        at again."""
+        return self._recovery.take_over(orphans, output_dir_for)
 
     def adoptable(self, path: Path, st: os.stat_result, rule: Rule | None) -> FileRecord | None:
         """For the catch-up scan, a file the journal has no row for: the row to record when its

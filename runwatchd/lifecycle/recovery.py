@@ -6,13 +6,15 @@ followed again, and our temp files beside in-progress files and in their output 
 removed. Then every runwatchd temp whose maker is no live runwatchd process (fsutil's temp names
 carry the maker's pid and start time) is removed from the watched folders and every output dir
 the store knows: a bounded walk that never follows a symlink, one line per file removed. The
-daemon calls recover() only while it holds the store's owner lock.
+daemon calls recover() only while it holds the store's owner lock, on the rows no live process
+holds a lease on; take_over() repairs the same way what a holder that died mid-run left.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -21,8 +23,9 @@ from runwatchd.generation.submitter import FollowFn
 from runwatchd.generation.task_sidecar import ensure_task_sidecar
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.failures import Failures
-from runwatchd.lifecycle.states import IN_PROGRESS_STATES, FileState
+from runwatchd.lifecycle.states import FileState
 from runwatchd.store.base import Store
+from runwatchd.store.record import FileRecord
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +39,41 @@ class Recovery:
         self._failures = failures
         self._follow = follow
 
-    def recover(self, output_dir: Callable[[Path], Path], *,
+    def recover(self, orphans: Iterable[FileRecord], output_dir: Callable[[Path], Path], *,
                 in_scope: Callable[[Path], bool] | None = None,
-                roots: Iterable[Path] = ()) -> None:
-        """Repair what a crash left, before any worker or the follower runs: intents become
-        "needs attention", running tasks get their sidecar and are followed again (those
-        `in_scope`, if given), and our temp files beside in-progress files and in their output
-        folders are removed, then every temp of a dead process below `roots` (the watched
-        folders) and the store's output dirs (sweep_dead_temps).
+                roots: Iterable[Path] = (), sweep_min_age: float = 0.0) -> None:
+        """Repair what a crash left, before any worker or the follower runs: `orphans` are the
+        rows in progress no live process holds (Store.take_orphans). Intents become "needs
+        attention", running tasks get their sidecar and are followed again (those `in_scope`,
+        if given), and our temp files beside in-progress files and in their output folders are
+        removed, then every temp of a dead process below `roots` (the watched folders) and the
+        store's output dirs that is at least `sweep_min_age` seconds old (sweep_dead_temps:
+        other hosts' pids cannot be checked from here, so a cluster sweeps only old ones).
         `output_dir(path)`: where a row that recorded none has its outputs.
 
-        Call only while holding the store's owner lock (no other process works on it)."""
+        Call only while holding the store's owner lock (no other process of this host works on
+        it as a daemon)."""
+        for directory, prefixes in self._repair(orphans, output_dir, in_scope).items():
+            _remove_temps(directory, prefixes)
+        sweep_dead_temps([*roots, *(Path(d) for d in self._store.output_dirs())],
+                         min_age=sweep_min_age)
+
+    def take_over(self, orphans: Iterable[FileRecord],
+                  output_dir: Callable[[Path], Path]) -> list[Path]:
+        """recover() for rows a holder that died mid-run left (another node, a killed scan),
+        while this process works: the files to look at again (an upload it left unfinished)."""
+        rows = list(orphans)
+        for directory, prefixes in self._repair(rows, output_dir, None).items():
+            _remove_temps(directory, prefixes, ours_too=False)
+        return [Path(r.path) for r in rows
+                if r.state in (FileState.UPLOADING, FileState.NO_SIDECAR)]
+
+    def _repair(self, orphans: Iterable[FileRecord], output_dir: Callable[[Path], Path],
+                in_scope: Callable[[Path], bool] | None) -> dict[Path, set[str]]:
+        """Mark intents, follow running tasks; the temp name prefixes to remove, per folder."""
         ours: dict[Path, set[str]] = {}
         # no_sidecar: its retry writes the sidecar from the journal, and may have been killed.
-        for record in self._store.in_state(*IN_PROGRESS_STATES, FileState.NO_SIDECAR):
+        for record in orphans:
             path = Path(record.path)
             ours.setdefault(path.parent, set()).add(sidecar.sidecar_path(path).name)
             if record.state == FileState.SUBMITTING:
@@ -64,20 +88,21 @@ class Recovery:
                 ensure_task_sidecar(path, record)
                 if self._follow and (in_scope is None or in_scope(path)):
                     self._follow(path, record.task_id, out)
-        for directory, prefixes in ours.items():
-            _remove_temps(directory, prefixes)
-        sweep_dead_temps([*roots, *(Path(d) for d in self._store.output_dirs())])
+        return ours
 
 
 # A start-up must not walk for ever: a watched folder on a NAS may hold millions of entries.
 MAX_SWEEP_ENTRIES = 200_000
 
 
-def sweep_dead_temps(tops: Iterable[Path], limit: int = MAX_SWEEP_ENTRIES) -> int:
+def sweep_dead_temps(tops: Iterable[Path], limit: int = MAX_SWEEP_ENTRIES, *,
+                     min_age: float = 0.0) -> int:
     """Remove every runwatchd temp below `tops` whose maker is no live runwatchd process (never
-    another name, never a live process's temp), looking at `limit` entries at most and following
-    no symlink; logs each file removed and the count. How many were removed."""
+    another name, never a live process's temp) and that is `min_age` seconds old or older,
+    looking at `limit` entries at most and following no symlink; logs each file removed and the
+    count. How many were removed."""
     removed, seen, done = 0, 0, set()
+    oldest = time.time() - min_age
     for top in tops:
         for directory, dirs, files in os.walk(top, followlinks=False):
             if directory in done:  # an output dir inside a watched folder: once
@@ -91,7 +116,7 @@ def sweep_dead_temps(tops: Iterable[Path], limit: int = MAX_SWEEP_ENTRIES) -> in
                 return _sweep_done(removed)
             for name in files:
                 if fsutil.is_temp_name(name) and not fsutil.temp_owner_alive(name):
-                    removed += _remove(os.path.join(directory, name))
+                    removed += _remove(os.path.join(directory, name), oldest if min_age else None)
     return _sweep_done(removed)
 
 
@@ -101,8 +126,10 @@ def _sweep_done(removed: int) -> int:
     return removed
 
 
-def _remove(path: str) -> int:
+def _remove(path: str, unless_after: float | None = None) -> int:
     try:
+        if unless_after is not None and os.lstat(path).st_mtime > unless_after:
+            return 0  # young: maybe another host's live process writes it
         os.unlink(path)
     except FileNotFoundError:
         return 0
@@ -113,11 +140,12 @@ def _remove(path: str) -> int:
     return 1
 
 
-def _remove_temps(directory: Path, prefixes: set[str]) -> int:
+def _remove_temps(directory: Path, prefixes: set[str], *, ours_too: bool = True) -> int:
     """Remove our temp files in `directory` whose final name starts with one of `prefixes`
     (temp_path_for may have cut a long name, so a long cut head also counts), but not those of
-    another live runwatchd process. This process's own count as left by the crash: none is
-    written before recovery ends, and the tests crash a daemon inside the test process."""
+    another live runwatchd process. This process's own count as left by the crash when
+    `ours_too` (at start-up: none is written before recovery ends, and the tests crash a daemon
+    inside the test process); a take-over while working keeps them."""
     removed = 0
     try:
         entries = list(os.scandir(directory))
@@ -130,7 +158,8 @@ def _remove_temps(directory: Path, prefixes: set[str]) -> int:
         cut = len(os.fsencode(head)) >= 200
         if not any(head.startswith(p) or (cut and p.startswith(head)) for p in prefixes):
             continue
-        if fsutil.temp_owner(entry.name) != os.getpid() and fsutil.temp_owner_alive(entry.name):
+        mine = fsutil.temp_owner(entry.name) == os.getpid()
+        if (mine and not ours_too) or (not mine and fsutil.temp_owner_alive(entry.name)):
             continue  # another live process writes it (`runwatchd upload` of the same file)
         try:
             os.unlink(entry.path)

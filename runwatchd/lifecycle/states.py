@@ -116,6 +116,7 @@ class Outcome(StrEnum):
     ATTENTION = "attention"  # a generation POST may have made a task we do not know
     AWAITING_CREDITS = "awaiting_credits"  # generation waits for credits
     PAUSED = "paused"  # the API key was rejected: all work waits for a reload
+    HELD = "held"  # another process (node, scan) works on it now: looked at again later
     # How a followed task ended (counted by the daemon when the follower reports it).
     SUCCEEDED = "succeeded"
     TASK_FAILED = "task_failed"

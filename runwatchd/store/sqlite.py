@@ -38,7 +38,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
@@ -47,7 +47,9 @@ from typing import Any
 from runwatchd import fsutil
 from runwatchd.errors import StoreDamaged
 from runwatchd.lifecycle.states import TASK_STATES, FileState
-from runwatchd.store.base import OwnerInfo, Signature
+from runwatchd.store import sqlite_leases as leases
+from runwatchd.store.base import HolderInfo, OwnerInfo, Signature
+from runwatchd.store.sqlite_leases import lock_path, read_owner
 from runwatchd.store.record import FileRecord
 from runwatchd.store.transitions import TransitionGuard
 
@@ -146,28 +148,6 @@ def damaged(journal: Path, error: sqlite3.DatabaseError) -> StoreDamaged:
         "so files with one are adopted from it, not uploaded or submitted again")
 
 
-def lock_path(journal: Path) -> Path:
-    return journal.with_name(journal.name + ".lock")
-
-
-def read_owner(journal: Path) -> OwnerInfo | None:
-    """The owner its lock file names, if that process still lives (as far as this host can
-    tell: another host's pid cannot be checked, so it is believed)."""
-    try:
-        data = json.loads(lock_path(journal).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # no owner ever, released (emptied) on close, or not ours to read
-    if not isinstance(data, dict):
-        return None
-    pid, node, since = data.get("pid"), data.get("node"), data.get("since")
-    info = OwnerInfo(pid=pid if isinstance(pid, int) else None,
-                     node=node if isinstance(node, str) else None,
-                     since=float(since) if isinstance(since, (int, float)) else None)
-    if info.node == socket.gethostname() and not fsutil.pid_exists(info.pid):
-        return None  # killed while owning: the flock went with it, the file stayed
-    return info
-
-
 class SqliteStore:
     """A Store on the journal database: one connection and one lock per handle."""
 
@@ -179,6 +159,8 @@ class SqliteStore:
         self._guard = TransitionGuard(strict)
         self._lock = threading.Lock()
         self._owner_fd: int | None = None
+        self._holder = leases.new_holder(socket.gethostname())
+        self._started_at = clock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         try:
             self._prepare()
@@ -193,7 +175,7 @@ class SqliteStore:
         # NORMAL in WAL mode survives a killed process (only power loss can drop the last commit).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA + leases.LEASE_SCHEMA)
         st = os.stat(self.path)  # which file we opened: check_intact() compares the path with it
         self._identity = (st.st_dev, st.st_ino)
         have = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
@@ -378,3 +360,41 @@ class SqliteStore:
         with self._lock:
             rows = self._db.execute(_SELECT).fetchall()
         return iter([_row_to_record(r) for r in rows])
+
+    # -- leases (store/sqlite_leases.py) ---------------------------------------------------------
+
+    @property
+    def holder(self) -> str:
+        return self._holder
+
+    def lease(self, path: Path | str, seconds: float) -> str | None:
+        with self._write():
+            now = self._clock()
+            return leases.lease(self._db, _key(str(path)), self._holder, now + seconds, now)
+
+    def release(self, path: Path | str) -> None:
+        with self._write():
+            leases.release(self._db, _key(str(path)), self._holder)
+
+    def heartbeat(self, seconds: float, *, in_flight: int = 0, version: str = "") -> None:
+        with self._write():
+            leases.heartbeat(self._db, self._holder, now=self._clock(), seconds=seconds,
+                             in_flight=in_flight, version=version, started_at=self._started_at)
+
+    def take_orphans(self, states: Collection[str], seconds: float,
+                     limit: int = 500) -> list[FileRecord]:
+        with self._write():
+            now = self._clock()
+            taken = []
+            for key in leases.orphan_keys(self._db, states, self._holder, now, limit):
+                leases.lease(self._db, key, self._holder, now + seconds, now)
+                taken.append(self._current(_unkey(key)))
+            return [r for r in taken if r is not None]
+
+    def leave(self) -> None:
+        with self._write():
+            leases.leave(self._db, self._holder)
+
+    def holders(self) -> list[HolderInfo]:
+        with self._lock:
+            return leases.read_holders(self._db, self._clock())

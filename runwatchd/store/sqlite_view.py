@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
-from runwatchd.store.base import OwnerInfo
+from runwatchd.store.base import HolderInfo, OwnerInfo
 from runwatchd.store.record import FileRecord
-from runwatchd.store.sqlite import (
-    damaged,
-    read_counts,
-    read_in_state,
-    read_owner,
-    read_recent_errors,
-)
+from runwatchd.store.sqlite import damaged, read_counts, read_in_state, read_recent_errors
+from runwatchd.store.sqlite_leases import read_holders, read_owner
 
 
 class SqliteView:
@@ -55,6 +51,10 @@ class SqliteView:
 
     def owner(self) -> OwnerInfo | None:
         return read_owner(self.path)
+
+    def holders(self) -> list[HolderInfo]:
+        with self._lock:
+            return read_holders(self._db, time.time()) if self._db else []
 
     def close(self) -> None:
         with self._lock:
