@@ -118,7 +118,7 @@ def _one_run(emulator: h.EmulatorProc, server: PostgresAdmin, d: Path, nodes: in
         t0 = time.monotonic()
         for name in names:
             os.rename(staging / name, hot / name)
-        t_done, succeeded = _wait_succeeded(hot, names, t0)
+        t_done, succeeded, t_uploaded = _wait_succeeded(hot, names, t0)
         cpu = [w.cpu() - c for (w, _), c in zip(procs, cpu0, strict=True)]
         others = (_cpu_of(emulator.proc.pid), server.cpu())
         load = max(load0, os.getloadavg()[0])
@@ -128,6 +128,7 @@ def _one_run(emulator: h.EmulatorProc, server: PostgresAdmin, d: Path, nodes: in
                     for w, _ in procs]
         for _, notify in procs:
             notify.close()
+        transactions = server.transactions(database)
         server.drop_database(database)
     stats = emulator.stats()
     objects = list(emulator.objects().values())
@@ -147,7 +148,8 @@ def _one_run(emulator: h.EmulatorProc, server: PostgresAdmin, d: Path, nodes: in
             "tasks": stats["tasks_created"], "api_calls": stats["api_calls_total"],
             "stored_right": len(stored_right), "errors": _error_lines(logs),
             "emulator_cpu": _minus(others[0], others0[0]), "db_cpu": _minus(others[1], others0[1]),
-            "load": load}
+            "load": load, "transactions": transactions,
+            "uploaded": None if t_uploaded is None else t_uploaded - t0}
 
 
 def _ready(w: h.Watched, notify: h.NotifySocket, timeout: float) -> bool:
@@ -176,10 +178,12 @@ def _fresh(d: Path, names: list[str]) -> None:
         shutil.rmtree(node_dir)
 
 
-def _wait_succeeded(hot: Path, names: list[str], t0: float) -> tuple[float | None, int]:
-    """When every file's sidecar shows its task SUCCEEDED (None after TIMEOUT), and how many
-    did; progress logged every 10 s."""
+def _wait_succeeded(hot: Path, names: list[str],
+                    t0: float) -> tuple[float | None, int, float | None]:
+    """When every file's sidecar shows its task SUCCEEDED (None after TIMEOUT), how many did,
+    and when every file had a sidecar (was uploaded); progress logged every 10 s."""
     pending = set(names)
+    t_uploaded = None
     seen: dict[str, int] = {}  # sidecar mtime_ns when last read: read again only once changed
     deadline = t0 + TIMEOUT
     next_log = t0 + 10
@@ -196,13 +200,16 @@ def _wait_succeeded(hot: Path, names: list[str], t0: float) -> tuple[float | Non
                 continue
             if (data.get("task") or {}).get("status") == "SUCCEEDED":
                 pending.discard(name)
+        if t_uploaded is None and len(seen) == len(names):
+            t_uploaded = time.monotonic()
         if time.monotonic() >= next_log:
             h.log(f"case 7: {len(names) - len(pending)}/{len(names)} SUCCEEDED after "
                   f"{time.monotonic() - t0:.0f} s")
             next_log += 10
         if pending:
             time.sleep(0.2)
-    return (None if pending else time.monotonic()), len(names) - len(pending)
+    done = None if pending else time.monotonic()
+    return done, len(names) - len(pending), t_uploaded or done
 
 
 def _cpu_of(pid: int) -> float | None:
@@ -255,7 +262,8 @@ def _result(all_runs: dict[int, list[dict]], n: int) -> h.CaseResult:
         row.figure = (f"runs {walls}; "
                       f"uploads/file {r['uploads'] / n:.2f}; tasks/file {r['tasks'] / n:.2f}; "
                       f"{r['succeeded']}/{n} SUCCEEDED; stored whole {r['stored_right']}/{n}; "
-                      f"{r['api_calls']} API calls; "
+                      f"all uploaded after {h.fmt_s(r['uploaded'])}; {r['api_calls']} API "
+                      f"calls; {_per_file(r['transactions'], n)} database transactions per file; "
                       f"CPU per node {' / '.join(f'{c:.1f}' for c in r['cpu'])} s, "
                       f"emulator {_fmt_cpu(r['emulator_cpu'])}, PostgreSQL "
                       f"{_fmt_cpu(r['db_cpu'])}; load average {r['load']:.1f}")
@@ -282,6 +290,10 @@ def _result(all_runs: dict[int, list[dict]], n: int) -> h.CaseResult:
         "PostgreSQL run beside them on the same cores); peak RSS = the largest node's. Uploads "
         "and tasks per file are the emulator's counts over the files.")
     return result
+
+
+def _per_file(count: int | None, n: int) -> str:
+    return "n/a" if count is None else f"{count / n:.1f}"
 
 
 def _fmt_cpu(seconds: float | None) -> str:
@@ -328,6 +340,17 @@ class PostgresAdmin:
 
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql)
+
+    def transactions(self, database: str) -> int | None:
+        """Transactions committed or rolled back in `database` so far (the server's statistics,
+        flushed when each backend's transaction ends: close enough once its clients stopped)."""
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                               "WHERE datname = %s", (database,)).fetchone()
+        return None if row is None else int(row[0])
 
     def create_database(self, name: str) -> str:
         self.drop_database(name)  # left over by an interrupted run
