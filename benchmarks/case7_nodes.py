@@ -4,8 +4,9 @@ Each node is a `runwatchd run -c CONFIG` process of its own, with a state dir of
 `[store] url` naming one PostgreSQL database (a fresh one per node count), `[store] node =
 "node-K"`, `[runway] concurrency = 4` and one folder watched by polling (as on a NAS share; every
 1 s, a settle time of 0.5 s, so the fixed wait before work starts is small next to the work;
-each node lists the folder, so a shorter poll costs every node CPU) with an image_to_video rule. Once every node is READY, 1,000 files of 64 KiB are renamed into the folder
-at once; done is when every file's sidecar shows its task SUCCEEDED (its output downloaded).
+each node lists the folder, so a shorter poll costs every node CPU) with an image_to_video
+rule. Once every node is READY, 1,000 files of 64 KiB are renamed into the folder at once; done
+is when every file's sidecar shows its task SUCCEEDED (its output downloaded).
 The emulator adds 50 ms to every /v1 call (uploads' slot requests, task submits, task polls),
 runs each task for 1 s with no limit on tasks at once (Runway's tier limit would measure the
 tier, not runwatchd), and counts uploads and tasks: exactly one of each per file is the claim
