@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # `from helpers import wait_for` in any import mode
 
+from daemon_helpers import runner  # noqa: E402,F401 - a fixture
 from daemon_process import KEY, Setup  # noqa: E402 - needs the path above
 from helpers import wait_for as _wait_for  # noqa: E402 - needs the path above
 from postgres_helpers import postgres_db, postgres_server  # noqa: E402,F401 - fixtures

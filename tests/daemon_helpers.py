@@ -7,10 +7,13 @@ opened. `Runner` is a Harness with an emulator and a config builder, for tests/d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from runwatchd.config.load import Config, parse_config
 from runwatchd.daemon.core import Daemon
@@ -147,3 +150,11 @@ def running(tmp_path: Path) -> Iterator[Runner]:
             yield r
         finally:
             r.close()
+
+
+@pytest.fixture
+def runner(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Runner]:
+    """A Runner on a fresh emulator, INFO lines captured (a fixture: conftest imports it)."""
+    caplog.set_level(logging.INFO)
+    with running(tmp_path) as r:
+        yield r

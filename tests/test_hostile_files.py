@@ -15,7 +15,7 @@ from helpers import drop, wait_for
 from helpers import has_sidecar as done
 
 from runwatchd import errors
-from runwatchd.generation.rules import read_prompt
+from runwatchd.generation.prompts import read_prompt
 from runwatchd.generation.rules_files import MAX_RULES_BYTES, load_rules_file
 from runwatchd.lifecycle import sidecar
 

@@ -8,29 +8,19 @@ and a dead holder's rows in progress taken over by the survivor.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from daemon_helpers import Runner, running, uploads
+from daemon_helpers import Runner, uploads
 from helpers import drop, wait_for
 
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.states import FileState
 from runwatchd.store import open_store
-
-
-@pytest.fixture
-def runner(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Runner]:
-    caplog.set_level(logging.INFO)
-    with running(tmp_path) as r:
-        yield r
 
 
 def rule() -> dict[str, Any]:

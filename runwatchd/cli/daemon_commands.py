@@ -225,7 +225,7 @@ def _start_metrics(cfg: configmod.Config) -> Metrics | None:
         return None
     from runwatchd.service.metrics import Metrics
 
-    metrics = Metrics()
+    metrics = Metrics(node=cfg.store.node)
     if cfg.daemon.metrics == cfg.daemon.web:
         return metrics  # the status page's listener serves /metrics too: one port, one server
     try:

@@ -99,10 +99,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = command_config(args, None, required=False)
     state_dir = status.status_state_dir(cfg)
     store_url = sources.resolve_store_url(cfg)
+    node = cfg.store.node
     if args.follow:
-        return status.watch(lambda: status.collect_status(state_dir, store_url), sys.stdout,
-                            as_json=args.json, tty=sys.stdout.isatty())
-    found = status.collect_status(state_dir, store_url)
+        return status.watch(lambda: status.collect_status(state_dir, store_url, node=node),
+                            sys.stdout, as_json=args.json, tty=sys.stdout.isatty())
+    found = status.collect_status(state_dir, store_url, node=node)
     print(status.render(found, as_json=args.json))
     return status.exit_code(found)
 

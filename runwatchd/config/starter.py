@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
@@ -215,8 +216,18 @@ def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
         if rule is None:
             lines.append("  rule: none (upload and sidecar only)")
         else:
-            lines += [f"  rule {rule.name}: {rule.endpoint}, model {rule.request.get('model')}, "
-                      f"file URI in {rules.input_field_of(rule)}",
+            lines += [f"  rule {rule.name}: {rule.endpoint}, {_what_runs(rule.request)}, "
+                      f"file URI in {rules.uri_places(rule)}",
                       f"  outputs to {rule.output_path(folder.path)}"]
         lines.append(f"  a {rules.RULES_FILENAME} in it or below sets the rule for that subtree")
     return "\n".join(lines)
+
+
+def _what_runs(request: Mapping[str, Any]) -> str:
+    """The model a rule names; the saved config of a model router (generate/*); else none
+    (the recipes pick their own)."""
+    if "model" in request:
+        return f"model {request['model']}"
+    if "configId" in request:
+        return f"config {request['configId']}"
+    return "no model"

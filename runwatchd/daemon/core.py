@@ -19,7 +19,9 @@ objects or callables) when it is made:
     Health           watchdog pings, status line, status.json, gauges     service/health.py
     Pauses           a rejected key, no credits left                      lifecycle/pauses.py
     Processor -> TaskFollower   one file's way, and its generation        lifecycle/, generation/
+    FileWork         a settled file's turn on a worker (lease, process)   work.py
     WorkClaims       leases on the files worked on, heartbeat, orphans    claims.py
+    StoreOutage      no new work while the store is unreachable           outage.py
     Repairs          start-up recovery, a dead holder's work taken over   repair.py
 """
 
@@ -35,6 +37,7 @@ from runwatchd.config.load import Config, FolderConfig
 from runwatchd.daemon.claims import WorkClaims
 from runwatchd.daemon.folder_set import FolderSet
 from runwatchd.daemon.journal_watch import JournalWatch
+from runwatchd.daemon.outage import StoreOutage
 from runwatchd.daemon.outcome_book import OutcomeBook
 from runwatchd.daemon.policy import RUN, RunPolicy, Scope
 from runwatchd.daemon.reconcile import Reconciler
@@ -43,23 +46,23 @@ from runwatchd.daemon.repair import Repairs
 from runwatchd.daemon.scheduler import Scheduler, Settled
 from runwatchd.daemon.upload_meter import UploadMeter
 from runwatchd.daemon.waker import Waker
-from runwatchd.errors import KeyRejected
+from runwatchd.daemon.work import FileWork
+from runwatchd.errors import KeyRejected, StoreUnavailable
 from runwatchd.generation.follower import TaskFollower
 from runwatchd.lifecycle.pauses import Pauses
-from runwatchd.lifecycle.processor import FileProcessor, Job
-from runwatchd.lifecycle.states import Ending, FailureReason, Outcome
+from runwatchd.lifecycle.processor import FileProcessor
+from runwatchd.lifecycle.states import Outcome
 from runwatchd.runway.client import RunwayClient
 from runwatchd.runway.client_ref import ClientRef
 from runwatchd.service.credits import CreditWatch
 from runwatchd.service.health import FolderView, Health, Snapshot
-from runwatchd.service.logs import log_context
 from runwatchd.service.metrics import Metrics
 from runwatchd.service.notify import Notifier
 from runwatchd.service.status import startup_line
 from runwatchd.store.base import Store
 from runwatchd.watch.folders import Folder
 from runwatchd.watch.observers import install_overflow_hook
-from runwatchd.watch.settle import CandidateTable, still_matches
+from runwatchd.watch.settle import CandidateTable
 from runwatchd.watch.skips import SkipLog
 
 log = logging.getLogger(__name__)
@@ -110,7 +113,7 @@ class Daemon:
         self.follower = TaskFollower(
             self.client_ref, journal, self.pauses, poll_interval=poll_interval,
             on_key_rejected=self._key_rejected, on_output=self._own_outputs.add,
-            on_finished=self._task_finished)
+            on_finished=self._task_finished, on_store_lost=lambda e: self.outage.lost(e))
         self.uploads = UploadMeter(on_done=metrics.upload_took if metrics else None)
         self._metrics = metrics
         self.skips = SkipLog(metrics.file_not_taken if metrics else None, clock=clock)
@@ -122,26 +125,36 @@ class Daemon:
                                 metrics=metrics, wall_clock=wall_clock,
                                 held_delay=(config.store.lease_seconds / 3
                                             if policy.watch else 0.5))
+        self.claims = WorkClaims(
+            journal, seconds=config.store.lease_seconds,
+            busy=lambda: set(self.scheduler.in_flight()) | self.follower.followed_paths(),
+            take_over=(lambda rows: self.repairs.take_over(rows)) if policy.watch else None,
+            clock=clock)
+        self.outage = StoreOutage(grace=config.store.outage_seconds,
+                                  settle=config.store.lease_seconds / 3, probe=self.claims.beat,
+                                  clock=clock)
+        self.work = FileWork(
+            journal=journal, processor=self.processor, claims=self.claims,
+            book=self.book, folders=self.folders, uploads=self.uploads, outage=self.outage,
+            followed=self.follower.followed_paths, candidate=self._candidate,
+            finish=lambda path, requeue: self.scheduler.finish(path, requeue=requeue),
+            key_rejected=self._key_rejected)
         self.scheduler = Scheduler(
-            transfers=config.runway.concurrency, admit=self._admit, work=self._work,
-            paused=lambda: self.pauses.key_rejected is not None, wake=self.wake, clock=clock)
+            transfers=config.runway.concurrency, admit=self.work.admit, work=self.work.run,
+            paused=lambda: self.pauses.key_rejected is not None or self.outage.holding(),
+            wake=self.wake, clock=clock)
         client.limit_transfers(config.runway.concurrency)
         credits = CreditWatch(lambda: self.client_ref.current.check_key(attempts=1),
                               warn_below=lambda: self.config.daemon.credits_warning_below,
                               metrics=metrics) if policy.watch else None
         self.health = Health(self._snapshot, state_dir=state_dir, watching=policy.watch,
                              notifier=notifier, metrics=metrics, journal_counts=journal.counts,
-                             credits=credits, clock=clock)
+                             holders=journal.holders, credits=credits, clock=clock)
         self.reconciler = Reconciler(
             journal, self.folders, self.book, policy=policy, scope=self.scope,
             candidate=self._candidate, adoptable=self.processor.adoptable,
             keepalive=self.health.keepalive, stopping=self.stopping, wake=self.wake,
             wall_clock=wall_clock)
-        self.claims = WorkClaims(
-            journal, seconds=config.store.lease_seconds,
-            busy=lambda: set(self.scheduler.in_flight()) | self.follower.followed_paths(),
-            take_over=(lambda rows: self.repairs.take_over(rows)) if policy.watch else None,
-            clock=clock)
         self.repairs = Repairs(journal, self.processor, self.folders, self.claims, policy=policy,
                                scope=self.scope, look_at=self.look_at,
                                own_status=self.health.own_status_file)
@@ -223,29 +236,41 @@ class Daemon:
 
     def main_loop(self) -> None:
         while not self._stopping:
-            if self.journal_watch.check():  # deleted or replaced: take no more work, exit 1
-                self.request_stop("the journal is gone")
-                break
-            if self._reload_pending:
-                self._reload_pending = False  # a SIGHUP during the reload reloads once more
-                self.reloader.reload()
-            for path, sig in self.table.pop_ready():
-                folder = self.folders.folder_for(path)
-                if folder is not None:
-                    log.info("settled %s", path)
-                    self.scheduler.enqueue(Settled(path, folder, sig))
-            self.reconciler.scan_new_directories()
-            self._due_retries()
-            self.scheduler.dispatch()
-            self.reconciler.tick(self.clock())
-            self.claims.tick(len(self.scheduler.in_flight()))
-            self.reloader.close_retired_clients()
-            self.health.heartbeat()
+            try:
+                self._turn()
+            except StoreUnavailable as e:  # a scan or a beat met the outage: wait it out
+                self.outage.lost(e)
+            try:  # the watchdog's pings go on through an outage, until outage_seconds
+                self.health.heartbeat()
+            except StoreUnavailable as e:  # the files-by-state gauge reads the store
+                self.outage.lost(e)
             if self.policy.exit_when_idle and self.idle():
                 break
             self._waker.wait(self._sleep_time())
         if self._stop_reason:
             log.info("%s: finishing uploads in flight, then exiting", self._stop_reason)
+
+    def _turn(self) -> None:
+        """One turn of the main loop: settle, dispatch, rescans, retries, beats, health."""
+        if self.journal_watch.check():  # deleted or replaced: take no more work, exit 1
+            self.request_stop("the journal is gone")
+            return
+        if self._reload_pending:
+            self._reload_pending = False  # a SIGHUP during the reload reloads once more
+            self.reloader.reload()
+        for path, sig in self.table.pop_ready():
+            folder = self.folders.folder_for(path)
+            if folder is not None:
+                log.info("settled %s", path)
+                self.scheduler.enqueue(Settled(path, folder, sig))
+        self.reconciler.scan_new_directories()
+        self._due_retries()
+        self.scheduler.dispatch()
+        self.reconciler.tick(self.clock())
+        self.outage.tick()
+        if not self.outage.down:
+            self.claims.tick(len(self.scheduler.in_flight()))
+        self.reloader.close_retired_clients()
 
     def shutdown(self) -> None:
         self.health.stopping()
@@ -310,61 +335,6 @@ class Daemon:
 
     # -- work ------------------------------------------------------------------------------------
 
-    def _admit(self, item: Settled) -> Job | None:
-        """A settled file's last check before a worker takes it (main loop)."""
-        path, folder = item.path, item.folder
-        if folder not in self.folders:
-            return None  # its folder was removed by a reload
-        if folder.state == "unavailable":
-            # Its mount is gone: failing the file would only flood the log. The rescan that
-            # follows the folder's return finds it again.
-            log.debug("%s: folder unavailable; leaving it for the rescan", path)
-            return None
-        if item.sig is not None and not still_matches(path, item.sig):
-            self._candidate(path, folder)  # written to while it waited for a worker
-            return None
-        return Job(path=path, root=folder.root, resolver=folder.resolver)
-
-    def _work(self, job: Job, item: Settled) -> None:
-        """One file on a worker thread: process it, then book how it ended."""
-        path, internal = job.path, None
-        before = self.journal.get(path) if self.book.records_metrics else None
-        try:
-            with log_context(path=str(path)):  # JSON lines of this file's way name it
-                ending = self._claimed(job)
-        except KeyRejected as e:
-            self._key_rejected(e)
-            ending = Ending(Outcome.PAUSED, FailureReason.KEY_REJECTED)
-        except Exception as e:  # a bug must cost one file, not the daemon
-            log.exception("unexpected error processing %s", path)
-            ending = Ending(Outcome.FAILED, FailureReason.INTERNAL_ERROR)
-            internal = f"internal error: {e}"
-        self.uploads.forget(path)
-        paused = ending.outcome is Outcome.PAUSED
-        dirty = self.scheduler.finish(path, requeue=Settled(path, item.folder) if paused else None)
-        try:
-            again = self.book.record(path, ending, internal)
-        except Exception:
-            log.exception("bookkeeping for %s failed", path)
-            again = False
-        # A scan or event while it was in flight: only a real change makes it a candidate again
-        # (else a scan during a failing upload would cut its backoff short).
-        changed = dirty and not paused and (item.sig is None or not still_matches(path, item.sig))
-        if again or changed:
-            self._candidate(path, item.folder)
-        self.book.file_metrics(path, ending, before.runway_uri if before else None)
-
-    def _claimed(self, job: Job) -> Ending:
-        """Process a file under this process's lease; HELD when another process works on it."""
-        holder = self.claims.claim(job.path)
-        if holder is not None:
-            log.debug("%s: %s works on it", job.path, holder)
-            return Ending(Outcome.HELD)
-        try:
-            return self.processor.process(job)
-        finally:
-            self.claims.done(job.path, keep=job.path in self.follower.followed_paths())
-
     def _key_rejected(self, error: KeyRejected) -> None:
         if self.pauses.reject_key(str(error)):  # workers and the follower meet the 401 together
             log.error("%s; all work is paused. Fix the key, then reload (SIGHUP)", error)
@@ -391,7 +361,7 @@ class Daemon:
             tasks=self.follower.pending(), outcomes=self.book.counts(),
             paused=self.pauses.key_rejected, follower_alive=self.follower.is_alive(),
             last_progress=self.scheduler.last_progress(), not_taken=self.skips.counts(),
-            uploads=self.uploads.snapshot())
+            uploads=self.uploads.snapshot(), store_outage=self.outage.unwell())
 
     def _sleep_time(self) -> float:
         waits = (self.table.next_due(), self.book.next_retry_in(), self.health.next_ping_in())

@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from runwatchd.errors import DiskFull, DownloadRefused, InputRejected, KeyRejected, RunwayError
+from runwatchd.errors import (
+    DiskFull,
+    DownloadRefused,
+    InputRejected,
+    KeyRejected,
+    RunwayError,
+    StoreUnavailable,
+)
 from runwatchd.generation.outputs import free_output, output_ext
 from runwatchd.generation.task_sidecar import Credits, credits_of, write_task_sidecar
 from runwatchd.lifecycle.pauses import Pauses
@@ -47,6 +54,8 @@ MIN_POLL = 5.0
 POLL_ENV = "RUNWATCHD_TASK_POLL_SECONDS"
 WORKERS = 4
 MAX_BACKOFF = 300.0
+# Seconds before a task whose store write failed (the store is unreachable) is polled again.
+STORE_RETRY = 2.0
 # Polls whose download failed (each already retried by the client) before the task ends FAILED:
 # with the backoff, about half an hour; `runwatchd scan` must end, not retry for ever.
 MAX_DOWNLOAD_ATTEMPTS = 8
@@ -117,6 +126,7 @@ class TaskFollower:
         on_key_rejected: Callable[[KeyRejected], None] | None = None,
         on_output: Callable[[Path], None] | None = None,
         on_finished: Callable[[Path, str], None] | None = None,
+        on_store_lost: Callable[[StoreUnavailable], None] | None = None,
         env: Mapping[str, str] = os.environ,
     ) -> None:
         self._client = client
@@ -129,6 +139,7 @@ class TaskFollower:
         self.on_key_rejected = on_key_rejected
         self.on_output = on_output
         self.on_finished = on_finished
+        self.on_store_lost = on_store_lost
         self._heap: list[_Followed] = []
         self._followed: dict[str, Path] = {}  # task id -> its file
         self._cond = threading.Condition()
@@ -193,6 +204,10 @@ class TaskFollower:
                 self._busy += 1
             try:
                 self._poll(item)
+            except StoreUnavailable as e:  # the daemon holds new work; this task waits too
+                if self.on_store_lost:
+                    self.on_store_lost(e)
+                self._requeue(item, STORE_RETRY)
             except Exception:  # a bug here must not end following for every other task
                 log.exception("unexpected error following task %s", item.task_id)
                 item.errors += 1

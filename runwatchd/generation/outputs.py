@@ -76,7 +76,9 @@ KNOWN_EXTS = frozenset(CONTENT_TYPE_EXT.values()) | {".jpeg", ".tif", ".m4v", ".
 # Used when neither the content type nor the URL gives a known extension.
 DEFAULT_EXT = {"text_to_image": ".png", "image_upscale": ".png", "sound_effect": ".mp3",
                "text_to_speech": ".mp3", "speech_to_speech": ".mp3", "voice_isolation": ".mp3",
-               "voice_dubbing": ".mp3"}
+               "voice_dubbing": ".mp3", "video_to_audio": ".mp3", "generate/image": ".png",
+               "generate/audio": ".mp3", "recipes/marketing_stock_image": ".png",
+               "recipes/product_campaign_image": ".png"}
 
 
 def output_ext(content_type: str | None, url: str, endpoint: str | None) -> str:

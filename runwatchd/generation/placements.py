@@ -70,19 +70,26 @@ def kinds_for(endpoint: str, model: object, placed: list[Path_]) -> frozenset[st
     return frozenset.intersection(*known) if known else ANY_KIND
 
 
+def not_media(endpoint: str, model: object, placed: list[Path_]) -> list[Path_]:
+    """The places in `placed` where the schema of a model it knows (or of an endpoint without
+    models: generate/*, the recipes) has no media field; none for models or endpoints the
+    schemas do not know (the API judges those)."""
+    try:
+        models = schemas.default().models(endpoint)
+    except KeyError:  # also UnknownEndpoint
+        return []
+    if models and not (isinstance(model, str) and model in models):
+        return []
+    return [p for p in placed if kinds_at(endpoint, model if models else None, p) is None]
+
+
 def placement_problems(endpoint: str, model: object,
                        placed: list[Path_]) -> list[tuple[str, str]]:
-    """(where, why) for each "{uri}" where the schema of a model it knows has no media field;
-    nothing for models or endpoints the schemas do not know (the API judges those)."""
-    try:
-        known = isinstance(model, str) and model in schemas.default().models(endpoint)
-    except KeyError:
-        known = False
-    if not known:
-        return []
-    return [(shown(p), f"not a media field of {endpoint} ({model}); {{uri}} goes where Runway "
+    """(where, why) for each "{uri}" that is not in a media field (not_media)."""
+    whose = f" ({model})" if isinstance(model, str) else ""
+    return [(shown(p), f"not a media field of {endpoint}{whose}; {{uri}} goes where Runway "
                        "takes a media URI")
-            for p in placed if kinds_at(endpoint, model, p) is None]
+            for p in not_media(endpoint, model, placed)]
 
 
 def put_uri(body: Any, uri: str) -> Any:

@@ -20,22 +20,25 @@ from typing import Any
 
 from runwatchd.generation import placements
 from runwatchd.runway import schemas
+from runwatchd.runway.endpoints import InputSpec
 
 PLACEHOLDER_URI = "runway://runwatchd-check/placeholder"
 SAMPLE_VALUES = {"stem": "sample", "name": "sample.jpg", "folder": "folder"}
 Expand = Callable[[Any, Mapping[str, str]], Any]
 
 
-def sample_body(endpoint: str, target: str | None, typed: bool, kinds: frozenset[str],
+def sample_body(endpoint: str, target: str | None, field: InputSpec | None,
                 request: Mapping[str, Any], expand: Expand) -> dict[str, Any]:
-    """The body a sample file would send: templates expanded, the file's place(s) filled."""
+    """The body a sample file would send: templates expanded, the file's place(s) filled
+    (`field`: how the endpoint's input `target` takes the URI; None: a bare URI)."""
     body: dict[str, Any] = expand(dict(request), SAMPLE_VALUES)
     if target is None:
         return dict(placements.put_uri(body, PLACEHOLDER_URI))
-    fits = placements.kinds_at(endpoint, body.get("model"), (target, "uri") if typed
-                               else (target,)) or kinds
+    fits = placements.kinds_at(endpoint, body.get("model"),
+                               (target, *(field.uri_path if field else ()))) or (
+                                   field.kinds if field else frozenset())
     kind = min(fits) if fits else "image"
-    body[target] = {"type": kind, "uri": PLACEHOLDER_URI} if typed else PLACEHOLDER_URI
+    body[target] = field.value(kind, PLACEHOLDER_URI) if field else PLACEHOLDER_URI
     return body
 
 
@@ -71,16 +74,26 @@ def schema_problems(endpoint: str, body: Mapping[str, Any],
     return problems
 
 
-def takes_prompt(endpoint: str, model: object) -> bool:
-    """Whether `model`'s requests have a promptText (for a model the schemas do not know:
-    whether any model of the endpoint has one)."""
+def takes_prompt(endpoint: str, model: object, where: tuple[str, ...] = ("promptText",)) -> bool:
+    """Whether `model`'s requests have a prompt at `where` (for a model the schemas do not
+    know: whether any model of the endpoint has one; for an endpoint without models: whether
+    its requests have one)."""
     sch = schemas.default()
     try:
         known = sch.models(endpoint)
-        names = [model] if isinstance(model, str) and model in known else list(known)
-        return any("promptText" in sch.schema(endpoint, m).get("properties", {}) for m in names)
     except KeyError:  # also UnknownEndpoint
         return False
+    names: list[object] = [model] if isinstance(model, str) and model in known else list(known)
+    return any(where[-1] in _known_keys(endpoint, name, where[:-1]) for name in names or [None])
+
+
+def takes_media(endpoint: str) -> bool:
+    """Whether any request of the endpoint has a field that takes a media URI (sound_effect's
+    take none; True for an endpoint the schemas do not know: the API judges it)."""
+    try:
+        return bool(schemas.default().media_fields(endpoint))
+    except schemas.UnknownEndpoint:
+        return True
 
 
 def _model_message(endpoint: str, model: object) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import difflib
 import hashlib
 import json
 import logging
@@ -24,14 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runwatchd import errors, fsutil
+from runwatchd import errors
 from runwatchd.config.tomlcheck import check_type, describe
 from runwatchd.generation import placements, rule_schema
 from runwatchd.generation.prompts import (
+    get_at,
     limit_text,
     prompt_fits,
     prompt_length,
     prompt_limit,
+    put_at,
+    read_prompt,
 )
 from runwatchd.runway import media
 from runwatchd.runway.endpoints import ENDPOINTS
@@ -40,10 +44,8 @@ log = logging.getLogger(__name__)
 
 RULES_FILENAME = "runwatchd.rules.toml"
 DEFAULT_OUTPUT_DIR = "outputs"
-PROMPT_SUFFIX = ".prompt.txt"
 RULE_KEYS = ("endpoint", "input_field", "name", "output_dir", "request")
 _PLACEHOLDER = re.compile(r"\{(stem|name|folder)\}")
-_PROMPT_READ_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,14 @@ def input_field_of(rule: Rule) -> str | None:
     return rule.input_field or ENDPOINTS[rule.endpoint].default_input
 
 
+def uri_places(rule: Rule) -> str:
+    """Where the file's URI goes, for people: the input field, or each "{uri}" place."""
+    field_name = input_field_of(rule)
+    if field_name is not None:
+        return field_name
+    return ", ".join(placements.shown(p) for p in placements.uri_paths(rule.request))
+
+
 def parse_rule(table: object, source: str, keypath: str) -> tuple[Rule | None, list[str]]:
     """Validate a rule table; returns (rule, []) or (None, every problem with its key path)."""
     problems: list[str] = []
@@ -104,7 +114,9 @@ def parse_rule(table: object, source: str, keypath: str) -> tuple[Rule | None, l
     elif (why := check_type(endpoint, "string")) is not None:
         problems.append(f"{at('endpoint')}: {why}")
     elif endpoint not in ENDPOINTS:
-        problems.append(f"{at('endpoint')}: unknown endpoint {endpoint!r} (known: {known})")
+        close = difflib.get_close_matches(endpoint, list(ENDPOINTS), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?; " if close else ""
+        problems.append(f"{at('endpoint')}: unknown endpoint {endpoint!r} ({hint}known: {known})")
     strings = {k: table[k] for k in ("output_dir", "input_field", "name") if k in table}
     for key, value in strings.items():
         if (why := check_type(value, "string")) is not None:
@@ -147,21 +159,28 @@ def _request_problems(endpoint: str, input_field: str | None, request: dict[str,
         problems.append(f"{at('input_field')}: the request places the file with {{uri}}; "
                         "use one of the two")
     target = input_field or (None if placed else spec.default_input)
-    if target is None and not placed:
-        problems.append(f"{at('input_field')}: endpoint {endpoint} takes no media input; set "
-                        "input_field to the request field that should get each file's "
-                        "runway:// URI")
+    if target is None and not placed and not rule_schema.takes_media(endpoint):
+        problems.append(f"{at('endpoint')}: {endpoint} takes no media input: no field of its "
+                        "requests takes a file, so a rule cannot send files there")
+    elif target is None and not placed:
+        problems.append(f"{at('input_field')}: endpoint {endpoint} has no default input field;"
+                        " set input_field to the request field that should get each file's "
+                        'runway:// URI, or place it with "{uri}"')
     elif target in request:
         problems.append(f"{at('request.' + target)}: filled with each file's runway:// URI; "
                         "remove it from the request")
-    prompt = request.get("promptText")
-    limit = prompt_limit(endpoint, request.get("model"))
-    if isinstance(prompt, str) and not prompt_fits(prompt, limit):
-        problems.append(f"{at('request.promptText')}: must be {limit_text(limit)} characters, "
-                        f"got {prompt_length(prompt)}")
     inp = spec.inputs.get(target) if target is not None else None
-    body = rule_schema.sample_body(endpoint, target, bool(inp and inp.typed),
-                                   inp.kinds if inp else frozenset(), request, _expand)
+    if input_field is not None and not placed and placements.not_media(
+            endpoint, model, [(input_field, *(inp.uri_path if inp else ()))]):
+        whose = f" ({model})" if isinstance(model, str) else ""
+        problems.append(f"{at('input_field')}: {input_field} is not a media field of "
+                        f"{endpoint}{whose}; name a field that takes a media URI")
+    prompt = get_at(request, spec.prompt)
+    limit = prompt_limit(endpoint, request.get("model"), spec.prompt)
+    if isinstance(prompt, str) and not prompt_fits(prompt, limit):
+        problems.append(f"{at('request.' + '.'.join(spec.prompt))}: must be "
+                        f"{limit_text(limit)} characters, got {prompt_length(prompt)}")
+    body = rule_schema.sample_body(endpoint, target, inp, request, _expand)
     said = tuple(p.split(":", 1)[0] for p in problems)
     for head, problem in rule_schema.schema_problems(
             endpoint, body, lambda shown: at("request." + shown)):
@@ -181,33 +200,6 @@ def _expand(value: Any, values: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [_expand(v, values) for v in value]
     return value
-
-
-def prompt_file_for(path: Path) -> Path | None:
-    """The prompt file beside `path` (shot.jpg.prompt.txt, else shot.prompt.txt), if any."""
-    for name in (path.name, path.stem):
-        candidate = path.with_name(name + PROMPT_SUFFIX)
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_prompt(path: Path) -> str | None:
-    """The stripped UTF-8 prompt beside `path`, None if there is no prompt file."""
-    prompt_file = prompt_file_for(path)
-    if prompt_file is None:
-        return None
-    try:
-        raw = fsutil.read_small_file(prompt_file, _PROMPT_READ_LIMIT)
-    except OSError as e:
-        raise errors.InvalidFile(f"{prompt_file.name}: cannot read ({e.strerror})") from e
-    try:
-        text = raw.decode("utf-8-sig").strip()
-    except UnicodeDecodeError as e:
-        raise errors.InvalidFile(f"{prompt_file.name}: not UTF-8 text (byte {e.start})") from e
-    if not text:
-        raise errors.InvalidFile(f"{prompt_file.name}: the prompt file is empty")
-    return text
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -260,21 +252,23 @@ def build_request(rule: Rule, media_path: Path, runway_uri: str,
     target = input_field_of(rule)
     values = {"stem": media_path.stem, "name": media_path.name, "folder": media_path.parent.name}
     body: dict[str, Any] = _expand(copy.deepcopy(dict(rule.request)), values)
-    prompt = read_prompt(media_path)
-    if prompt is not None and ("promptText" in body
-                               or rule_schema.takes_prompt(rule.endpoint, body.get("model"))):
-        body["promptText"] = prompt
+    prompt, where = read_prompt(media_path), spec.prompt
+    if prompt is not None and (get_at(body, where) is not None
+                               or rule_schema.takes_prompt(rule.endpoint, body.get("model"),
+                                                           where)):
+        put_at(body, where, prompt)
     if target is None:  # check_media refused a rule with neither an input field nor "{uri}"
         body = placements.put_uri(body, runway_uri)
     else:
         inp = spec.inputs.get(target)
-        body[target] = {"type": kind, "uri": runway_uri} if inp and inp.typed else runway_uri
-    text = body.get("promptText")
-    limit = prompt_limit(rule.endpoint, body.get("model"))
+        body[target] = inp.value(kind, runway_uri) if inp else runway_uri
+    text = get_at(body, where)
+    limit = prompt_limit(rule.endpoint, body.get("model"), where)
     if text is not None and not (isinstance(text, str) and prompt_fits(text, limit)):
         length = prompt_length(text) if isinstance(text, str) else 0
-        raise errors.InvalidFile(f"{_shown(media_path, folder_root)}: promptText is {length} "
-                                 f"characters for this file; Runway takes {limit_text(limit)}")
+        raise errors.InvalidFile(f"{_shown(media_path, folder_root)}: {'.'.join(where)} is "
+                                 f"{length} characters for this file; Runway takes "
+                                 f"{limit_text(limit)}")
     return body
 
 

@@ -25,12 +25,19 @@ Credits = tuple[int | None, int | None]
 
 
 def credits_of(reply: Mapping[str, Any]) -> Credits:
-    """(estimated, final) credits of a create or task reply; None where absent or not an int."""
-    def number(key: str) -> int | None:
-        block = reply.get(key)
-        value = block.get("credits") if isinstance(block, dict) else None
+    """(estimated, final) credits of a create or task reply; None where absent or not an int.
+
+    The model routers (/v1/generate/*) answer a create with the estimate inside `routing`
+    ({"id", "routing": {"estimatedCost": {"credits"}, "model", ...}}, the SDK's
+    VideoCreateResponse and siblings); every other reply carries it at the top."""
+    def number(block: object, key: str) -> int | None:
+        inner = block.get(key) if isinstance(block, dict) else None
+        value = inner.get("credits") if isinstance(inner, dict) else None
         return value if isinstance(value, int) and not isinstance(value, bool) else None
-    return number("estimatedCost"), number("cost")
+    estimated = number(reply, "estimatedCost")
+    if estimated is None:
+        estimated = number(reply.get("routing"), "estimatedCost")
+    return estimated, number(reply, "cost")
 
 
 def sidecar_status(record: FileRecord) -> str | None:

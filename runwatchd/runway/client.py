@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"runwatchd/{__version__}"
 
-_ENDPOINT_RE = re.compile(r"[a-z][a-z0-9_]*")
+# An endpoint is its URL path after /v1/: "image_to_video", "generate/video", "recipes/product_ad"
+# (no "..", no query, no third segment: the name never leaves /v1/<group>/).
+_ENDPOINT_RE = re.compile(r"[a-z][a-z0-9_]*(?:/[a-z][a-z0-9_]*)?")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _NO_TASK_STATUSES = (429, 502, 503)
 _SLOWEST_UPLOAD = 256 * 1024  # bytes/s the default upload deadline still allows

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from runwatchd.service.credits import CreditWatch
 from runwatchd.service.metrics import Metrics
 from runwatchd.service.notify import Notifier, WatchdogPinger
 from runwatchd.service.status import STATUS_FILE
+from runwatchd.store.base import HolderInfo
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,15 @@ class Snapshot:
     last_progress: float  # when (daemon clock) work last moved on
     not_taken: Mapping[str, int] = field(default_factory=dict)  # files seen, not taken, by why
     uploads: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # (sent, size) by path
+    store_outage: str | None = None  # the store has been unreachable past [store] outage_seconds
 
 
 class Health:
     """The daemon's health check, watchdog pings and status reports.
 
     `watching`: observers are part of health (run; a scan watches nothing). `journal_counts`
-    feeds the files-by-state gauge. `clock` is the daemon's (for Snapshot.last_progress);
-    `beat_clock` paces the status writes."""
+    feeds the files-by-state gauge, `holders` the gauge of the processes on the store. `clock`
+    is the daemon's (for Snapshot.last_progress); `beat_clock` paces the status writes."""
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class Health:
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
         journal_counts: Callable[[], Mapping[str, int]] = dict,
+        holders: Callable[[], Sequence[HolderInfo]] = list,
         credits: CreditWatch | None = None,
         clock: Callable[[], float] = time.monotonic,
         beat_clock: Callable[[], float] = time.monotonic,
@@ -82,6 +85,7 @@ class Health:
         self._notifier = notifier
         self._metrics = metrics
         self._journal_counts = journal_counts
+        self._holders = holders
         self._credits = credits
         self._clock = clock
         self._beat_clock = beat_clock
@@ -99,8 +103,11 @@ class Health:
     # -- health ----------------------------------------------------------------------------------
 
     def healthy(self) -> bool:
-        """Observers alive and workers making progress (or nothing to do)."""
+        """Observers alive, workers making progress (or nothing to do), the store reachable (or
+        not for long)."""
         s = self._snapshot()
+        if s.store_outage is not None:
+            return False
         if self._watching and not all(f.healthy for f in s.folders):
             return False
         if not s.follower_alive:
@@ -162,6 +169,9 @@ class Health:
             self._metrics.set_queue_depth(s.waiting)
             self._metrics.set_in_flight(uploads=len(s.uploads), tasks=s.tasks)
             self._metrics.set_files_by_state(self._journal_counts())
+            holders = self._holders()
+            alive = sum(1 for h in holders if h.alive)
+            self._metrics.set_holders(alive=alive, dead=len(holders) - alive)
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -198,6 +208,8 @@ class Health:
 def _status_line(s: Snapshot) -> str:
     if s.paused:
         return f"PAUSED: {s.paused}"
+    if s.store_outage:
+        return f"WAITING: {s.store_outage}"
     o = s.outcomes
     text = (f"{len(s.in_flight)} uploading, {s.waiting} waiting, {s.tasks} tasks; "
             f"{o.get(Outcome.UPLOADED, 0)} uploaded, {o.get(Outcome.FAILED, 0)} failed")

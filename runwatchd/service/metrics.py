@@ -8,7 +8,7 @@ Prometheus conventions: units in names (``_bytes``, ``_seconds``), ``_total`` on
 lower-case label values, every known label value's series present at 0 from the start (so
 ``rate()`` and alerts work before the first event).
 
-    runwatchd_build_info{version,python}             gauge 1
+    runwatchd_build_info{version,python,node}        gauge 1
     runwatchd_uploads_total{result}                  counter  succeeded, failed
     runwatchd_upload_bytes_total                     counter
     runwatchd_upload_duration_seconds                histogram  first to last byte, succeeded
@@ -17,7 +17,8 @@ lower-case label values, every known label value's series present at 0 from the 
     runwatchd_tasks_total{status}                    counter  succeeded, failed, cancelled
     runwatchd_task_duration_seconds{status}          histogram  followed to final status
     runwatchd_files_not_taken_total{reason}          counter  not_included, ignored, rule_output
-    runwatchd_files{state}                           gauge    journal counts per state
+    runwatchd_files{state}                           gauge    store counts per state
+    runwatchd_holders{alive}                         gauge    processes working on the store
     runwatchd_queue_depth                            gauge    settled files waiting for a worker
     runwatchd_uploads_in_flight                      gauge    uploads running now
     runwatchd_tasks_in_flight                        gauge    generations followed now
@@ -25,12 +26,23 @@ lower-case label values, every known label value's series present at 0 from the 
     runwatchd_credits_checked_timestamp_seconds      gauge    when the balance was last read
 
 monitoring/alerts.yml and monitoring/grafana-dashboard.json use these names (a test checks).
+
+Several nodes on one store: the `node` label ([store] node, default the host name) is on the
+info gauge only, runwatchd_build_info, the Prometheus way of naming what a target is. Every
+series of one process belongs to one node, so a `node` label on each would be the same constant
+on every series of a scrape (the `instance` label Prometheus adds already tells the scrapes
+apart), would change every alert and dashboard query, and adds nothing a join cannot give:
+`runwatchd_uploads_total * on(instance) group_left(node) runwatchd_build_info`. The per-file
+counters count this process's own work: sum them across nodes for the cluster. The store's
+gauges (runwatchd_files, runwatchd_holders) are the whole store's, the same from every node:
+take max() across nodes, not sum().
 """
 
 from __future__ import annotations
 
 import logging
 import platform
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -82,12 +94,15 @@ class Metrics:
     """The daemon's counters and gauges, in a registry of their own."""
 
     def __init__(self, *, process_metrics: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, node: str | None = None) -> None:
+        """`node`: this host's name in a shared store (default: the host name)."""
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        info = Gauge("runwatchd_build_info", "The running runwatchd: version and Python.",
-                     ["version", "python"], registry=r)
-        info.labels(version=__version__, python=platform.python_version()).set(1)
+        info = Gauge("runwatchd_build_info", "The running runwatchd: version, Python, and the "
+                     "node it runs as in a shared store.", ["version", "python", "node"],
+                     registry=r)
+        info.labels(version=__version__, python=platform.python_version(),
+                    node=node or socket.gethostname()).set(1)
         self._uploads = Counter(
             "runwatchd_uploads", "Uploads finished, by result.", ["result"], registry=r
         )
@@ -113,8 +128,11 @@ class Metrics:
         self._not_taken = Counter(
             "runwatchd_files_not_taken", "File versions seen in a folder and not taken, by "
             "reason.", ["reason"], registry=r)
-        self._files = Gauge("runwatchd_files", "Files known to the journal, by state.", ["state"],
+        self._files = Gauge("runwatchd_files", "Files known to the store, by state.", ["state"],
                             registry=r)
+        self._holders = Gauge(
+            "runwatchd_holders", "Processes that work on the store (daemons of every node, a "
+            "scan), by whether they are alive.", ["alive"], registry=r)
         self._queue_depth = Gauge(
             "runwatchd_queue_depth", "Settled files waiting for a worker.", registry=r
         )
@@ -142,6 +160,8 @@ class Metrics:
             self._not_taken.labels(reason=why)
         for state in FileState:
             self._files.labels(state=state.value)
+        for alive in ("true", "false"):
+            self._holders.labels(alive=alive)
         self._task_started: dict[str, float] = {}
         self._clock = clock
         self._file_states: set[str] = set()
@@ -227,6 +247,12 @@ class Metrics:
             for state, n in counts.items():
                 self._files.labels(state=state).set(n)
             self._file_states |= set(counts)
+
+    def set_holders(self, *, alive: int, dead: int) -> None:
+        """How many processes work on the store (Store.holders()): alive, and listed dead (a
+        node that stopped beating: its work is taken over)."""
+        self._holders.labels(alive="true").set(alive)
+        self._holders.labels(alive="false").set(dead)
 
     def set_queue_depth(self, n: int) -> None:
         """Settled files waiting for a worker."""

@@ -7,6 +7,13 @@ ownership at start-up), 3 when none does. `running` in --json keeps its stricter
 that also refreshed status.json within 30 s (the container health check reads it, so a wedged
 daemon that still holds the store turns unhealthy).
 
+The cluster: every process that works on the store (the daemons of every node of a shared
+PostgreSQL store, a `scan` beside a daemon) and beats its heart is listed from the store itself,
+so any node (or an admin's shell) sees them all: node, pid, version, last heartbeat as an age,
+files in flight, alive or not. The age is the asker's clock minus the heartbeat's time, which
+is the store's clock (PostgreSQL's server): a skewed asker sees skewed ages, never negative
+ones; "alive" is the store's own verdict and needs no clock of the asker.
+
 Which state directory: the one the service would use. The units run `run -c /etc/runwatchd/
 NAME.toml` with StateDirectory=runwatchd[/NAME]; an admin's shell has no $STATE_DIRECTORY, so
 `status` with such a config looks where the unit's daemon keeps its store, not in ~/.local.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +35,7 @@ from runwatchd.config.sources import resolve_state_dir, resolve_store_url
 from runwatchd.service.sizes import human_size, iso_time
 from runwatchd.store import open_view
 from runwatchd.store.open import describe as describe_store
+from runwatchd.store.open import is_postgres
 
 STATUS_FILE = "status.json"
 # The daemon rewrites its status every 2 s; older than this, it is not running (or hangs).
@@ -72,13 +81,17 @@ def startup_line(cfg: Config, api_url: str, state_dir: Path) -> str:
             f"{state_dir} ◆ store {describe_store(state_dir, resolve_store_url(cfg))}")
 
 
-def collect_status(state_dir: Path, store_url: str | None = None) -> dict[str, Any]:
+def collect_status(state_dir: Path, store_url: str | None = None, *,
+                   node: str | None = None) -> dict[str, Any]:
     """What `status` reports, read from the daemon's status file and its store (SQLite in
-    `state_dir`, or the store at `store_url`)."""
+    `state_dir`, or the store at `store_url`). `node`: whose daemon the owner is in a shared
+    store (the asker's, `[store] node`; default the host name)."""
+    # A shared store has one owner per node: say whose daemon "running" is about.
+    shared_node = (node or socket.gethostname()) if is_postgres(store_url) else None
     status: dict[str, Any] = {"state_dir": str(state_dir),
                               "store": describe_store(state_dir, store_url),
-                              "running": False, "owner": None, "daemon": None,
-                              "files": {}, "recent_failures": []}
+                              "node": shared_node, "running": False, "owner": None, "daemon": None,
+                              "holders": [], "files": {}, "recent_failures": []}
     live = state_dir / STATUS_FILE
     if live.exists():
         try:
@@ -90,11 +103,20 @@ def collect_status(state_dir: Path, store_url: str | None = None) -> dict[str, A
         age = time.time() - daemon.get("updated_at", 0)
         status["running"] = bool(daemon.get("running") and age < STALE_AFTER
                                  and fsutil.pid_exists(daemon.get("pid")))
-    view = open_view(state_dir, store_url)
+    view = open_view(state_dir, store_url, node=node)
     try:
         owner = view.owner()
         if owner is not None:
             status["owner"] = {"pid": owner.pid, "node": owner.node, "since": owner.since}
+        now = time.time()
+        status["holders"] = [
+            {"node": h.node, "pid": h.pid, "version": h.version, "holder": h.holder,
+             "started_at": h.started_at, "heartbeat_at": h.heartbeat_at,
+             "heartbeat_age": (None if h.heartbeat_at is None
+                               else round(max(0.0, now - h.heartbeat_at), 1)),
+             "in_flight": h.in_flight, "alive": h.alive}
+            for h in view.holders()
+        ]
         status["files"] = view.counts()
         status["recent_failures"] = [
             {"path": r.path, "state": r.state, "error": r.error, "at": r.updated_at}
@@ -105,9 +127,9 @@ def collect_status(state_dir: Path, store_url: str | None = None) -> dict[str, A
     return status
 
 
-def render_status(state_dir: Path, store_url: str | None = None, *,
+def render_status(state_dir: Path, store_url: str | None = None, *, node: str | None = None,
                   as_json: bool = False) -> str:
-    return render(collect_status(state_dir, store_url), as_json=as_json)
+    return render(collect_status(state_dir, store_url, node=node), as_json=as_json)
 
 
 def exit_code(status: Mapping[str, Any]) -> int:
@@ -125,6 +147,9 @@ def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
         lines.append(f"daemon: running (pid {owner['pid']} on {owner['node']} holds the store)")
     elif running:
         lines.append(f"daemon: running (pid {daemon.get('pid')})")
+    elif status.get("node"):
+        lines.append(f"daemon: not running on node {status['node']} (no process of this node "
+                     "holds the store)")
     else:
         lines.append("daemon: not running (no process holds the store)")
     if daemon is None:
@@ -160,6 +185,7 @@ def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
                 f"{k.replace('_', ' ')} {v}" for k, v in sorted(skipped.items())))
         for folder in daemon.get("folders", []):
             lines.append(f"  folder {folder['path']}: {folder['state']} ({folder['observer']})")
+    lines.extend(_holder_lines(status.get("holders") or []))
     files = status["files"]
     lines.append("files by state: " + (", ".join(f"{k} {v}" for k, v in files.items()) or "none"))
     if status["recent_failures"]:
@@ -167,6 +193,23 @@ def render(status: Mapping[str, Any], *, as_json: bool = False) -> str:
         for f in status["recent_failures"]:
             lines.append(f"  {f['path']}: {f['state']}: {f['error']}")
     return "\n".join(lines)
+
+
+def _holder_lines(holders: list[Mapping[str, Any]]) -> list[str]:
+    """The cluster: one line per process that works on the store, the most recent beat first."""
+    if not holders:
+        return []
+    alive = sum(1 for h in holders if h.get("alive"))
+    lines = [f"cluster: {len(holders)} process{'es' if len(holders) != 1 else ''} "
+             f"({alive} alive)"]
+    for h in holders:
+        version = f" runwatchd {h['version']}" if h.get("version") else ""
+        age = h.get("heartbeat_age")
+        beat = "never" if age is None else f"{age:.0f} s ago"
+        state = "alive" if h.get("alive") else "DEAD"
+        lines.append(f"  {h.get('node')} pid {h.get('pid')}{version}: {state}, "
+                     f"last heartbeat {beat}, in flight {h.get('in_flight', 0)}")
+    return lines
 
 
 def _in_flight_line(path: str, upload: Mapping[str, Any] | None) -> str:
@@ -189,6 +232,9 @@ def _for_json(status: Mapping[str, Any]) -> dict[str, Any]:
                                  "checked_at": iso_time(daemon["credits"].get("checked_at"))}
     if isinstance(out.get("owner"), dict):
         out["owner"] = {**out["owner"], "since": iso_time(out["owner"].get("since"))}
+    out["holders"] = [{**h, "started_at": iso_time(h.get("started_at")),
+                       "heartbeat_at": iso_time(h.get("heartbeat_at"))}
+                      for h in out.get("holders", [])]
     out["recent_failures"] = [{**f, "at": iso_time(f.get("at"))}
                               for f in out.get("recent_failures", [])]
     return out

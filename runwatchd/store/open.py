@@ -40,15 +40,16 @@ def open_store(state_dir: Path, url: str | None = None, *, strict: bool | None =
     return SqliteStore(_sqlite_path(state_dir, url), strict=strict)
 
 
-def open_view(state_dir: Path, url: str | None = None) -> StoreView:
-    """A read-only view of the same store (status); never creates it. The caller closes it."""
+def open_view(state_dir: Path, url: str | None = None, *, node: str | None = None) -> StoreView:
+    """A read-only view of the same store (status); never creates it. The caller closes it.
+    `node`: whose owner owner() names in a shared store (default: the host name)."""
     if is_postgres(url):
         assert url is not None
         try:
             from runwatchd.store.postgres_view import PostgresView
         except ImportError:
             raise ConfigError([_MISSING_DRIVER]) from None
-        return PostgresView(url)
+        return PostgresView(url, node=node)
     return SqliteView(_sqlite_path(state_dir, url))
 
 

@@ -12,20 +12,21 @@ Atomicity with the database's own tools, not a process-wide lock:
       meanwhile, the row is read again, locked, and the decision made again;
     - the transition check (store/transitions.py) runs inside that transaction, on the state
       read under the lock; a deadlock or serialisation failure retries the whole transaction.
-Ownership is a session-level advisory lock held by a dedicated connection: the server releases it
-when that connection ends, however the process ended (a killed process's socket closes at once;
-a host that vanishes is noticed through TCP keepalives). The owners table names the holder.
+Ownership is per node (one daemon per node name; several nodes share the store): a session-level
+advisory lock held by a dedicated connection, which the server releases when that connection
+ends, however the process ended (a killed process's socket closes at once; a host that vanishes
+is noticed through TCP keepalives). The owners table names each node's owner. Leases, holders
+and ownership's SQL are in postgres_leases.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import fields
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,96 +34,37 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from runwatchd.lifecycle.states import TASK_STATES, FileState
+from runwatchd.store import postgres_leases as leases
 from runwatchd.store import postgres_schema as schema
-from runwatchd.store.base import OwnerInfo, Signature
+from runwatchd.store.base import HolderInfo, OwnerInfo, Signature
+from runwatchd.store.postgres_rows import (
+    COLUMNS,
+    CONNECT_OPTIONS,
+    SELECT,
+    Cursor,
+    connect,
+    int_or_none,
+    read_counts,
+    read_in_state,
+    read_recent_errors,
+    row_to_record,
+    row_values,
+)
 from runwatchd.store.record import FileRecord
 from runwatchd.store.transitions import TransitionGuard
 
 T = TypeVar("T")
-Cursor = psycopg.Cursor[tuple[Any, ...]]
-Connection = psycopg.Connection[tuple[Any, ...]]
 
-# Every connection: fail fast when the server is unreachable, notice a vanished peer.
-CONNECT_OPTIONS: dict[str, Any] = {
-    "connect_timeout": 10, "application_name": "runwatchd",
-    "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
-}
 # Transactions retried after a deadlock or serialisation failure before giving up.
 _RETRIES = 3
 # Times a write re-reads a row another transaction inserted under it before giving up.
 _RACE_TRIES = 10
 
-_COLUMNS = [f.name for f in fields(FileRecord)]
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM files"
-_INSERT_NEW = (f"INSERT INTO files ({', '.join(_COLUMNS)}) "
-               f"VALUES ({', '.join(['%s'] * len(_COLUMNS))}) "
+_INSERT_NEW = (f"INSERT INTO files ({', '.join(COLUMNS)}) "
+               f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
                "ON CONFLICT (path) DO NOTHING RETURNING path")
-_UPDATE = (f"UPDATE files SET {', '.join(f'{c} = %s' for c in _COLUMNS[1:])} "
+_UPDATE = (f"UPDATE files SET {', '.join(f'{c} = %s' for c in COLUMNS[1:])} "
            "WHERE path = %s")
-_OUTPUTS = _COLUMNS.index("outputs")
-_OWNER = """SELECT o.pid, o.node, o.since FROM owners o WHERE EXISTS (
-    SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
-    AND l.pid = o.backend_pid AND l.classid = %s::oid AND l.objid = %s::oid AND l.objsubid = 2
-    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))"""
-
-
-def _row_to_record(row: tuple[Any, ...]) -> FileRecord:
-    values = dict(zip(_COLUMNS, row))
-    values["outputs"] = json.loads(values["outputs"]) if values["outputs"] else []
-    values["inode"] = _int_or_none(values["inode"])
-    return FileRecord(**values)
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)  # NUMERIC comes back as Decimal
-
-
-def _row_values(record: FileRecord) -> list[Any]:
-    """The row's values; NUL in a text (an API's message may hold one) becomes U+FFFD, because
-    PostgreSQL text cannot hold NUL and the write must not fail for it. A path cannot hold NUL."""
-    values: list[Any] = [_no_nul(getattr(record, name)) for name in _COLUMNS]
-    values[_OUTPUTS] = json.dumps(record.outputs)  # JSON escapes NUL itself
-    return values
-
-
-def _no_nul(value: Any) -> Any:
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
-
-
-# -- reads shared by PostgresStore and the read-only PostgresView ------------------------------
-
-
-def read_counts(cur: Cursor) -> dict[str, int]:
-    # COLLATE "C": byte order, as SQLite and Python sort (a locale's order skips underscores).
-    cur.execute('SELECT state, COUNT(*) FROM files GROUP BY state ORDER BY state COLLATE "C"')
-    return {str(state): int(n) for state, n in cur.fetchall()}
-
-
-def read_recent_errors(cur: Cursor, limit: int) -> list[FileRecord]:
-    cur.execute(f"{_SELECT} WHERE error IS NOT NULL ORDER BY updated_at DESC LIMIT %s", (limit,))
-    return [_row_to_record(r) for r in cur.fetchall()]
-
-
-def read_in_state(cur: Cursor, states: tuple[str, ...]) -> list[FileRecord]:
-    cur.execute(f"{_SELECT} WHERE state = ANY(%s)", (list(states),))
-    return [_row_to_record(r) for r in cur.fetchall()]
-
-
-def read_owner(cur: Cursor) -> OwnerInfo | None:
-    """The owners row, if its connection still holds the owner lock."""
-    cur.execute(_OWNER, (schema.LOCK_NAMESPACE, schema.OWNER_KEY))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return OwnerInfo(pid=row[0], node=row[1], since=row[2])
-
-
-def connect(url: str) -> Connection:
-    """One autocommit connection (StoreUnavailable when the server cannot be reached)."""
-    try:
-        return psycopg.connect(url, autocommit=True, **CONNECT_OPTIONS)
-    except psycopg.Error as e:
-        raise schema.unavailable(url, e) from None  # the driver's error may hold the URL
 
 
 class PostgresStore:
@@ -135,7 +77,9 @@ class PostgresStore:
         self._clock = clock
         self._guard = TransitionGuard(strict)
         self._owner_lock = threading.Lock()
-        self._owner: Connection | None = None
+        self._owner: leases.SessionLock | None = None
+        self._holder = f"{self.node}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._holder_lock = leases.HolderLock(lambda: connect(url), self._holder)
         # One plain connection first: an unreachable server fails at once with the driver's
         # reason (the pool would retry quietly until its timeout), and the schema is ready
         # before the pool's connections use it.
@@ -182,37 +126,28 @@ class PostgresStore:
     # -- ownership ------------------------------------------------------------------------------
 
     def take_ownership(self) -> bool:
-        """The owner advisory lock on a connection of its own (held while it lives), and the
-        owners row naming this process."""
+        """This node's owner advisory lock on a connection of its own (held while it lives), and
+        the owners row naming this process: one daemon per node name (postgres_leases.py)."""
         with self._owner_lock:
             if self._owner is not None:
-                try:  # the lock lives as long as its connection: is it still there?
-                    self._owner.execute("SELECT 1")
+                if self._owner.alive():  # the lock lives as long as its connection
                     return True
-                except psycopg.Error:
-                    self._owner.close()  # gone (server restart, network): so is the lock
-                    self._owner = None
+                self._owner = None  # gone (server restart, network): so is the lock
             conn = connect(self.url)
             try:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                   (schema.LOCK_NAMESPACE, schema.OWNER_KEY)).fetchone()
-                if not row or not row[0]:
-                    conn.close()
-                    return False
-                conn.execute(
-                    "INSERT INTO owners (id, pid, node, since, backend_pid) "
-                    "VALUES (1, %s, %s, %s, pg_backend_pid()) ON CONFLICT (id) DO UPDATE SET "
-                    "pid = EXCLUDED.pid, node = EXCLUDED.node, since = EXCLUDED.since, "
-                    "backend_pid = EXCLUDED.backend_pid",
-                    (os.getpid(), self.node, self._clock()))
+                lock = leases.take_node_ownership(conn, self.node, self._clock())
             except psycopg.Error as e:
                 conn.close()
                 raise schema.unavailable(self.url, e) from None
-            self._owner = conn
+            if lock is None:
+                conn.close()
+                return False
+            self._owner = lock
             return True
 
     def owner(self) -> OwnerInfo | None:
-        return self._read(read_owner)
+        """The owner of this handle's node."""
+        return self._read(lambda cur: leases.read_owner(cur, self.node))
 
     def check_intact(self) -> str | None:
         """Always None: a database cannot be unlinked under an open connection the way a journal
@@ -223,11 +158,14 @@ class PostgresStore:
         with self._owner_lock:
             if self._owner is not None:
                 try:  # owner() names nobody from now on (the row would be ignored anyway)
-                    self._owner.execute("DELETE FROM owners WHERE backend_pid = pg_backend_pid()")
+                    self._owner.execute("DELETE FROM owners WHERE backend_pid = pg_backend_pid()",
+                                        ())
                 except psycopg.Error:
                     pass  # the connection is gone, and the lock with it
                 self._owner.close()  # releases the advisory lock
                 self._owner = None
+        # Without leave(): the holder lock goes, so the others see this holder dead at once.
+        self._holder_lock.close()
         self._pool.close()
 
     # -- writes ---------------------------------------------------------------------------------
@@ -237,16 +175,16 @@ class PostgresStore:
         """Read `path`'s row locked, let `decide` say what to write (None: nothing) and what to
         answer, check the transition and write it; all inside the caller's transaction."""
         for _ in range(_RACE_TRIES):
-            cur.execute(f"{_SELECT} WHERE path = %s FOR UPDATE", (path,))
+            cur.execute(f"{SELECT} WHERE path = %s FOR UPDATE", (path,))
             row = cur.fetchone()
-            current = _row_to_record(row) if row else None
+            current = row_to_record(row) if row else None
             old_state = current.state if current else None  # before `decide` changes `current`
             write, answer = decide(current)
             if write is None:
                 return answer
             self._guard.check(old_state, write.state, write.path)
             write.updated_at = self._clock()
-            values = _row_values(write)
+            values = row_values(write)
             if current is not None:
                 cur.execute(_UPDATE, values[1:] + [write.path])
                 return answer
@@ -280,10 +218,10 @@ class PostgresStore:
         updates = [r for p, r in last.items() if p in existing]
         inserts = [r for p, r in last.items() if p not in existing]
         if updates:
-            cur.executemany(_UPDATE, [_row_values(r)[1:] + [r.path] for r in updates])
+            cur.executemany(_UPDATE, [row_values(r)[1:] + [r.path] for r in updates])
         if not inserts:
             return
-        cur.executemany(_INSERT_NEW, [_row_values(r) for r in inserts], returning=True)
+        cur.executemany(_INSERT_NEW, [row_values(r) for r in inserts], returning=True)
         inserted: set[str] = set()
         while True:
             row = cur.fetchone()
@@ -335,8 +273,8 @@ class PostgresStore:
 
     def get(self, path: Path | str) -> FileRecord | None:
         def work(cur: Cursor) -> FileRecord | None:
-            row = cur.execute(f"{_SELECT} WHERE path = %s", (str(path),)).fetchone()
-            return _row_to_record(row) if row else None
+            row = cur.execute(f"{SELECT} WHERE path = %s", (str(path),)).fetchone()
+            return row_to_record(row) if row else None
 
         return self._read(work)
 
@@ -346,7 +284,7 @@ class PostgresStore:
     def signatures(self) -> dict[str, Signature]:
         def work(cur: Cursor) -> dict[str, Signature]:
             cur.execute("SELECT path, state, size, mtime_ns, inode FROM files")
-            return {r[0]: (r[1], r[2], r[3], _int_or_none(r[4])) for r in cur.fetchall()}
+            return {r[0]: (r[1], r[2], r[3], int_or_none(r[4])) for r in cur.fetchall()}
 
         return self._read(work)
 
@@ -354,7 +292,7 @@ class PostgresStore:
         def work(cur: Cursor) -> Signature | None:
             row = cur.execute("SELECT state, size, mtime_ns, inode FROM files WHERE path = %s",
                               (str(path),)).fetchone()
-            return (row[0], row[1], row[2], _int_or_none(row[3])) if row else None
+            return (row[0], row[1], row[2], int_or_none(row[3])) if row else None
 
         return self._read(work)
 
@@ -373,6 +311,45 @@ class PostgresStore:
 
     def __iter__(self) -> Iterator[FileRecord]:
         def work(cur: Cursor) -> list[FileRecord]:
-            return [_row_to_record(r) for r in cur.execute(_SELECT).fetchall()]
+            return [row_to_record(r) for r in cur.execute(SELECT).fetchall()]
 
         return iter(self._read(work))
+
+    # -- leases (postgres_leases.py) ------------------------------------------------------------
+
+    @property
+    def holder(self) -> str:
+        return self._holder
+
+    def lease(self, path: Path | str, seconds: float) -> str | None:
+        return self._run(lambda cur: leases.lease(cur, str(path), self._holder, seconds))
+
+    def release(self, path: Path | str) -> None:
+        self._run(lambda cur: leases.release(cur, str(path), self._holder))
+
+    def heartbeat(self, seconds: float, *, in_flight: int = 0, version: str = "") -> None:
+        """Takes (again) the holder lock first: the proof of life the others check."""
+        try:
+            lock = self._holder_lock.ensure()
+        except psycopg.Error as e:
+            raise schema.unavailable(self.url, e) from None
+        self._run(lambda cur: leases.beat(cur, self._holder, self.node, lock, seconds,
+                                          in_flight, version))
+
+    def take_orphans(self, states: Collection[str], seconds: float,
+                     limit: int = 500) -> list[FileRecord]:
+        def work(cur: Cursor) -> list[FileRecord]:
+            paths = leases.take_orphans(cur, self._holder, states, seconds, limit)
+            if not paths:
+                return []
+            cur.execute(f"{SELECT} WHERE path = ANY(%s) ORDER BY updated_at", (paths,))
+            return [row_to_record(r) for r in cur.fetchall()]
+
+        return self._run(work)
+
+    def leave(self) -> None:
+        self._run(lambda cur: leases.leave(cur, self._holder))
+        self._holder_lock.close()
+
+    def holders(self) -> list[HolderInfo]:
+        return self._read(leases.read_holders)

@@ -9,9 +9,15 @@ or its own schema through the URL's search_path):
                     reserved (nullable, unused today) for the cluster page: next, rows get a
                     share-relative identity (the folder's `share` plus the relative path) so that
                     every node names a file alike, and `node` says who last worked on it
-    owners          one row (id = 1): the pid, node and start of the process holding the owner
-                    advisory lock, and that connection's backend pid (a row whose backend no
-                    longer holds the lock names nobody)
+    owners          one row per node (v2; v1 had one row for the store): the pid and start of
+                    the process holding that node's owner advisory lock, the lock's key and that
+                    connection's backend pid (a row whose backend no longer holds the lock names
+                    nobody)
+    leases          (v2) path -> holder and expiry (epoch seconds of the server's clock, so nodes
+                    with skewed clocks agree); see postgres_leases.py
+    holders         (v2) one row per process that beats its heart: node, pid, version, start,
+                    last beat, in flight, until when its leases run, and the backend pid and key
+                    of the advisory lock it holds while it lives (gone with it: proven dead)
 
 Creation and migration run in one transaction under a transaction-level advisory lock, so two
 processes opening a new store at once do not both create it.
@@ -19,6 +25,7 @@ processes opening a new store at once do not both create it.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -27,13 +34,17 @@ from runwatchd.errors import ConfigError, StoreUnavailable
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# Advisory lock keys (the two-int4 form: pg_locks shows classid = NAMESPACE, objid = key,
-# objsubid = 2). Advisory locks are per database, like the store.
+# Advisory lock keys (the two-int4 form: pg_locks shows classid = namespace, objid = key,
+# objsubid = 2). Advisory locks are per database, like the store. Node owners and holders each
+# have a namespace of their own, their keys derived from a name (lock_key), so that no derived
+# key can ever collide with the fixed keys or with one of the other kind.
 LOCK_NAMESPACE = 0x52574400  # "RWD\0"
-OWNER_KEY = 1
+OWNER_KEY = 1  # v1's one owner per store (kept reserved)
 SCHEMA_KEY = 2
+NODE_OWNER_NAMESPACE = LOCK_NAMESPACE + 1
+HOLDER_NAMESPACE = LOCK_NAMESPACE + 2
 
 # Each version's statements, applied in order from the store's version to SCHEMA_VERSION.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -58,9 +69,44 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             backend_pid INTEGER NOT NULL
         )""",
     ),
+    2: (
+        # Ownership per node: the old row named the one owner of the store; an owner row only
+        # means something while its connection holds the lock, so nothing is lost with it.
+        "DROP TABLE owners",
+        """CREATE TABLE owners (
+            node TEXT PRIMARY KEY,
+            pid INTEGER, since DOUBLE PRECISION,
+            lock_key INTEGER NOT NULL,
+            backend_pid INTEGER NOT NULL
+        )""",
+        """CREATE TABLE leases (
+            path TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX leases_holder ON leases (holder)",
+        """CREATE TABLE holders (
+            holder TEXT PRIMARY KEY,
+            node TEXT NOT NULL, pid INTEGER, version TEXT,
+            started_at DOUBLE PRECISION NOT NULL, heartbeat_at DOUBLE PRECISION NOT NULL,
+            in_flight INTEGER NOT NULL DEFAULT 0,
+            alive_until DOUBLE PRECISION NOT NULL,
+            lock_key INTEGER NOT NULL,
+            backend_pid INTEGER NOT NULL
+        )""",
+    ),
 }
 
-_VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version ("
+
+def lock_key(name: str, attempt: int = 0) -> int:
+    """The advisory key of `name` (a node or a holder id): 31 bits of its SHA-256, positive so
+    that pg_locks' objid (an oid) shows it unchanged; `attempt` walks on to the next keys when
+    another name hashed to the same one (a probe sequence every process walks alike)."""
+    digest = int.from_bytes(hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()[:4],
+                            "big")
+    return (digest + attempt) % 0x7FFFFFFF + 1
+
+VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version ("
                   "version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
 
 
@@ -96,7 +142,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     refuse_encoding(conn)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, SCHEMA_KEY))
-        conn.execute(_VERSION_TABLE)
+        conn.execute(VERSION_TABLE)
         version = stored_version(conn) or 0
         refuse_newer(version)
         for step in range(version + 1, SCHEMA_VERSION + 1):

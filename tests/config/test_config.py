@@ -11,6 +11,7 @@ from runwatchd.config import sources
 from runwatchd.config.load import Config, DaemonConfig, FolderSettings, RunwayConfig
 from runwatchd.errors import ConfigError
 from runwatchd.runway.api import DEFAULT_BASE_URL
+from runwatchd.runway.endpoints import ENDPOINTS
 
 RULE = """
 [folder.rule]
@@ -121,10 +122,13 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ),
         (
             "[[folder]]\npath = '/x'\n[folder.rule]\nendpoint = 'img2vid'",
-            "folder[0].rule.endpoint: unknown endpoint 'img2vid' (known: character_performance, "
-            "image_to_video, image_upscale, sound_effect, speech_to_speech, text_to_image, "
-            "text_to_speech, text_to_video, video_to_video, video_upscale, voice_dubbing, "
-            "voice_isolation)",
+            "folder[0].rule.endpoint: unknown endpoint 'img2vid' (known: "
+            f"{', '.join(sorted(ENDPOINTS))})",
+        ),
+        (
+            "[[folder]]\npath = '/x'\n[folder.rule]\nendpoint = 'generate_video'",
+            "folder[0].rule.endpoint: unknown endpoint 'generate_video' (did you mean "
+            f"'generate/video'?; known: {', '.join(sorted(ENDPOINTS))})",
         ),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import FakeClock
 
 from runwatchd.daemon.claims import WorkClaims
 from runwatchd.errors import StoreUnavailable
@@ -13,18 +14,10 @@ from runwatchd.store.record import FileRecord
 from runwatchd.store.sqlite import SqliteStore
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def stores(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Two handles on one journal: two processes as far as leases go (two holders)."""
-    clock = Clock()
+    clock = FakeClock()
     a = SqliteStore(tmp_path / "j.sqlite3", clock=clock)
     b = SqliteStore(tmp_path / "j.sqlite3", clock=clock)
     yield a, b, clock

@@ -7,11 +7,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from daemon_helpers import Runner, running, uploads
+from daemon_helpers import Runner, uploads
 from helpers import drop, wait_for
 from helpers import has_sidecar as done
 
@@ -29,13 +29,6 @@ OVERFLOW_TEXT = "Inotify queue overflowed; filesystem events were lost"
 
 def messages(caplog: pytest.LogCaptureFixture, start: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith(start)]
-
-
-@pytest.fixture
-def runner(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Runner]:
-    caplog.set_level(logging.INFO)
-    with running(tmp_path) as r:
-        yield r
 
 
 @pytest.fixture

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from daemon_helpers import KEY, Runner, running, uploads
+from daemon_helpers import KEY, Runner, uploads
 from helpers import drop, wait_for
 from helpers import has_sidecar as done
 
 from runwatchd.daemon.reload import RETIRED_CLIENT_GRACE
 from runwatchd.runway.client import RunwayClient
-
-
-@pytest.fixture
-def runner(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Runner]:
-    caplog.set_level(logging.INFO)
-    with running(tmp_path) as r:
-        yield r
 
 
 def test_reload_adds_and_removes_folders(runner: Runner, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from helpers import wait_for
 
 from runwatchd import errors
 from runwatchd.cli.demo import make_png
-from runwatchd.emulator import Emulator
+from runwatchd.emulator import Emulator, bodies
 from runwatchd.generation.follower import DOWNLOAD_CODE, MAX_DOWNLOAD_ATTEMPTS, TaskFollower
 from runwatchd.generation.outputs import free_output, output_ext, output_name
 from runwatchd.lifecycle import sidecar
@@ -25,6 +25,7 @@ from runwatchd.runway.client import RunwayClient
 from runwatchd.runway.client_ref import ClientRef
 from runwatchd.runway.download import Fetched
 from runwatchd.runway.http_errors import ErrorMapper
+from runwatchd.runway import schemas
 from runwatchd.runway.retries import RetryPolicy
 from runwatchd.store.record import FileRecord
 from runwatchd.store.sqlite import SqliteStore
@@ -131,6 +132,11 @@ def task_of(record: FileRecord) -> dict[str, Any]:
     (None, "https://c/x.exe", "image_to_video", ".mp4"),   # never an unknown suffix
     (None, "https://c/x.runway.json", "text_to_image", ".png"),
     ("text/html", "https://c/x", "sound_effect", ".mp3"),
+    (None, "https://c/x", "video_to_audio", ".mp3"),
+    (None, "https://c/x", "generate/audio", ".mp3"),
+    (None, "https://c/x", "generate/image", ".png"),
+    (None, "https://c/x", "recipes/product_campaign_image", ".png"),
+    (None, "https://c/x", "generate/video", ".mp4"),
 ])
 def test_output_extension_comes_from_content_type_then_url_then_endpoint(
         content_type: str | None, url: str, endpoint: str, expected: str) -> None:
@@ -333,3 +339,10 @@ def test_a_rejected_key_while_downloading_pauses_instead_of_counting(
         follower.stop()
     assert (MAX_DOWNLOAD_ATTEMPTS, ["renders/shot.png.mp4"]) == (
         len(rejected), task_of(record)["outputs"])
+
+
+def test_each_endpoint_default_extension_is_what_the_emulator_makes() -> None:
+    """For every endpoint, an output without a type or suffix is named by the kind the endpoint
+    makes (the emulator's output kinds, kept apart from ours, agree)."""
+    made = {e: "." + bodies.output_ext(e) for e in schemas.default().endpoints()}
+    assert made == {e: output_ext(None, "https://c/x", e) for e in made}

@@ -46,6 +46,25 @@ from runwatchd.runway import schemas
         ),
         ("voice_isolation", {"model": "eleven_voice_isolation"}, "a.mp3", {"audioUri": URI}),
         ("voice_dubbing", {"model": "eleven_voice_dubbing", "targetLang": "de"}, "a.flac", {"audioUri": URI}),
+        ("video_to_audio", {"model": "mirelo_sfx_2_0", "duration": 4.5}, "a.webm",
+         {"videoUri": URI}),
+        ("video_to_hdr", {"model": "ruby"}, "a.mov", {"videoUri": URI}),
+        (
+            "avatar_videos",
+            {"model": "gwm1_avatars", "avatar": {"type": "custom", "avatarId": "a1"}},
+            "a.m4a",
+            {"speech": {"type": "audio", "audio": URI}},
+        ),
+        ("recipes/ad_localization", {"targetLanguage": "ja", "version": "2026-06"}, "a.webp",
+         {"referenceImage": {"uri": URI}}),
+        ("recipes/product_ad", {"version": "2026-07"}, "a.jpg", {"productImages": [{"uri": URI}]}),
+        (
+            "recipes/product_swap",
+            {"version": "2026-06", "originalProductImage": {"uri": "https://c/o.png"},
+             "newProductImages": [{"uri": "https://c/n.png", "view": "front"}]},
+            "a.mp4",
+            {"referenceVideo": {"uri": URI}},
+        ),
     ],
 )
 def test_each_endpoint_puts_the_uri_in_its_media_field(
@@ -73,14 +92,47 @@ def test_input_field_override(tmp_path: Path) -> None:
         rules.build_request(parsed, media(tmp_path, "still.jpg"), URI, tmp_path)
 
 
+def test_input_field_override_takes_the_fields_shape(tmp_path: Path) -> None:
+    """input_field = "newProductImages" sends the still as [{uri}], as the recipe wants; a
+    video for it is refused before its upload."""
+    table = {
+        "endpoint": "recipes/product_swap",
+        "input_field": "newProductImages",
+        "request": {"version": "2026-06", "originalProductImage": {"uri": "https://c/o.png"},
+                    "referenceVideo": {"uri": "https://c/v.mp4"}},
+    }
+    parsed, found = rules.parse_rule(table, "test", "")
+    assert parsed is not None and [] == found
+    body = rules.build_request(parsed, media(tmp_path, "new.png"), URI, tmp_path)
+    assert [{"uri": URI}] == body["newProductImages"]
+    with pytest.raises(InvalidFile, match="takes image files, not video"):
+        rules.build_request(parsed, media(tmp_path, "new.mp4"), URI, tmp_path)
+
+
+@pytest.mark.parametrize(("endpoint", "request_table", "name"), [
+    ("avatar_videos", {"model": "gwm1_avatars",
+                       "avatar": {"type": "runway-preset", "presetId": "influencer"}}, "a.png"),
+    ("video_to_hdr", {"model": "ruby"}, "a.wav"),
+    ("recipes/product_ugc", {"version": "2026-06", "characterImage": {"uri": "https://c/c.png"}},
+     "a.mp4"),
+])
+def test_a_file_of_the_wrong_kind_for_a_new_endpoint_is_refused(
+        tmp_path: Path, endpoint: str, request_table: dict, name: str) -> None:
+    """The default input's media kinds hold for the new endpoints too (before any upload)."""
+    with pytest.raises(InvalidFile, match=f"{endpoint} "):
+        rules.build_request(rule(endpoint, **request_table), media(tmp_path, name), URI,
+                            tmp_path)
+
+
 def test_text_endpoint_needs_input_field(tmp_path: Path) -> None:
     """An endpoint without a default media input requires input_field (or {uri}), and then
     fills it with the URI."""
     table = {"endpoint": "text_to_image",
              "request": {"model": "ideogram_4_5", "promptText": "p"}}
     assert [
-        "rule.input_field: endpoint text_to_image takes no media input; set input_field to "
-        "the request field that should get each file's runway:// URI"
+        "rule.input_field: endpoint text_to_image has no default input field; set input_field "
+        "to the request field that should get each file's runway:// URI, or place it with "
+        '"{uri}"'
     ] == problems(table)
     parsed, _ = rules.parse_rule({**table, "input_field": "maskUri"}, "t", "")
     assert parsed is not None
@@ -234,3 +286,25 @@ def test_uri_placeholder_checks_the_media_kind_of_its_field(tmp_path: Path) -> N
         rules.check_media(refs, media(tmp_path, "voice.wav"), tmp_path)
     assert ("voice.wav: text_to_image (referenceImages[0].uri) takes image files, not audio"
             == str(info.value))
+
+
+@pytest.mark.parametrize(("endpoint", "request_table", "expected"), [
+    ("generate/video",
+     {"configId": "c", "input": {"promptText": "rule's", "duration": 5,
+                                 "referenceImages": [{"role": "first", "uri": "{uri}"}]}},
+     {"configId": "c", "input": {"promptText": "p" * 1500, "duration": 5,
+                                 "referenceImages": [{"role": "first", "uri": URI}]}}),
+    ("recipes/marketing_stock_image", {"prompt": "rule's", "version": "2026-06"},
+     {"prompt": "p" * 1500, "version": "2026-06", "referenceImage": {"uri": URI}}),
+    ("recipes/ad_localization", {"targetLanguage": "de", "version": "2026-06"},
+     {"targetLanguage": "de", "version": "2026-06", "referenceImage": {"uri": URI}}),
+])
+def test_a_prompt_file_goes_where_the_endpoint_keeps_its_prompt(
+        tmp_path: Path, endpoint: str, request_table: dict, expected: dict) -> None:
+    """A model router's prompt sits in `input`, a recipe's in `prompt` (1,500 characters: no
+    limit there in the schemas); a recipe without a prompt gets none, and no endpoint gets a
+    top-level promptText its requests lack."""
+    (tmp_path / "a.png.prompt.txt").write_text("p" * 1500, encoding="utf-8")
+    body = rules.build_request(rule(endpoint, **request_table), media(tmp_path, "a.png"), URI,
+                               tmp_path)
+    assert expected == body

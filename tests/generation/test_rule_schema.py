@@ -3,28 +3,17 @@ through `runwatchd check-config` and parse_rule."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_helpers import cli_env, run_cli
+from endpoint_rules import toml_value
 from rules_helpers import GEN45, minimal_request, problems
 
 from runwatchd.generation import placements
 from runwatchd.runway import schemas
 from runwatchd.runway.endpoints import ENDPOINTS
-
-
-def _toml(value: Any) -> str:
-    """`value` as an inline TOML value (JSON strings, numbers and arrays are TOML too)."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _config(tmp_path: Path, rules: list[tuple[str, dict[str, Any]]]) -> Path:
@@ -33,7 +22,7 @@ def _config(tmp_path: Path, rules: list[tuple[str, dict[str, Any]]]) -> Path:
     for n, (endpoint, request) in enumerate(rules):
         parts.append(f"[[folder]]\npath = '{tmp_path / f'f{n}'}'\n[folder.rule]\n"
                      f"endpoint = '{endpoint}'\noutput_dir = 'out'\n[folder.rule.request]\n"
-                     + "".join(f"{k} = {_toml(v)}\n" for k, v in request.items()))
+                     + "".join(f"{k} = {toml_value(v)}\n" for k, v in request.items()))
     path = tmp_path / "runwatchd.toml"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
@@ -53,8 +42,9 @@ def _accepted_by_schemas(endpoint: str, request: dict[str, Any]) -> bool:
 def test_check_config_accepts_a_rule_for_every_current_endpoint_and_model(
         tmp_path: Path) -> None:
     """For each model of each endpoint the schemas know, a minimal request that the schemas
-    accept (the file placed with "{uri}") passes check-config; every endpoint where a file can
-    go at all (sound_effect takes no media) has at least one such model."""
+    accept (the file placed with "{uri}") passes check-config; every endpoint with models where
+    a file can go at all (sound_effect takes no media) has at least one such model. (Endpoints
+    without models, generate/* and the recipes: tests/test_endpoints_end_to_end.py.)"""
     found: list[tuple[str, dict[str, Any]]] = []
     for endpoint in ENDPOINTS:
         for model in schemas.default().models(endpoint):
@@ -68,7 +58,8 @@ def test_check_config_accepts_a_rule_for_every_current_endpoint_and_model(
     found.append(("text_to_speech", {"model": "seed_audio", "promptText": "x",
                                      "voice": {"type": "reference-audio", "audioUri": "{uri}"}}))
     covered = {endpoint for endpoint, _ in found}
-    assert set() == set(ENDPOINTS) - {"sound_effect"} - covered
+    with_models = {e for e in ENDPOINTS if schemas.default().models(e)}
+    assert set() == with_models - {"sound_effect"} - covered
     assert len(found) > 60
     code, stderr = _check(tmp_path, _config(tmp_path, found))
     assert (0, "") == (code, stderr)
@@ -93,6 +84,18 @@ def test_check_config_accepts_a_rule_for_every_current_endpoint_and_model(
                        "referenceVideos": [{"type": "video", "uri": "{uri}"}]},
      "folder[0].rule.request: no file fits every {uri} (references[0].uri takes image; "
      "referenceVideos[0].uri takes video)"),
+    ("generate/video", {"configId": "{uri}", "input": {"promptText": "x"}},
+     "folder[0].rule.request.configId: not a media field of generate/video; {uri} goes where "
+     "Runway takes a media URI"),
+    ("recipes/product_ad", {"version": "2026-06", "productImages": [{"uri": "{uri}"}],
+                            "productInfo": "{uri}"},
+     "folder[0].rule.request.productInfo: not a media field of recipes/product_ad; {uri} goes "
+     "where Runway takes a media URI"),
+    ("generate/audio", {"configId": "c", "input": {"promptText": "x", "type": "speech",
+                                                   "referenceAudios": [{"uri": "{uri}"}],
+                                                   "voice": {"type": "preset", "presetId": "Maya"}},
+                        "extra": 1},
+     "folder[0].rule.request.extra: unknown key"),
 ])
 def test_check_config_rejects_with_key_path_and_hint(
         tmp_path: Path, endpoint: str, request_table: dict[str, Any], expected: str) -> None:

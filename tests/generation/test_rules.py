@@ -11,6 +11,7 @@ from rules_helpers import GEN45, problems, rule
 from runwatchd.generation import rules
 from runwatchd.generation.rules import Rule
 from runwatchd.runway import schemas
+from runwatchd.runway.endpoints import ENDPOINTS
 
 I2V_MODELS = ", ".join(schemas.default().models("image_to_video"))
 
@@ -25,10 +26,7 @@ I2V_MODELS = ", ".join(schemas.default().models("image_to_video"))
         (
             {"request": GEN45},
             [
-                "rule.endpoint: required (known: character_performance, "
-                "image_to_video, image_upscale, sound_effect, speech_to_speech, text_to_image, "
-                "text_to_speech, text_to_video, video_to_video, video_upscale, voice_dubbing, "
-                "voice_isolation)"
+                f"rule.endpoint: required (known: {', '.join(sorted(ENDPOINTS))})"
             ],
         ),
         (
@@ -84,6 +82,20 @@ I2V_MODELS = ", ".join(schemas.default().models("image_to_video"))
                 "rule.request.promptImage: filled with each file's runway:// URI; "
                 "remove it from the request"
             ],
+        ),
+        (
+            {"endpoint": "sound_effect", "input_field": "promptText",
+             "request": {"model": "eleven_text_to_sound_v2", "promptText": "rain"}},
+            ["rule.request.promptText: filled with each file's runway:// URI; remove it from "
+             "the request",
+             "rule.input_field: promptText is not a media field of sound_effect "
+             "(eleven_text_to_sound_v2); name a field that takes a media URI"],
+        ),
+        (
+            {"endpoint": "generate/image", "input_field": "configId",
+             "request": {"input": {"promptText": "x"}}},
+            ["rule.input_field: configId is not a media field of generate/image; name a field "
+             "that takes a media URI"],
         ),
         (
             {"endpoint": "image_to_video", "request": "m"},
@@ -160,8 +172,8 @@ def test_rule_prompt_is_checked_against_the_models_limit_at_load() -> None:
     ({"model": "gen4_image", "promptText": "x", "ratio": "1920:1080",
       "referenceImages": [{"uri": "see {uri}"}]},
      ["rule.request.referenceImages[0].uri: {uri} must be the whole value",
-      "rule.input_field: endpoint text_to_image takes no media input; set input_field to the "
-      "request field that should get each file's runway:// URI"]),
+      "rule.input_field: endpoint text_to_image has no default input field; set input_field to "
+      "the request field that should get each file's runway:// URI, or place it with \"{uri}\""]),
     ({"model": "gen4_image", "promptText": "x", "ratio": "1920:1080",
       "referenceImages": [{"uri": "{uri}", "tag": "hero"}]}, []),
 ])

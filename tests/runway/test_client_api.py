@@ -254,11 +254,27 @@ def test_create_task_uncertain(respx_mock: respx.MockRouter, answer: Any, sleeps
                              "a task may have been created and billed" in str(info.value))
 
 
+@pytest.mark.parametrize("endpoint", [
+    "../tasks", "generate/../tasks", "generate/video/x", "/generate", "generate/", "tasks?x=1",
+    "Generate/video", "generate//video", "",
+])
 def test_create_task_rejects_odd_endpoint(make_client: Callable[..., RunwayClient],
-                                          respx_mock: respx.MockRouter) -> None:
-    """An endpoint name that is not a plain identifier never reaches the network."""
+                                          respx_mock: respx.MockRouter, endpoint: str) -> None:
+    """An endpoint name that is not an identifier, or two joined by one slash, never reaches
+    the network (respx refuses any request this test did not mock)."""
     with pytest.raises(errors.InputRejected):
-        make_client().create_task("../tasks", {})
+        make_client().create_task(endpoint, {})
+
+
+@pytest.mark.parametrize("endpoint", ["generate/video", "recipes/product_ad"])
+def test_create_task_posts_to_a_two_part_endpoint(
+        respx_mock: respx.MockRouter, make_client: Callable[..., RunwayClient],
+        endpoint: str) -> None:
+    """/v1/generate/* and /v1/recipes/* are POSTed to as named."""
+    route = respx_mock.post(f"{BASE}/v1/{endpoint}").mock(
+        return_value=httpx.Response(200, json={"id": "t-1"}))
+    assert {"id": "t-1"} == make_client().create_task(endpoint, {"configId": "c"})
+    assert 1 == route.call_count
 
 
 # -- the secret ---------------------------------------------------------------------------

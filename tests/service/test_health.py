@@ -64,3 +64,20 @@ def test_status_file_is_written_only_by_its_owner(tmp_path: Path) -> None:
     status = json.loads((tmp_path / STATUS_FILE).read_text())
     assert (False, 2, {"uploaded": 3, "failed": 1}) == (
         status["running"], status["waiting"], status["outcomes"])
+
+
+def test_the_heartbeat_sets_the_holders_gauge(tmp_path: Path) -> None:
+    """Every status beat counts the store's processes alive and dead into runwatchd_holders."""
+    from runwatchd.service.metrics import Metrics
+    from runwatchd.store.base import HolderInfo
+
+    def holder(name: str, alive: bool) -> HolderInfo:
+        return HolderInfo(holder=f"{name}:1:t", node=name, pid=1, version=None, started_at=0.0,
+                          heartbeat_at=0.0, in_flight=0, alive=alive)
+
+    metrics = Metrics(process_metrics=False)
+    h = Health(lambda: CALM, state_dir=tmp_path, watching=True, metrics=metrics,
+               holders=lambda: [holder("a", True), holder("b", True), holder("c", False)])
+    h.heartbeat()
+    assert [2.0, 1.0] == [metrics.registry.get_sample_value("runwatchd_holders", {"alive": a})
+                          for a in ("true", "false")]

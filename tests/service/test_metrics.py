@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -158,11 +159,32 @@ def test_prometheus_conventions() -> None:
             for sample in family.samples:
                 assert all(v == v.lower() for k, v in sample.labels.items() if k != "le"), sample
     assert 1.0 == value(m, "runwatchd_build_info", version=__version__,
-                        python=platform.python_version())
+                        python=platform.python_version(), node=socket.gethostname())
     assert 1.0 == value(m, "runwatchd_tasks_total", status="succeeded")
     assert 0.0 == value(m, "runwatchd_tasks_total", status="cancelled")
     assert all(0.0 == value(m, "runwatchd_failures_total", reason=r.value) for r in FailureReason)
     assert 0.0 == value(m, "runwatchd_retries_total", operation="create_task")
+
+
+def test_the_node_is_a_label_of_the_info_gauge_only() -> None:
+    """`node` names the process's node on runwatchd_build_info (joined onto the rest by
+    instance); no other series carries it."""
+    from runwatchd import __version__
+
+    m = Metrics(process_metrics=False, node="Render-01")
+    m.upload_succeeded(10)
+    assert 1.0 == value(m, "runwatchd_build_info", version=__version__,
+                        python=platform.python_version(), node="Render-01")
+    labelled = {f.name for f in m.registry.collect() for s in f.samples if "node" in s.labels}
+    assert {"runwatchd_build_info"} == labelled
+
+
+def test_holders_by_liveness() -> None:
+    """runwatchd_holders counts the store's processes alive and dead, both at 0 at first."""
+    m = Metrics(process_metrics=False)
+    assert [0.0, 0.0] == [value(m, "runwatchd_holders", alive=a) for a in ("true", "false")]
+    m.set_holders(alive=2, dead=1)
+    assert [2.0, 1.0] == [value(m, "runwatchd_holders", alive=a) for a in ("true", "false")]
 
 
 def test_duration_histograms() -> None:

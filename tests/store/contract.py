@@ -39,13 +39,13 @@ class StoreFactory:
         self.state_dir, self.url = state_dir, url
         self._opened: list[Store | StoreView] = []
 
-    def open(self, *, strict: bool = True) -> Store:
-        store = open_store(self.state_dir, self.url, strict=strict)
+    def open(self, *, strict: bool = True, node: str | None = None) -> Store:
+        store = open_store(self.state_dir, self.url, strict=strict, node=node)
         self._opened.append(store)
         return store
 
-    def view(self) -> StoreView:
-        view = open_view(self.state_dir, self.url)
+    def view(self, *, node: str | None = None) -> StoreView:
+        view = open_view(self.state_dir, self.url, node=node)
         self._opened.append(view)
         return view
 

@@ -33,7 +33,11 @@ def eventually_owns(store: Store) -> bool:
 
 
 class OwnershipContract:
-    """One owner per store: refused to a second taker, released on close and on death."""
+    """One owner per store: refused to a second taker, released on close and on death.
+
+    PostgreSQL's meaning is one owner per node name (several nodes each run a daemon on one
+    store: test_postgres_leases.py shows that); these handles all open with the default node,
+    the host name, so the same tests hold for both backends unchanged."""
 
     def test_one_owner_at_a_time(self, store_factory: StoreFactory) -> None:
         """The first taker owns it (asking again says so); a second is refused until close."""

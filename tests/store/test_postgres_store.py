@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from contract import ClaimContract, RowContract, StoreFactory, race, record, stored
+from contract_leases import HolderContract, LeaseContract, OrphanContract
 from contract_owner import OwnershipContract, TransitionContract, ViewContract
 from postgres_helpers import PostgresServer
 
@@ -52,6 +53,18 @@ class TestPostgresTransitions(TransitionContract):
 
 class TestPostgresView(ViewContract):
     """The read-only view on PostgreSQL."""
+
+
+class TestPostgresLeases(LeaseContract):
+    """The lease contract on PostgreSQL (the server's clock, advisory locks prove death)."""
+
+
+class TestPostgresOrphans(OrphanContract):
+    """take_orphans on PostgreSQL (FOR UPDATE SKIP LOCKED)."""
+
+
+class TestPostgresHolders(HolderContract):
+    """holders() on PostgreSQL."""
 
 
 def _set_version(url: str, version: int) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from contract import ClaimContract, RowContract, StoreFactory, record, stored
+from contract_leases import HolderContract, LeaseContract, OrphanContract
 from contract_owner import OwnershipContract, TransitionContract, ViewContract
 
 from runwatchd.errors import ConfigError
@@ -46,6 +47,18 @@ class TestSqliteTransitions(TransitionContract):
 
 class TestSqliteView(ViewContract):
     """The read-only view on SQLite."""
+
+
+class TestSqliteLeases(LeaseContract):
+    """The lease contract on SQLite (a holder's pid gone on this host proves it dead)."""
+
+
+class TestSqliteOrphans(OrphanContract):
+    """take_orphans on SQLite."""
+
+
+class TestSqliteHolders(HolderContract):
+    """holders() on SQLite."""
 
 
 def test_the_journal_is_where_it_always_was(tmp_path: Path) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_helpers import Runner, running
+from daemon_helpers import Runner
 from helpers import wait_for
 
 from runwatchd.service.metrics import Metrics
@@ -122,13 +121,6 @@ def test_metrics_count_by_reason() -> None:
     text = m.exposition()[0].decode()
     assert 'runwatchd_files_not_taken_total{reason="ignored"} 1.0' in text
     assert 'runwatchd_files_not_taken_total{reason="not_included"} 0.0' in text
-
-
-@pytest.fixture
-def runner(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Runner]:
-    caplog.set_level(logging.INFO)
-    with running(tmp_path) as r:
-        yield r
 
 
 def test_a_gif_dropped_in_a_watched_folder_is_one_line(
