@@ -298,7 +298,43 @@ def _result(all_runs: dict[int, list[dict]], n: int) -> h.CaseResult:
         "sidecar showing SUCCEEDED; CPU = all nodes' CPU over that time (the emulator and "
         "PostgreSQL run beside them on the same cores); peak RSS = the largest node's. Uploads "
         "and tasks per file are the emulator's counts over the files.")
+    top = runs.get(max(runs)) if runs else None
+    if base is not None and top is not None and "failed" not in top and top is not base:
+        result.notes.append(_cpu_bound_note(base, top, max(runs)))
+    result.notes.append(PROFILE_NOTE)
     return result
+
+
+PROFILE_NOTE = (
+    "Case 7 profile (2026-12-02, py-spy --gil of every node, PostgreSQL's statement log, 1 and 3 "
+    "nodes): a node's Python time goes to the worker path (upload, submit: 33-44%), the task "
+    "follower (21-24%), the polling observer listing the folder every 0.5 s (11% with 1 node, "
+    "19% each with 3: every node lists all of it) and the store client (9-13%); the prompt limit "
+    "parsed the endpoint's JSON schema on every submission (4-8%, now cached: "
+    "generation/prompts.py). Per file, 1 node sends PostgreSQL ~51 statements: 13 empty ones "
+    "(psycopg_pool's check=ConnectionPool.check_connection, a round trip before every store "
+    "call), 11 SELECTs of the file's row, 9 BEGIN/COMMIT pairs, 6 UPDATEs and 1 INSERT, 1 lease "
+    "and 0.8 releases. With 3 nodes: 3.3 lease attempts per file (2.3 find it HELD), 1 holder "
+    "lookup, and 2.4 more row SELECTs and 6 more pool checks than with 1. Dropping the pool "
+    "check halved the transactions PostgreSQL counts (25.9 -> 13.0 per file) but not its CPU "
+    "(5.0 -> 4.8 s): the database is not the bottleneck; CPU per file on 2 shared cores is.")
+
+
+def _all_cpu(r: dict) -> float:
+    return sum(r["cpu"]) + (r["emulator_cpu"] or 0.0) + (r["db_cpu"] or 0.0)
+
+
+def _cpu_bound_note(base: dict, top: dict, nodes: int) -> str:
+    """What the machine's cores allow: the CPU the runs took, against the wall time."""
+    cores = os.cpu_count() or 1
+    floor = _all_cpu(top) / cores
+    return (f"Case 7, what bounds it: {nodes} nodes took {_all_cpu(top):.1f} CPU s (nodes, "
+            f"emulator and PostgreSQL) for what 1 node did with {_all_cpu(base):.1f}, so on "
+            f"{cores} cores they need at least {floor:.1f} s even on an otherwise idle machine: "
+            f"at most {base['wall'] / floor:.2f}x the 1-node wall time measured here. The 1-node "
+            f"run is bounded by latency (its own CPU {sum(base['cpu']) / base['wall']:.0%} of one "
+            "core), the 3-node run by the cores; other work on the machine (load average "
+            f"{base['load']:.1f} and {top['load']:.1f}) took its share of them.")
 
 
 def _per_file(count: int | None, n: int) -> str:

@@ -36,7 +36,7 @@ def model_prompt_limit(endpoint: str, model: str | None,
                        where: tuple[str, ...] = TOP) -> int | None:
     """prompt_limit worked out once per endpoint, model (None: not a string) and field: every
     submission asks, and the schema is a JSON file parsed on each read (the shipped schemas never
-    change while the process runs). benchmarks/ case 7: 5-8% of a node's Python time before."""
+    change while the process runs). benchmarks/ case 7: 4-8% of a node's Python time before."""
     sch = schemas.default()
     try:
         if model is None and sch.models(endpoint):
