@@ -10,11 +10,12 @@ Two kinds of handle:
     Store       a StoreView plus the writes, the at-most-once claim and ownership
 
 Ownership: any number of processes (the daemon, `runwatchd retry`, `scan` beside a daemon) may
-read and write one store, but exactly one of them runs the daemon on it: the owner repairs what a
+read and write one store, but exactly one of them runs the daemon on it per node (SQLite: one
+host, so one daemon; PostgreSQL: one daemon per `[store] node` name): the owner repairs what a
 crash left (intents become "needs attention", temp files go) and writes status. It is a store
 concept, not a file lock, because the processes may be on several hosts: SQLite holds it with
-flock beside the journal (one host); PostgreSQL with a session advisory lock on a connection of
-its own (the server drops it with the connection).
+flock beside the journal (one host); PostgreSQL with a session advisory lock per node on a
+connection of its own (the server drops it with the connection).
 
 Leases: work on one file is claimed with a lease (holder, expiry) before it starts, so the
 processes that share a store (several daemons on several hosts, or `scan` beside a daemon) never
@@ -106,8 +107,9 @@ class Store(StoreView, Protocol):
     transaction, so no other thread or process can write that row in between."""
 
     def take_ownership(self) -> bool:
-        """Become the one process that runs a daemon on this store (it alone repairs what a crash
-        left and writes status); False while another live process owns it. True again if this
+        """Become the one process that runs a daemon on this store for this node (it alone
+        repairs what this node's crash left and writes status); False while another live process
+        owns it. True again if this
         handle already owns it. Held until close() or the process ends, even by SIGKILL (the
         backend must not need the owner's cooperation to release it)."""
         ...

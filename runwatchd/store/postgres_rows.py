@@ -16,10 +16,13 @@ from runwatchd.store.record import FileRecord
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 Connection = psycopg.Connection[tuple[Any, ...]]
 
-# Every connection: fail fast when the server is unreachable, notice a vanished peer.
+# Every connection: fail fast when the server is unreachable, notice a vanished peer. A server
+# that went silent mid-call (a network partition) fails the call after tcp_user_timeout (ms)
+# instead of the keepalives' minute: the heartbeat runs in the daemon's main loop.
 CONNECT_OPTIONS: dict[str, Any] = {
     "connect_timeout": 10, "application_name": "runwatchd",
     "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
 }
 COLUMNS = [f.name for f in fields(FileRecord)]
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM files"
