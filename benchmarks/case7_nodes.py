@@ -331,10 +331,13 @@ def _cpu_bound_note(base: dict, top: dict, nodes: int) -> str:
     return (f"Case 7, what bounds it: {nodes} nodes took {_all_cpu(top):.1f} CPU s (nodes, "
             f"emulator and PostgreSQL) for what 1 node did with {_all_cpu(base):.1f}, so on "
             f"{cores} cores they need at least {floor:.1f} s even on an otherwise idle machine: "
-            f"at most {base['wall'] / floor:.2f}x the 1-node wall time measured here. The 1-node "
-            f"run is bounded by latency (its own CPU {sum(base['cpu']) / base['wall']:.0%} of one "
-            "core), the 3-node run by the cores; other work on the machine (load average "
-            f"{base['load']:.1f} and {top['load']:.1f}) took its share of them.")
+            f"at most {base['wall'] / floor:.2f}x the 1-node wall time measured here (the nodes "
+            f"alone took {sum(top['cpu']):.1f} CPU s against {sum(base['cpu']):.1f}). The 1-node "
+            f"run is one process at {sum(base['cpu']) / base['wall']:.0%} of one core (API and "
+            "database latency and one interpreter bound it); the 3-node run is bounded by the "
+            "cores, of which other work on the machine (load average "
+            f"{base['load']:.1f} and {top['load']:.1f}) took its share. Nodes on hosts of their "
+            "own would not share cores.")
 
 
 def _per_file(count: int | None, n: int) -> str:
