@@ -12,15 +12,18 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from daemon_helpers import Runner, uploads
 from helpers import drop, wait_for
+from helpers import has_sidecar as done
 
 from runwatchd.lifecycle import sidecar
 from runwatchd.lifecycle.states import FileState
 from runwatchd.store import open_store
+from runwatchd.store.record import FileRecord
 
 
 def rule() -> dict[str, Any]:
@@ -88,3 +91,31 @@ def test_a_dead_holders_work_in_progress_is_taken_over_while_running(
     assert wait_for(lambda: task_status(sent) == "NEEDS_ATTENTION", 30)
     assert wait_for(lambda: task_status(half) == "SUCCEEDED", 30)
     assert before + 1 == runner.emu.stats()["tasks_created"]  # half's again, sent's never
+
+
+def test_a_dead_holders_row_in_a_folder_not_watched_here_is_left_alone(
+        runner: Runner, tmp_path: Path) -> None:
+    """Another node's orphan in a folder this node does not watch is not repaired here while it
+    runs (this node may not mount it): its row stays as it was, for a node that watches it."""
+    hot, elsewhere = tmp_path / "hot", tmp_path / "elsewhere"
+    hot.mkdir()
+    elsewhere.mkdir()
+    cfg = runner.config([hot], rescan_interval=0)
+    cfg = dataclasses.replace(cfg, store=dataclasses.replace(cfg.store, lease_seconds=1.5))
+    runner.start(cfg)
+    theirs = drop(elsewhere / "theirs.jpg")
+    store = open_store(runner.state)
+    try:
+        store.put(FileRecord(path=str(theirs), state=FileState.SUBMITTING,
+                             error="the POST sent at 12:00:00"))
+        db = sqlite3.connect(str(runner.state / "journal.sqlite3"))
+        with db:
+            db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?)",
+                       (str(theirs), _dead_holder(), 9e12))
+        db.close()
+        mine = drop(hot / "mine.jpg")
+        assert wait_for(lambda: done(mine), 10)
+        time.sleep(1.2)  # two beats of a 1.5 s lease
+        assert FileState.SUBMITTING == store.get(theirs).state  # type: ignore[union-attr]
+    finally:
+        store.close()

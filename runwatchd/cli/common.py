@@ -2,7 +2,8 @@
 
 A command's config comes from -c, $RUNWATCHD_CONFIG or the usual places (see config.py), with
 directories given on the command line added as extra folders; its Runway client gets the secret
-and base URL from config.resolve_*; its store is open_store's for the resolved state dir.
+and base URL from config.resolve_*; its store is open_store's for the resolved state dir (keyed
+by share where a folder names one: shared_store).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,5 +100,16 @@ def open_journal(cfg: configmod.Config) -> tuple[Path, Store]:
     from runwatchd.store import open_store
 
     state_dir = sources.resolve_state_dir(cfg)
-    return state_dir, open_store(state_dir, sources.resolve_store_url(cfg), node=cfg.store.node,
-                                 max_connections=cfg.runway.concurrency * 2 + 4)
+    store = open_store(state_dir, sources.resolve_store_url(cfg), node=cfg.store.node,
+                       max_connections=cfg.runway.concurrency * 2 + 4)
+    return state_dir, shared_store(store, cfg.folders)
+
+
+def shared_store(store: Store, folders: Iterable[configmod.FolderConfig]) -> Store:
+    """`store` naming the files of folders with a `share` by share-relative keys (store/
+    shared_paths.py), or `store` itself when no folder names one (rows keyed by absolute paths,
+    as on a single host). The wrapper owns `store`: closing it closes both."""
+    from runwatchd.store.shared_paths import SharedPaths
+
+    shares = {f.path: f.share for f in folders if f.share is not None}
+    return SharedPaths(store, shares) if shares else store

@@ -35,6 +35,7 @@ from runwatchd.config.scopes import output_dir_problem
 from runwatchd.config.tomlcheck import check_type, describe, parse_toml_text
 from runwatchd.generation import rules
 from runwatchd.generation.rules import Rule
+from runwatchd.store.shared_paths import share_problem, shares_problem
 
 DEFAULT_INCLUDE = ("*.jpg", "*.jpeg", "*.png", "*.webp", "*.mp4", "*.mov", "*.webm",
                    "*.mp3", "*.wav", "*.flac", "*.m4a", "*.aac")
@@ -62,6 +63,9 @@ class FolderConfig:
     recursive: bool
     settings: FolderSettings
     rule: Rule | None
+    # The folder's identity in the store (store/shared_paths.py): hosts that mount one share at
+    # different places name it alike. None: the folder's absolute path, as on a single host.
+    share: str | None = None
 
     def covers(self, directory: Path) -> bool:
         """Whether files directly in `directory` belong to this folder."""
@@ -199,7 +203,7 @@ _STORE: dict[str, tuple[str, Check | None]] = {
     "lease_seconds": ("number", _between(1, 3600)),
     "outage_seconds": ("number", _between(0, _DAY)),
 }
-_FOLDER_KEYS = ("path", "recursive", "rule", *_SETTINGS)
+_FOLDER_KEYS = ("path", "recursive", "rule", "share", *_SETTINGS)
 _TOP_KEYS = ("runway", "defaults", "daemon", "store", "folder")
 
 
@@ -286,6 +290,7 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
                for i, item in enumerate(folder_list)]
     _check_overlaps(reader, folders)
     _check_output_dirs(reader, folders)
+    _check_shares(reader, folders)
     if reader.problems:
         raise errors.ConfigError(reader.problems, source)
     return Config(runway, defaults, tuple(f for f in folders if f is not None), daemon, None,
@@ -318,7 +323,23 @@ def _parse_folder(reader: _Reader, item: object, keypath: str, defaults: FolderS
         reader.problems.append(f"{keypath}.path: {path} exists but is not a directory")
     if rule is not None and rule.name is None:
         rule = dataclasses.replace(rule, name=path.name)
-    return FolderConfig(path, recursive is True, settings, rule)
+    share = table.get("share")
+    if share is not None and (why := share_problem(share)) is not None:
+        reader.problems.append(f"{keypath}.share: {why}")
+        share = None
+    return FolderConfig(path, recursive is True, settings, rule, share)
+
+
+def _check_shares(reader: _Reader, folders: list[FolderConfig | None]) -> None:
+    """Share names are unique, and none is inside another (see shares_problem)."""
+    named: list[tuple[int, str]] = []
+    for i, folder in enumerate(folders):
+        if folder is None or folder.share is None:
+            continue
+        for j, other in named:
+            if (why := shares_problem([other, folder.share])) is not None:
+                reader.problems.append(f"folder[{i}].share: {why} (folder[{j}] names {other!r})")
+        named.append((i, folder.share))
 
 
 def _check_output_dirs(reader: _Reader, folders: list[FolderConfig | None]) -> None:

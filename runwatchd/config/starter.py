@@ -110,6 +110,10 @@ def starter_config(folder: str = "~/runway-inbox") -> str:
         "", "# One [[folder]] table per watched folder. The folder need not exist yet.",
         "[[folder]]", _kv("path", folder),
         "# Also watch subfolders.", _kv("recursive", True),
+        "# The folder's name in a store several hosts share, for hosts that mount it at",
+        "# different places (/mnt/nas/hot here, /Volumes/hot there: both say \"hot\"). Default:",
+        "# the folder's absolute path. Changing it needs a restart; rows are keyed by it.",
+        _kv("share", "hot", True),
         "# Per-folder override of a [defaults] key:", _kv("settle_seconds", 5.0, True),
         "",
         "# Optional: a generation for every file (this spends credits). Keys: endpoint,",
@@ -204,8 +208,10 @@ def explain(cfg: Config, env: Mapping[str, str] = os.environ) -> str:
         s = folder.settings
         missing = "" if folder.path.is_dir() else " (missing now; watched once it appears)"
         rescan = f"{s.rescan_interval:g} s" if s.rescan_interval else "off"
+        share = (f"  share {folder.share!r} (its files' names in the store)" if folder.share
+                 else "  no share: the store names its files by their absolute paths")
         lines += [
-            f"folder {folder.path}{missing}",
+            f"folder {folder.path}{missing}", share,
             f"  {'recursive' if folder.recursive else 'top level only'}; observer {s.observer} "
             f"(requested); settle {s.settle_seconds:g} s; poll {s.poll_interval:g} s; "
             f"rescan {rescan}",

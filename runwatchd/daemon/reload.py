@@ -3,6 +3,10 @@
 The API key is checked first (a bad reload keeps the running configuration); folders that changed
 are watched afresh and scanned, paused work resumes, and the replaced client is closed once
 nothing can be using it any more.
+
+A folder's `share` is not reloaded: the store was opened with the shares' names (store/
+shared_paths.py) and every row of a shared folder is keyed by it, so a reload that adds, changes
+or drops a share of a watched folder is refused as a whole (one log line: restart to change it).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from runwatchd.config.load import Config
 from runwatchd.daemon.folder_set import FolderSet
 from runwatchd.daemon.reconcile import Reconciler
 from runwatchd.daemon.scheduler import Scheduler
-from runwatchd.errors import KeyRejected, RunwatchdError
+from runwatchd.errors import ConfigError, KeyRejected, RunwatchdError
 from runwatchd.lifecycle.pauses import Pauses
 from runwatchd.lifecycle.states import FileState
 from runwatchd.runway.client import RunwayClient
@@ -88,6 +92,9 @@ class Reloader:
         current = self._client_ref.current
         try:
             config = self._config_loader() if self._config_loader else self._config
+            if changed := share_changes(self._config, config):
+                raise ConfigError([f"{', '.join(changed)}: a share names the folder's files in "
+                                   "the store; restart runwatchd to change it"])
             client = self._client_factory(config) if self._client_factory else current
             try:
                 self._check_key_alive(client)
@@ -151,3 +158,11 @@ class Reloader:
             raise RuntimeError("stopping before the API key could be checked")
         if box:
             raise box[0]
+
+
+def share_changes(old: Config, new: Config) -> list[str]:
+    """The folders of `new` whose share differs from `old` (a new folder with a share counts;
+    a new one without, or a folder removed, does not: no key changes meaning)."""
+    before = {f.path: f.share for f in old.folders}
+    return [f"{f.path}: share {before.get(f.path)!r} -> {f.share!r}" for f in new.folders
+            if f.share != before.get(f.path)]

@@ -53,16 +53,27 @@ class Repairs:
         self._own_status()
         self._claims.beat()
         others = any(h.alive and h.holder != self._store.holder for h in self._store.holders())
+        orphans = self._claims.take_orphans()
         self._processor.recover(
-            self._claims.take_orphans(), self._output_dir_for,
+            self._watched(orphans) if others else orphans, self._output_dir_for,
             roots=[f.root for f in self._folders],
             in_scope=self._in_scope if self._policy.recover_only_in_scope else None,
             sweep_min_age=CLUSTER_TEMP_AGE if others else 0.0)
 
     def take_over(self, orphans: list[FileRecord]) -> None:
         """Repair rows a dead holder left while this daemon runs; look at its uploads again."""
-        for path in self._processor.take_over(orphans, self._output_dir_for):
+        for path in self._processor.take_over(self._watched(orphans), self._output_dir_for):
             self._look_at(path)
+
+    def _watched(self, orphans: list[FileRecord]) -> list[FileRecord]:
+        """The orphans in folders this node watches; the others' leases are given up at once
+        (a node that watches their folder takes them: this one may not even mount it). A single
+        host repairs all of its own at start-up, watched or not, as it always did."""
+        mine = [r for r in orphans if self._folders.folder_for(Path(r.path)) is not None]
+        for record in orphans:
+            if self._folders.folder_for(Path(record.path)) is None:
+                self._claims.done(Path(record.path), keep=False)
+        return mine
 
     def _in_scope(self, path: Path) -> bool:
         folder = self._folders.folder_for(path)

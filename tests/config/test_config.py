@@ -116,7 +116,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ),
         (
             "[[folder]]\npath = '/x'\nwatch = 1",
-            "folder[0].watch: unknown key (known: path, recursive, rule, "
+            "folder[0].watch: unknown key (known: path, recursive, rule, share, "
             "settle_seconds, observer, poll_interval, rescan_interval, "
             "include, ignore)",
         ),
