@@ -335,9 +335,9 @@ def _cpu_bound_note(base: dict, top: dict, nodes: int) -> str:
             f"alone took {sum(top['cpu']):.1f} CPU s against {sum(base['cpu']):.1f}). The 1-node "
             f"run is one process at {sum(base['cpu']) / base['wall']:.0%} of one core (API and "
             "database latency and one interpreter bound it); the 3-node run is bounded by the "
-            "cores, of which other work on the machine (load average "
-            f"{base['load']:.1f} and {top['load']:.1f}) took its share. Nodes on hosts of their "
-            "own would not share cores.")
+            f"cores (load average {base['load']:.1f} and {top['load']:.1f}, the runs' own threads "
+            "and any other work on the machine). Nodes on hosts of their own would not share "
+            "cores.")
 
 
 def _per_file(count: int | None, n: int) -> str:
