@@ -118,12 +118,13 @@ def tempfile_dir() -> str:
 class EmulatorProc:
     """`benchmarks/emulator_proc.py` in a subprocess, driven over its /_emulator/ endpoints."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
+        """`args`: emulator_proc.py's options (e.g. "--max-concurrent-tasks", "1000")."""
         import httpx
 
         self.proc = subprocess.Popen(
-            [PY, str(BENCH / "emulator_proc.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            cwd=ROOT, text=True)
+            [PY, str(BENCH / "emulator_proc.py"), *args], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, cwd=ROOT, text=True)
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http://"):
@@ -180,7 +181,8 @@ def runwatchd_cmd(*args: str) -> list[str]:
 
 
 def write_config(path: Path, *, state_dir: Path, folders: Iterable[dict],
-                 concurrency: int | None = None, defaults: dict | None = None) -> Path:
+                 concurrency: int | None = None, defaults: dict | None = None,
+                 store: dict | None = None) -> Path:
     import tomli_w
 
     runway: dict = {"state_dir": str(state_dir)}
@@ -189,6 +191,8 @@ def write_config(path: Path, *, state_dir: Path, folders: Iterable[dict],
     doc: dict = {"runway": runway, "folder": list(folders)}
     if defaults:
         doc["defaults"] = defaults
+    if store:
+        doc["store"] = store
     path.write_text(tomli_w.dumps(doc))
     return path
 

@@ -72,14 +72,20 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
            "wheel": next((work / "dist").glob("*.whl"))}
 
 
+def shipped_files() -> list[str]:
+    """Every file of the shipped folders, relative to the checkout (drop-in folders included:
+    a wheel lists files, not directories)."""
+    return [p.relative_to(ROOT).as_posix() for d in ("systemd", "config", "completions", "man")
+            for p in sorted((ROOT / d).rglob("*")) if p.is_file()]
+
+
 def test_sdist_carries_units_configs_docs_and_licence(dists: dict[str, Path]) -> None:
     """The sdist has systemd/, config/, completions/, man/, LICENSE and the build hook."""
     import tarfile
 
     with tarfile.open(dists["sdist"]) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    wanted = {f"{d}/{p.name}" for d in ("systemd", "config", "completions", "man")
-              for p in (ROOT / d).iterdir()} | {"LICENSE", "setup.py", "MANIFEST.in"}
+    wanted = set(shipped_files()) | {"LICENSE", "setup.py", "MANIFEST.in"}
     assert set() == wanted - names
 
 
@@ -88,8 +94,7 @@ def test_wheel_installs_them_as_package_data_with_pep639_licence(dists: dict[str
     with zipfile.ZipFile(dists["wheel"]) as whl:
         names = set(whl.namelist())
         meta = next(whl.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
-    wanted = {f"runwatchd/share/{d}/{p.name}" for d in ("systemd", "config", "completions", "man")
-              for p in (ROOT / d).iterdir()}
+    wanted = {f"runwatchd/share/{name}" for name in shipped_files()}
     assert (set(), True, True) == (
         wanted - names, "License-Expression: MIT" in meta.splitlines(),
         any(n.endswith(".dist-info/licenses/LICENSE") for n in names))

@@ -14,6 +14,11 @@ expires. The failure to fear is the other way round (a live holder taken for dea
 the lock gone: only the holder's own connection dropping does that, and its next heartbeat takes
 a new one (the work it lost meanwhile is another's, which is what a lost lease means).
 
+A server restart (PostgreSQL stopped for maintenance, a fail-over) drops every lock and stops
+every heartbeat, so neither proves a death across it: a lock's absence counts only for a holder
+that beat since the server started, and a lease of a holder that has not beaten since gets one
+lease time from the start to be renewed (its holder's own length) before it is taken.
+
 Atomicity: lease() is one INSERT ... ON CONFLICT DO UPDATE ... WHERE (expired, same holder or
 dead holder), which locks the conflicting row, so of many askers one wins; take_orphans() locks
 its files rows with FOR UPDATE SKIP LOCKED (two askers never pick the same row) and re-checks
@@ -38,9 +43,10 @@ from runwatchd.store import postgres_schema as schema
 from runwatchd.store.base import HolderInfo, OwnerInfo
 from runwatchd.store.postgres_rows import Connection, Cursor
 
-
 # The server's clock, in epoch seconds (DOUBLE PRECISION like the columns).
 NOW = "extract(epoch FROM clock_timestamp())::float8"
+# When the server (re)started: every advisory lock and every heartbeat stopped there.
+SERVER_START = "extract(epoch FROM pg_postmaster_start_time())::float8"
 # holders() forgets a holder this long after its last heartbeat.
 FORGET_AFTER = 3600.0
 # Keys of a name's probe sequence tried before giving up (each taken key is a live process).
@@ -59,14 +65,32 @@ def _holds(namespace: int, row: str) -> str:
 
 
 def _dead(holder: str) -> str:
-    """SQL: the holder id `holder` is proven dead (registered, and its lock is gone)."""
+    """SQL: the holder id `holder` is proven dead: registered, its lock is gone, and it took
+    that lock since the server started (a restart drops every lock: absence proves nothing
+    about a holder that has not beaten its heart since)."""
     return (f"EXISTS (SELECT 1 FROM holders d WHERE d.holder = {holder} "
+            f"AND d.heartbeat_at > {SERVER_START} "
             f"AND NOT {_holds(schema.HOLDER_NAMESPACE, 'd')})")
 
 
-# CASE: the cheap tests first, pg_locks only for a lease that is neither ours nor expired.
-_TAKEABLE = (f"CASE WHEN l.holder = EXCLUDED.holder OR l.expires_at <= {NOW} THEN true "
-             f"ELSE {_dead('l.holder')} END")
+def _restart_grace(holder: str) -> str:
+    """SQL: the holder last beat before the server (re)started, and one lease time has not yet
+    passed since the start: the server being down stopped every node's heartbeat, so a lease
+    that ran out meanwhile is no sign of its holder's death until the holder had a lease time
+    to renew it (without this, the first node back takes the others' work in progress)."""
+    return (f"EXISTS (SELECT 1 FROM holders g WHERE g.holder = {holder} "
+            f"AND g.heartbeat_at < {SERVER_START} "
+            f"AND {NOW} < {SERVER_START} + (g.alive_until - g.heartbeat_at))")
+
+
+def _lease_ended(lease: str) -> str:
+    """SQL: the lease `lease` (a leases row alias) may be taken by another holder. The cheap
+    tests first: pg_locks is read only for a lease that has not expired."""
+    return (f"CASE WHEN {lease}.expires_at <= {NOW} THEN NOT {_restart_grace(lease + '.holder')} "
+            f"ELSE {_dead(lease + '.holder')} END")
+
+
+_TAKEABLE = f"(l.holder = EXCLUDED.holder OR {_lease_ended('l')})"
 _LEASE = (f"INSERT INTO leases AS l (path, holder, expires_at) "
           f"VALUES (%(path)s, %(holder)s, {NOW} + %(seconds)s) ON CONFLICT (path) DO UPDATE "
           f"SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at WHERE {_TAKEABLE} "
@@ -76,7 +100,7 @@ _HELD_BY = ("SELECT l.holder, h.node FROM leases l LEFT JOIN holders h ON h.hold
 _ORPHANS = f"""WITH orphans AS (
     SELECT f.path FROM files f LEFT JOIN leases l ON l.path = f.path
     WHERE f.state = ANY(%(states)s) AND (l.path IS NULL OR (l.holder <> %(holder)s
-        AND CASE WHEN l.expires_at <= {NOW} THEN true ELSE {_dead('l.holder')} END))
+        AND {_lease_ended('l')}))
     ORDER BY f.updated_at LIMIT %(limit)s
     FOR UPDATE OF f SKIP LOCKED)
 INSERT INTO leases AS l (path, holder, expires_at)

@@ -53,3 +53,25 @@ def test_example_passes_check_config(path, tmp_path, capsys, monkeypatch):
 def test_example_holds_no_secret(path):
     """Examples never carry a key: it belongs in the environment, a file or a credential."""
     assert not re.search(r"key_[0-9a-f]{16,}", path.read_text())
+
+
+def test_several_hosts_example_loads_as_each_node_of_it(tmp_path):
+    """README "Several hosts": render-01's config loads, and with its node and path changed it is
+    ingest-01's (the same store, share and rule; lease and outage times as written)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Several hosts"):]
+    text = re.search(r"```toml\n(.*?)```", section, re.DOTALL).group(1)
+    configs = {}
+    for node, path in (("render-01", "/mnt/nas/hot"), ("ingest-01", "/srv/nas/hot")):
+        conf = tmp_path / f"{node}.toml"
+        conf.write_text(text.replace('"render-01"', f'"{node}"').replace("/mnt/nas/hot", path))
+        configs[node] = load_config(conf)
+    assert [("render-01", Path("/mnt/nas/hot")), ("ingest-01", Path("/srv/nas/hot"))] == [
+        (c.store.node, c.folders[0].path) for c in configs.values()]
+    first, other = configs.values()
+    # The rule's output folder lies in each node's own mount of the share.
+    assert (first.store.url, first.folders[0].share, first.folders[0].rule.request) == (
+        other.store.url, other.folders[0].share, other.folders[0].rule.request)
+    assert ("hot", 30.0, 60.0, "polling") == (first.folders[0].share, first.store.lease_seconds,
+                                              first.store.outage_seconds,
+                                              first.folders[0].settings.observer)

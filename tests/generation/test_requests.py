@@ -9,7 +9,8 @@ import pytest
 from rules_helpers import GEN45, STS_VOICE, URI, media, problems, rule
 
 from runwatchd.errors import InvalidFile
-from runwatchd.generation import rules
+from runwatchd.generation import prompts, rules
+from runwatchd.runway import schemas
 
 
 @pytest.mark.parametrize(
@@ -246,6 +247,21 @@ def test_prompt_limit_is_the_models_in_utf16_units(tmp_path: Path) -> None:
         rules.prompt_limit("image_to_video", "seedance2"),
         rules.prompt_limit("image_to_video", "kling_4"),
         rules.prompt_limit("image_to_video", "not-a-model"))]
+
+
+def test_prompt_limit_reads_a_models_schema_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every submission asks for the limit; the model's schema (a JSON file) is read once."""
+    calls: list[tuple[str, str | None]] = []
+    real = schemas.Schemas.schema
+
+    def counting(self: schemas.Schemas, endpoint: str, model: str | None = None) -> dict:
+        calls.append((endpoint, model))
+        return real(self, endpoint, model)
+
+    monkeypatch.setattr(schemas.Schemas, "schema", counting)
+    prompts.model_prompt_limit.cache_clear()
+    limits = [rules.prompt_limit("image_to_video", "gen4.5") for _ in range(5)]
+    assert ([1000] * 5, [("image_to_video", "gen4.5")]) == (limits, calls)
 
 
 def test_uri_placeholder_places_the_file_in_lists_and_nested_tables(tmp_path: Path) -> None:

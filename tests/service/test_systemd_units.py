@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -161,3 +162,38 @@ def test_security_exposure_is_ok(unit: str, tmp_path: Path) -> None:
     assert band in {"PERFECT", "SAFE", "OK"}, match.group(0)
     assert score <= MAX_EXPOSURE
     assert 0 == result.returncode
+
+
+DROP_IN = "runwatchd.service.d/postgresql.conf"
+
+
+def test_postgresql_drop_in_orders_after_a_local_database() -> None:
+    """The drop-in starts the unit after postgresql.service and wants it, but never requires it."""
+    d = directives(DROP_IN)
+    assert {"Unit.After": ["postgresql.service"], "Unit.Wants": ["postgresql.service"]} == d
+
+
+def verify_with_drop_in(tmp_path: Path, drop_in_text: str) -> list[str]:
+    """`systemd-analyze verify` of runwatchd.service with `drop_in_text` as its drop-in, found
+    the way systemd finds it (the unit's directory first on the unit path); its complaints."""
+    unit = copy_with_existing_exe("runwatchd.service", tmp_path)
+    (tmp_path / "runwatchd.service.d").mkdir()
+    (tmp_path / DROP_IN).write_text(drop_in_text)
+    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"}
+    result = subprocess.run([ANALYZE, "verify", str(unit)], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert 0 == result.returncode, result.stdout + result.stderr
+    return [line for line in (result.stdout + result.stderr).splitlines() if "runwatchd" in line]
+
+
+@needs_analyze
+def test_postgresql_drop_in_verifies(tmp_path: Path) -> None:
+    """`systemd-analyze verify` reads the drop-in beside the unit and has nothing to say."""
+    assert [] == verify_with_drop_in(tmp_path, (UNITS_DIR / DROP_IN).read_text())
+
+
+@needs_analyze
+def test_verify_reads_the_drop_in(tmp_path: Path) -> None:
+    """The check above looks at the drop-in at all: a bad key in it is reported."""
+    complaints = verify_with_drop_in(tmp_path, "[Unit]\nAfter=postgresql.service\nFrobnicate=1\n")
+    assert [True] == ["Frobnicate" in line for line in complaints]

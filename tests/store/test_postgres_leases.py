@@ -195,3 +195,30 @@ def test_holders_are_forgotten_an_hour_after_their_last_beat(
         rows = conn.execute("SELECT node FROM holders").fetchall()
         leased = conn.execute("SELECT path FROM leases").fetchall()
     assert ([("alive",)], [("/hot/mine.jpg",)]) == (rows, leased)
+
+
+def _as_if_beaten_before_the_server_started(url: str, holder: str, lease: float) -> None:
+    """Make `holder`'s last beat predate the server's start (as when PostgreSQL restarted)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE holders SET heartbeat_at = extract(epoch FROM pg_postmaster_start_time()) - 1,"
+            " alive_until = extract(epoch FROM pg_postmaster_start_time()) - 1 + %s "
+            "WHERE holder = %s", (lease, holder))
+
+
+def test_a_server_restart_proves_no_holder_dead(store_factory: StoreFactory) -> None:
+    """Across a server restart neither a missing lock nor a lease that ran out meanwhile makes
+    a holder dead: its leases stay its own for one lease time from the server's start, so the
+    first node back does not take the others' work in progress."""
+    first, second = store_factory.open(node="alpha"), store_factory.open(node="beta")
+    first.heartbeat(SHORT)
+    first.lease(A, SHORT)
+    second.put(record(A, S.UPLOADING))
+    first.close()  # its lock goes, as a restart drops it
+    time.sleep(PAST_SHORT)  # and its lease runs out, as during the outage
+    _as_if_beaten_before_the_server_started(_url(store_factory), first.holder, 1e6)
+    assert "alpha" == second.lease(A, LONG)
+    assert [] == second.take_orphans({S.UPLOADING}, LONG)
+    # Once the grace (one lease time from the start) has passed, expiry counts again.
+    _as_if_beaten_before_the_server_started(_url(store_factory), first.holder, 0.0)
+    assert [A] == [r.path for r in second.take_orphans({S.UPLOADING}, LONG)]
