@@ -21,6 +21,7 @@ from runwatchd.errors import (
     KeyRejected,
     NoCredits,
     RetryableError,
+    StoreUnavailable,
     SubmitUncertain,
 )
 from runwatchd.generation.outputs import OutputDirs
@@ -40,14 +41,19 @@ S = FileState
 
 # Follow a submitted task: (media file, task id, folder its outputs go to).
 FollowFn = Callable[[Path, str, Path], None]
+# How long a created task's id waits in memory for an unreachable store before it is given up
+# (the row stays "submitting": "needs attention" then, as after a crash).
+RECORD_PATIENCE = 900.0
 
 
 class Submitter:
     """Submits generations with the client in use; waits while credits are out (`pauses`)."""
 
     def __init__(self, client: ClientRef, store: Store, pauses: Pauses, failures: Failures,
-                 outputs: OutputDirs, *, follow: FollowFn | None = None) -> None:
+                 outputs: OutputDirs, *, follow: FollowFn | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
+        self._sleep = sleep
         self._store = store
         self._pauses = pauses
         self._failures = failures
@@ -123,9 +129,29 @@ class Submitter:
         task_id = str(answer["id"])
         base.state, base.task_id, base.task_status = S.RUNNING, task_id, TaskStatus.PENDING
         base.error = None
-        self._store.put(base)
+        self._record_task(base)
         write_task_sidecar(path, base, TaskStatus.PENDING, credits=credits_of(answer))
         log.info("submitted %s task %s for %s", rule.endpoint, task_id, path)
         if self._follow:
             self._follow(path, task_id, output_dir)
         return Ending(Outcome.SUBMITTED)
+
+    def _record_task(self, record: FileRecord) -> None:
+        """Record a task Runway created: its id exists nowhere else yet, so a store outage is
+        waited out (once a second, RECORD_PATIENCE at most) rather than losing it."""
+        waited = 0.0
+        while True:
+            try:
+                self._store.put(record)
+                if waited:
+                    log.info("task %s of %s recorded after the store came back", record.task_id,
+                             record.path)
+                return
+            except StoreUnavailable as e:
+                if waited >= RECORD_PATIENCE:
+                    raise
+                if not waited:
+                    log.info("task %s of %s was created but %s; holding its id until the "
+                             "store is back", record.task_id, record.path, e)
+                self._sleep(1.0)
+                waited += 1.0

@@ -272,6 +272,9 @@ def setup_logging(
 
     for name in _NOISY:
         logging.getLogger(name).setLevel(max(logging.WARNING, levelno))
+    # psycopg's pool warns at every failed reconnect while the store is down (dozens a minute);
+    # the daemon says it once (daemon/outage.py), so only the pool's errors get through.
+    logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, levelno))
     # watch/observers.py hooks watchdog's "Inotify queue overflowed" WARNING to trigger a rescan
     # (watchdog 7.1 only logs it), so its WARNING records must be created whatever the level.
     logging.getLogger(OVERFLOW_LOGGER).setLevel(logging.WARNING)

@@ -62,12 +62,6 @@ def server() -> Iterator[OwnPostgres]:
         yield pg
 
 
-# Fails on main at 7fb55b8: on the store's return a node takes live nodes' claims (its own
-# included: the server's restart ended every holder's advisory lock) as orphans at once, before
-# they renew: "submitting" rows end "needs attention", a "running" task may be followed and
-# downloaded twice.
-@pytest.mark.xfail(reason="the daemon takes a live node's claims as orphans on the store's "
-                          "return (issue 11 item 5, not done yet)", strict=False)
 def test_postgres_stopped_for_20_s_loses_nothing_repeats_nothing_and_work_resumes(
         tmp_path: Path, emulator: Emulator, server: OwnPostgres) -> None:
     """Two nodes, PostgreSQL down 20 s mid-run: all done, stored once, resumed within 10 s."""
