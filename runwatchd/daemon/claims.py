@@ -69,8 +69,10 @@ class WorkClaims:
     def beat_due_in(self) -> float:
         return max(0.0, self._next_beat - self._clock())
 
-    def tick(self, in_flight: int) -> None:
-        """The main loop's turn: every third of the lease time, beat and take orphans over."""
+    def tick(self, in_flight: int, *, take_orphans: bool = True) -> None:
+        """The main loop's turn: every third of the lease time, beat and take orphans over
+        (not while `take_orphans` is False: just back from a store outage, the other nodes
+        have not renewed their leases yet)."""
         now = self._clock()
         if now < self._next_beat:
             return
@@ -78,7 +80,8 @@ class WorkClaims:
         try:
             self.beat(in_flight)
             self._release_idle()
-            orphans = self.take_orphans() if self._take_over is not None else []
+            orphans = (self.take_orphans() if self._take_over is not None and take_orphans
+                       else [])
         except StoreUnavailable as e:
             log.debug("heartbeat skipped: %s", e)  # the outage is told elsewhere, once
             return

@@ -269,7 +269,8 @@ class Daemon:
         self.reconciler.tick(self.clock())
         self.outage.tick()
         if not self.outage.down:
-            self.claims.tick(len(self.scheduler.in_flight()))
+            self.claims.tick(len(self.scheduler.in_flight()),
+                             take_orphans=not self.outage.holding())
         self.reloader.close_retired_clients()
 
     def shutdown(self) -> None:

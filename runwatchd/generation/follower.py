@@ -207,6 +207,8 @@ class TaskFollower:
             except StoreUnavailable as e:  # the daemon holds new work; this task waits too
                 if self.on_store_lost:
                     self.on_store_lost(e)
+                with self._cond:  # still ours (a _finish cut short dropped it): keep its lease
+                    self._followed[item.task_id] = item.path
                 self._requeue(item, STORE_RETRY)
             except Exception:  # a bug here must not end following for every other task
                 log.exception("unexpected error following task %s", item.task_id)

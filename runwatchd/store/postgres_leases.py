@@ -17,7 +17,8 @@ a new one (the work it lost meanwhile is another's, which is what a lost lease m
 A server restart (PostgreSQL stopped for maintenance, a fail-over) drops every lock and stops
 every heartbeat, so neither proves a death across it: a lock's absence counts only for a holder
 that beat since the server started, and a lease of a holder that has not beaten since gets one
-lease time from the start to be renewed (its holder's own length) before it is taken.
+lease time from the start to be renewed (its holder's own length, 30 s at least) before it is
+taken.
 
 Atomicity: lease() is one INSERT ... ON CONFLICT DO UPDATE ... WHERE (expired, same holder or
 dead holder), which locks the conflicting row, so of many askers one wins; take_orphans() locks
@@ -47,6 +48,10 @@ from runwatchd.store.postgres_rows import Connection, Cursor
 NOW = "extract(epoch FROM clock_timestamp())::float8"
 # When the server (re)started: every advisory lock and every heartbeat stopped there.
 SERVER_START = "extract(epoch FROM pg_postmaster_start_time())::float8"
+# Seconds from a server start that a lease of a holder not seen since keeps at least: nodes come
+# back at their pools' pace (psycopg_pool's reconnect backs off, up to ~16 s after a 30 s outage),
+# not at once, and a short lease_seconds must not let the first one back take the others' work.
+RESTART_GRACE = 30.0
 # holders() forgets a holder this long after its last heartbeat.
 FORGET_AFTER = 3600.0
 # Keys of a name's probe sequence tried before giving up (each taken key is a live process).
@@ -77,10 +82,12 @@ def _restart_grace(holder: str) -> str:
     """SQL: the holder last beat before the server (re)started, and one lease time has not yet
     passed since the start: the server being down stopped every node's heartbeat, so a lease
     that ran out meanwhile is no sign of its holder's death until the holder had a lease time
-    to renew it (without this, the first node back takes the others' work in progress)."""
+    to renew it, RESTART_GRACE at least (without this, the first node back takes the others'
+    work in progress)."""
     return (f"EXISTS (SELECT 1 FROM holders g WHERE g.holder = {holder} "
             f"AND g.heartbeat_at < {SERVER_START} "
-            f"AND {NOW} < {SERVER_START} + (g.alive_until - g.heartbeat_at))")
+            f"AND {NOW} < {SERVER_START} + greatest(g.alive_until - g.heartbeat_at, "
+            f"{RESTART_GRACE}))")
 
 
 def _lease_ended(lease: str) -> str:
