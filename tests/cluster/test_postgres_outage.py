@@ -25,7 +25,6 @@ from cluster_helpers import (
     bad_sidecars,
     cluster,
     done,
-    fast_emulator,
     make_files,
     not_done,
     objects_by_content,
@@ -46,13 +45,6 @@ from runwatchd.emulator import Emulator
 BEFORE, DURING = 200, 50
 OUTAGE_SECONDS = 20
 LEASE_SECONDS = 3
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    """A fast emulator of this test's own."""
-    with fast_emulator() as emu:
-        yield emu
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from cluster_helpers import (
     bad_sidecars,
     cluster,
     done,
-    fast_emulator,
     make_files,
     not_done,
     stored_twice,
@@ -36,13 +34,6 @@ from postgres_helpers import PostgresServer
 from runwatchd.emulator import Emulator
 
 FILES = 300
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    """A fast emulator of this test's own."""
-    with fast_emulator() as emu:
-        yield emu
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

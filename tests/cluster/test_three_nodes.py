@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cluster_helpers import (
     SUBMITTING,
     Node,
     bad_sidecars,
     cluster,
     done,
-    fast_emulator,
     make_files,
     not_done,
     rows_in,
@@ -53,13 +50,6 @@ from runwatchd.store.base import StoreView
 FILES = 600
 NODES = 3
 LEASE_SECONDS = 3
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    """A fast emulator of this test's own."""
-    with fast_emulator() as emu:
-        yield emu
 
 
 def kill_while_uploading(victim: Node, view: StoreView,
