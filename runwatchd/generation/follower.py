@@ -361,9 +361,9 @@ class TaskFollower:
     def _finish(self, item: _Followed, status: str, *, outputs: list[str] | None = None,
                 failure: str | None = None, code: str | None = None,
                 credits: Credits = (None, None)) -> None:
-        self._drop(item)
         record = self._store.get(item.path)
         if record is None or record.task_id != item.task_id:
+            self._drop(item)
             return  # the file was replaced meanwhile; its new version has its own record
         succeeded = status == TaskStatus.SUCCEEDED
         record.state = FileState.SUCCEEDED if succeeded else FileState.TASK_FAILED
@@ -374,6 +374,9 @@ class TaskFollower:
         # polls the task again and writes both; the other order leaves a stale sidecar for good.
         write_task_sidecar(item.path, record, status, failure=failure, code=code, credits=credits)
         self._store.put(record)
+        # Followed until the row is final: the daemon gives up the file's lease once it is not
+        # followed, and a "running" row without a lease is another's (or our own) to take over.
+        self._drop(item)
         if succeeded:
             log.info("task %s for %s SUCCEEDED: %s", item.task_id, item.path.name,
                      ", ".join(record.outputs))
