@@ -32,6 +32,8 @@ open_store / open_view (store/open.py) pick one by URL.
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,16 @@ class OwnerInfo:
     pid: int | None
     node: str | None  # the host name of the owning process
     since: float | None  # epoch seconds it took ownership
+
+
+def new_holder(node: str) -> str:
+    """A holder id for this process, "<node>:<pid>:<tag>": unique even when a pid is reused."""
+    return f"{node}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def holder_node(holder: str) -> str:
+    """The node part of a holder id (a node name may hold colons)."""
+    return holder.rsplit(":", 2)[0]
 
 
 @dataclass(frozen=True)

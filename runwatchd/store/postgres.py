@@ -21,8 +21,6 @@ and ownership's SQL are in postgres_leases.py.
 
 from __future__ import annotations
 
-import os
-import secrets
 import socket
 import threading
 import time
@@ -36,7 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from runwatchd.lifecycle.states import TASK_STATES, FileState
 from runwatchd.store import postgres_leases as leases
 from runwatchd.store import postgres_schema as schema
-from runwatchd.store.base import HolderInfo, OwnerInfo, Signature
+from runwatchd.store.base import HolderInfo, OwnerInfo, Signature, new_holder
 from runwatchd.store.postgres_rows import (
     COLUMNS,
     CONNECT_OPTIONS,
@@ -78,7 +76,7 @@ class PostgresStore:
         self._guard = TransitionGuard(strict)
         self._owner_lock = threading.Lock()
         self._owner: leases.SessionLock | None = None
-        self._holder = f"{self.node}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._holder = new_holder(self.node)
         self._holder_lock = leases.HolderLock(lambda: connect(url), self._holder)
         # One plain connection first: an unreachable server fails at once with the driver's
         # reason (the pool would retry quietly until its timeout), and the schema is ready

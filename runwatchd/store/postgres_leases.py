@@ -41,7 +41,7 @@ from typing import Any
 import psycopg
 
 from runwatchd.store import postgres_schema as schema
-from runwatchd.store.base import HolderInfo, OwnerInfo
+from runwatchd.store.base import HolderInfo, OwnerInfo, holder_node
 from runwatchd.store.postgres_rows import Connection, Cursor
 
 # The server's clock, in epoch seconds (DOUBLE PRECISION like the columns).
@@ -131,11 +131,6 @@ _OWNER = (f"SELECT o.pid, o.node, o.since FROM owners o WHERE o.node = %s "
           f"AND {_holds(schema.NODE_OWNER_NAMESPACE, 'o')}")
 
 
-def node_of(holder: str) -> str:
-    """The node part of a holder id "<node>:<pid>:<tag>" (a node name may hold colons)."""
-    return holder.rsplit(":", 2)[0]
-
-
 # -- leases ------------------------------------------------------------------------------------
 
 
@@ -147,8 +142,8 @@ def lease(cur: Cursor, path: str, holder: str, seconds: float) -> str | None:
     # ON CONFLICT locked the row: it is still the live holder's when read again.
     row = cur.execute(_HELD_BY, (path,)).fetchone()
     if row is None:  # cannot happen while the row is locked; say who asked rather than fail
-        return node_of(holder)
-    return str(row[1]) if row[1] is not None else node_of(str(row[0]))
+        return holder_node(holder)
+    return str(row[1]) if row[1] is not None else holder_node(str(row[0]))
 
 
 def release(cur: Cursor, path: str, holder: str) -> None:

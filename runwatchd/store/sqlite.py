@@ -48,9 +48,9 @@ from runwatchd import fsutil
 from runwatchd.errors import StoreDamaged
 from runwatchd.lifecycle.states import TASK_STATES, FileState
 from runwatchd.store import sqlite_leases as leases
-from runwatchd.store.base import HolderInfo, OwnerInfo, Signature
-from runwatchd.store.sqlite_leases import lock_path, read_owner
+from runwatchd.store.base import HolderInfo, OwnerInfo, Signature, new_holder
 from runwatchd.store.record import FileRecord
+from runwatchd.store.sqlite_leases import lock_path, read_owner
 from runwatchd.store.transitions import TransitionGuard
 
 JOURNAL_NAME = "journal.sqlite3"
@@ -159,7 +159,7 @@ class SqliteStore:
         self._guard = TransitionGuard(strict)
         self._lock = threading.Lock()
         self._owner_fd: int | None = None
-        self._holder = leases.new_holder(socket.gethostname())
+        self._holder = new_holder(socket.gethostname())
         self._started_at = clock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         try:

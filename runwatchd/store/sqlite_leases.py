@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import socket
 import sqlite3
 from collections.abc import Collection
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runwatchd import fsutil
-from runwatchd.store.base import HolderInfo, OwnerInfo
+from runwatchd.store.base import HolderInfo, OwnerInfo, holder_node
 
 LEASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (path PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);
@@ -34,15 +33,6 @@ CREATE TABLE IF NOT EXISTS holders (
 """
 # A holder that has not beaten its heart for this long is forgotten by holders().
 FORGET_AFTER = 3600.0
-
-
-def new_holder(node: str) -> str:
-    """A holder id for this process: unique even when a pid is reused after a restart."""
-    return f"{node}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def holder_node(holder: str) -> str:
-    return holder.rsplit(":", 2)[0]
 
 
 def holder_dead(holder: str) -> bool:

@@ -11,9 +11,10 @@ from pathlib import Path
 from helpers import FakeClock
 
 from runwatchd.lifecycle.states import FileState
+from runwatchd.store.base import new_holder
 from runwatchd.store.record import FileRecord
 from runwatchd.store.sqlite import SqliteStore
-from runwatchd.store.sqlite_leases import holder_dead, new_holder
+from runwatchd.store.sqlite_leases import holder_dead
 
 
 def ended_pid() -> int:
