@@ -66,9 +66,6 @@ class WorkClaims:
             self._held.discard(path)
         self._store.release(path)
 
-    def beat_due_in(self) -> float:
-        return max(0.0, self._next_beat - self._clock())
-
     def tick(self, in_flight: int, *, take_orphans: bool = True) -> None:
         """The main loop's turn: every third of the lease time, beat and take orphans over
         (not while `take_orphans` is False: just back from a store outage, the other nodes

@@ -69,9 +69,11 @@ class Repairs:
         """The orphans in folders this node watches; the others' leases are given up at once
         (a node that watches their folder takes them: this one may not even mount it). A single
         host repairs all of its own at start-up, watched or not, as it always did."""
-        mine = [r for r in orphans if self._folders.folder_for(Path(r.path)) is not None]
+        mine = []
         for record in orphans:
-            if self._folders.folder_for(Path(record.path)) is None:
+            if self._folders.folder_for(Path(record.path)) is not None:
+                mine.append(record)
+            else:
                 self._claims.done(Path(record.path), keep=False)
         return mine
 
